@@ -1,0 +1,28 @@
+# Two entry points for a new user: `make demo` and `make test`.
+# Both create .venv with the Python found on PATH (3.11+) and install tailor into it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tailor needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The tour of the loop on the bundled problem set (becomes the full offline demo).
+demo: $(STAMP)
+	$(BIN)/tailor --help
+	$(BIN)/tailor init demo-project
+	$(BIN)/tailor --project demo-project import data/problems.jsonl
+	$(BIN)/tailor --project demo-project status
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo-project

@@ -1,0 +1,138 @@
+"""Argument parsing only: every command dispatches to app/pipeline or app/store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.errors import TailorError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = REPO_ROOT / "data" / "problems.jsonl"
+
+TOUR = """\
+The loop, one command per stage (each is resumable; re-running skips finished work):
+
+  tailor init DIR                    write DIR/tailor.toml and create DIR/tailor.db
+  tailor --project DIR import FILE   load problems (GSM8K, MATH, MATH-500, AIME, JSONL, CSV)
+  tailor --project DIR status        what the project holds so far
+
+Global option --project DIR (default: the current directory) works before or after
+the command. Configuration lives in DIR/tailor.toml; API keys only in environment
+variables that the config names.
+"""
+
+
+def _project_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS keeps a subcommand's missing --project from overwriting the global one.
+    p.add_argument("--project", type=Path, default=argparse.SUPPRESS, help="project directory")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parent = _project_parent()
+    parser = argparse.ArgumentParser(
+        prog="tailor",
+        description="Student-centred chain-of-thought distillation on MLX.",
+        epilog=TOUR,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("init", parents=[parent], help="create tailor.toml and tailor.db in a directory")
+    p.add_argument("dir", nargs="?", type=Path, help="project directory (default: --project or .)")
+    p.add_argument("--with-bundled", action="store_true", help="also import the bundled problem set")
+
+    p = sub.add_parser("import", parents=[parent], help="import problems from a file")
+    p.add_argument("file", type=Path)
+    p.add_argument("--format", choices=["jsonl", "csv", "gsm8k", "math", "math500", "aime"])
+    p.add_argument("--split", choices=["train", "valid", "test", "placement"],
+                   help="split for every row (default: the row's own 'split', else train)")
+    p.add_argument("--source", help="source label (default: the file name)")
+
+    sub.add_parser("status", parents=[parent], help="counts of what the project holds")
+    return parser
+
+
+def cmd_init(args) -> int:
+    from app.config import CONFIG_NAME, DB_NAME, default_config_text
+    from app.store import Store
+
+    project: Path = args.dir or args.project
+    project.mkdir(parents=True, exist_ok=True)
+    cfg = project / CONFIG_NAME
+    if cfg.exists():
+        print(f"{cfg} exists; left as it is")
+    else:
+        cfg.write_text(default_config_text(), encoding="utf-8")
+        print(f"wrote {cfg}")
+    with Store(project / DB_NAME):
+        pass
+    print(f"store {project / DB_NAME} ready")
+    if args.with_bundled:
+        args.project, args.file, args.format, args.split, args.source = project, BUNDLED, None, None, "bundled"
+        return cmd_import(args)
+    print(f"next: tailor --project {project} import {_display(BUNDLED)}   (the bundled problem set)")
+    return 0
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _open_store(project: Path):
+    from app.config import DB_NAME, load_config
+    from app.store import Store
+
+    load_config(project)  # a broken config is reported before anything is written
+    return Store(project / DB_NAME)
+
+
+def cmd_import(args) -> int:
+    from app.pipeline.importing import import_file
+
+    with _open_store(args.project) as store:
+        res = import_file(store, args.file, args.format, args.split, args.source)
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(store.problem_counts().items()))
+    print(f"{res.path}: {res.rows} problems ({res.format}): {res.new} new, {res.present} already present")
+    print(f"store now holds: {counts}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    with _open_store(args.project) as store:
+        counts = store.problem_counts()
+        print(f"project {args.project.resolve()}")
+        print("problems: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+        for table in ("attempts", "grades", "datasets", "traces", "runs", "evals", "api_calls"):
+            print(f"{table}: {store.count(table)}")
+    return 0
+
+
+COMMANDS = {"init": cmd_init, "import": cmd_import, "status": cmd_status}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except TailorError as e:
+        print(f"tailor: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("tailor: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""`tailor import`: read a problem file, validate every row, store all of it or nothing.
+
+Formats: GSM8K (question, answer ending in `#### x`), MATH (problem, solution with
+\\boxed{}, level, type), MATH-500 (problem, answer, solution, subject, level), AIME
+(problem/Problem, answer/Answer, year/Year) and plain JSONL/CSV (question, answer, optional
+solution, category, section, year, difficulty, split). A problem's id is a hash of its
+content, so importing the same file twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.errors import ImportFileError
+from app.records import SPLITS, Problem
+from app.store import Store
+
+FORMATS = ("jsonl", "csv", "gsm8k", "math", "math500", "aime")
+MAX_FIELD_CHARS = 100_000
+_CALC = re.compile(r"<<[^<>]*>>")  # GSM8K calculator annotations: 48/2=<<48/2=24>>24
+
+
+@dataclass
+class ImportResult:
+    path: Path
+    format: str
+    rows: int
+    new: int
+
+    @property
+    def present(self) -> int:
+        return self.rows - self.new
+
+
+def problem_id(question: str, answer: str) -> str:
+    digest = hashlib.sha256(f"{question.strip()}\n{answer.strip()}".encode()).hexdigest()
+    return digest[:16]
+
+
+class RowError(Exception):
+    pass
+
+
+def _lower_keys(row: dict) -> dict:
+    return {str(k).strip().lower(): v for k, v in row.items()}
+
+
+def _text(row: dict, *keys: str, required: bool = True) -> str | None:
+    for k in keys:
+        v = row.get(k)
+        if v is None or (isinstance(v, str) and v == ""):
+            continue
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = str(v)
+        if not isinstance(v, str):
+            raise RowError(f"field {k!r} must be text, got {type(v).__name__}")
+        v = v.strip()
+        if not v:
+            continue
+        if len(v) > MAX_FIELD_CHARS:
+            raise RowError(f"field {k!r} is {len(v)} characters (limit {MAX_FIELD_CHARS})")
+        return v
+    if required:
+        raise RowError(f"missing or empty {keys[0]!r}")
+    return None
+
+
+def _int(value, key: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise RowError(f"field {key!r} must be an integer")
+    if isinstance(value, int):
+        return value
+    m = re.search(r"-?\d+", str(value))  # "Level 3" -> 3
+    if not m:
+        raise RowError(f"field {key!r} must be an integer, got {value!r}")
+    return int(m.group())
+
+
+def _last_boxed(text: str) -> str | None:
+    # Deferred import: answers pulls in math-verify, which is slow to import.
+    from app.answers import extract_answer
+
+    if "\\boxed" not in text and "\\fbox" not in text:
+        return None
+    return extract_answer(text)
+
+
+def _split(row: dict, default: str | None, override: str | None) -> str:
+    split = override or row.get("split") or default or "train"
+    if split not in SPLITS:
+        raise RowError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+    return split
+
+
+def to_problem(raw: dict, fmt: str, source: str, split_override: str | None) -> Problem:
+    row = _lower_keys(raw)
+    if fmt == "gsm8k":
+        question = _text(row, "question")
+        full = _text(row, "answer")
+        if "####" not in full:
+            raise RowError("GSM8K answer has no '#### <answer>' line")
+        solution, answer = full.rsplit("####", 1)
+        answer = answer.strip().replace(",", "")
+        if not answer:
+            raise RowError("GSM8K answer is empty after '####'")
+        solution = _CALC.sub("", solution).strip() + f"\nThe answer is \\boxed{{{answer}}}."
+        fields = dict(question=question, answer=answer, solution=solution)
+    elif fmt == "math":
+        question = _text(row, "problem")
+        solution = _text(row, "solution")
+        answer = _text(row, "answer", required=False) or _last_boxed(solution)
+        if not answer:
+            raise RowError("MATH solution has no \\boxed{...} answer")
+        fields = dict(
+            question=question,
+            answer=answer,
+            solution=solution,
+            category=_text(row, "type", "subject", required=False),
+            difficulty=_int(row.get("level"), "level"),
+        )
+    elif fmt == "math500":
+        fields = dict(
+            question=_text(row, "problem"),
+            answer=_text(row, "answer"),
+            solution=_text(row, "solution", required=False),
+            category=_text(row, "subject", "type", required=False),
+            difficulty=_int(row.get("level"), "level"),
+        )
+    elif fmt == "aime":
+        fields = dict(
+            question=_text(row, "problem", "question"),
+            answer=_text(row, "answer"),
+            solution=_text(row, "solution", required=False),
+            category="aime",
+            year=_int(row.get("year"), "year"),
+        )
+    else:  # jsonl / csv
+        fields = dict(
+            question=_text(row, "question", "problem"),
+            answer=_text(row, "answer"),
+            solution=_text(row, "solution", required=False),
+            category=_text(row, "category", "subject", "type", required=False),
+            section=_text(row, "section", required=False),
+            year=_int(row.get("year"), "year"),
+            difficulty=_int(row.get("difficulty", row.get("level")), "difficulty"),
+        )
+    split = _split(row, None, split_override)
+    return Problem(
+        id=problem_id(fields["question"], fields["answer"]),
+        split=split,
+        source=source,
+        **fields,
+    )
+
+
+def detect_format(path: Path, first: dict | None) -> str:
+    if path.suffix.lower() == ".csv":
+        return "csv"
+    if first is None:
+        return "jsonl"
+    row = _lower_keys(first)
+    if "question" in row and isinstance(row.get("answer"), str) and "####" in row["answer"]:
+        return "gsm8k"
+    if "problem" in row and "solution" in row and "answer" not in row:
+        return "math"
+    if "problem" in row and "answer" in row and ("subject" in row or "unique_id" in row):
+        return "math500"
+    if "problem" in row and "answer" in row and "year" in row:
+        return "aime"
+    if "question" in row and "answer" in row:
+        return "jsonl"
+    raise ImportFileError(
+        f"{path}:1: cannot tell the format from keys {sorted(row)}; pass --format {{{','.join(FORMATS)}}}"
+    )
+
+
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ImportFileError(f"{path}: cannot read ({e.strerror})") from None
+    lines = []
+    for n, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            lines.append((n, raw.decode("utf-8").rstrip("\r")))
+        except UnicodeDecodeError as e:
+            raise ImportFileError(f"{path}:{n}: not valid UTF-8 (byte {e.start})") from None
+    return lines
+
+
+def _jsonl_rows(path: Path) -> list[tuple[int, dict]]:
+    rows = []
+    for n, line in _read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ImportFileError(f"{path}:{n}: invalid JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise ImportFileError(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
+        rows.append((n, obj))
+    return rows
+
+
+def _json_array_rows(path: Path) -> list[tuple[int, dict]]:
+    text = "\n".join(line for _, line in _read_lines(path))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ImportFileError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+    if not isinstance(data, list):
+        raise ImportFileError(f"{path}:1: expected a JSON array of objects")
+    rows = []
+    for i, obj in enumerate(data, start=1):
+        if not isinstance(obj, dict):
+            raise ImportFileError(f"{path}: item {i}: expected a JSON object")
+        rows.append((i, obj))
+    return rows
+
+
+def _csv_rows(path: Path) -> list[tuple[int, dict]]:
+    text = "\n".join(line for _, line in _read_lines(path))
+    reader = csv.DictReader(io.StringIO(text))
+    rows = []
+    try:
+        for obj in reader:
+            if None in obj:  # more cells than header columns
+                raise ImportFileError(f"{path}:{reader.line_num}: more values than header columns")
+            if not any((v or "").strip() for v in obj.values()):
+                continue
+            rows.append((reader.line_num, obj))
+    except csv.Error as e:
+        raise ImportFileError(f"{path}:{reader.line_num}: {e}") from None
+    return rows
+
+
+def read_problems(
+    path: Path, fmt: str | None = None, split: str | None = None, source: str | None = None
+) -> tuple[str, list[Problem]]:
+    """Parse and validate a whole file. Raises ImportFileError naming FILE:LINE."""
+    path = Path(path)
+    if fmt is not None and fmt not in FORMATS:
+        raise ImportFileError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if split is not None and split not in SPLITS:
+        raise ImportFileError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    if fmt == "csv" or (fmt is None and path.suffix.lower() == ".csv"):
+        rows = _csv_rows(path)
+    elif path.suffix.lower() == ".json":
+        rows = _json_array_rows(path)
+    else:
+        rows = _jsonl_rows(path)
+    if not rows:
+        raise ImportFileError(f"{path}: no problems in file")
+    fmt = fmt or detect_format(path, rows[0][1])
+    source = source or path.stem
+    problems = []
+    for n, row in rows:
+        try:
+            problems.append(to_problem(row, fmt, source, split))
+        except RowError as e:
+            raise ImportFileError(f"{path}:{n}: {e}") from None
+    return fmt, problems
+
+
+def import_file(
+    store: Store,
+    path: Path,
+    fmt: str | None = None,
+    split: str | None = None,
+    source: str | None = None,
+) -> ImportResult:
+    fmt, problems = read_problems(Path(path), fmt, split, source)
+    new = store.insert_problems(problems)
+    return ImportResult(path=Path(path), format=fmt, rows=len(problems), new=new)

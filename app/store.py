@@ -1,0 +1,365 @@
+"""The only module that touches SQLite.
+
+One file per project (tailor.db) in WAL mode with foreign keys on. The schema grows by
+append-only migrations counted in PRAGMA user_version: never edit a released migration,
+add a new one. Accessors return pydantic records (app/records.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+from app.errors import StoreError
+from app.records import ApiCall, Attempt, Problem
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE problems (
+            id TEXT PRIMARY KEY,
+            question TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            solution TEXT,
+            category TEXT,
+            section TEXT,
+            difficulty INTEGER,
+            year INTEGER,
+            split TEXT NOT NULL CHECK (split IN ('train','valid','test','placement')),
+            source TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX problems_split ON problems(split, category)")
+    # A student's output. `key` hashes everything that determines the output (problem,
+    # model, adapter, prompt hash, sampling params, seed, tier) so re-runs skip it.
+    db.execute(
+        """CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            problem_id TEXT NOT NULL REFERENCES problems(id),
+            purpose TEXT NOT NULL,
+            model TEXT NOT NULL,
+            adapter TEXT,
+            run_id TEXT REFERENCES runs(id),
+            prompt_hash TEXT NOT NULL,
+            params TEXT NOT NULL,
+            seed INTEGER,
+            tier TEXT,
+            text TEXT,
+            extracted TEXT,
+            correct INTEGER,
+            n_tokens INTEGER,
+            finish_reason TEXT,
+            error TEXT,
+            dtype TEXT,
+            blas TEXT,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX attempts_problem ON attempts(problem_id, purpose)")
+    db.execute(
+        """CREATE TABLE grades (
+            id INTEGER PRIMARY KEY,
+            problem_id TEXT NOT NULL REFERENCES problems(id),
+            attempt_id INTEGER REFERENCES attempts(id),
+            grade TEXT CHECK (grade IN ('easy','medium','hard')),
+            answer_correct INTEGER,
+            logical INTEGER,
+            complete INTEGER,
+            minor_error INTEGER,
+            judge_grade TEXT,
+            disagreement INTEGER NOT NULL DEFAULT 0,
+            rationale TEXT,
+            is_override INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            provider TEXT NOT NULL,
+            model TEXT,
+            prompt_hash TEXT,
+            api_call_key TEXT REFERENCES api_calls(key),
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX grades_problem ON grades(problem_id)")
+    db.execute(
+        """CREATE TABLE datasets (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            strategy TEXT NOT NULL,
+            k INTEGER,
+            seed INTEGER,
+            params TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE dataset_items (
+            dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+            problem_id TEXT NOT NULL REFERENCES problems(id),
+            grade TEXT,
+            route TEXT NOT NULL CHECK (route IN ('short','long')),
+            PRIMARY KEY (dataset_id, problem_id)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE traces (
+            id INTEGER PRIMARY KEY,
+            problem_id TEXT NOT NULL REFERENCES problems(id),
+            role TEXT NOT NULL CHECK (role IN ('short','long')),
+            provider TEXT NOT NULL,
+            model TEXT,
+            prompt_hash TEXT,
+            api_call_key TEXT REFERENCES api_calls(key),
+            text TEXT,
+            reasoning TEXT,
+            extracted TEXT,
+            verified INTEGER,
+            reject_reason TEXT,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX traces_problem ON traces(problem_id, role)")
+    db.execute(
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            dataset_id INTEGER REFERENCES datasets(id),
+            seed INTEGER,
+            profile TEXT,
+            config TEXT NOT NULL,
+            status TEXT NOT NULL,
+            best_iter INTEGER,
+            best_val_loss REAL,
+            stop_reason TEXT,
+            adapter_path TEXT,
+            valid_disjoint_from_test INTEGER,
+            dtype TEXT,
+            blas TEXT,
+            started_at TEXT NOT NULL,
+            finished_at TEXT
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE metrics (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            step INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            value REAL NOT NULL,
+            extra TEXT,
+            PRIMARY KEY (run_id, step, kind)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE evals (
+            id INTEGER PRIMARY KEY,
+            attempt_id INTEGER NOT NULL UNIQUE REFERENCES attempts(id),
+            coherence REAL,
+            completeness REAL,
+            factual REAL,
+            cotqs REAL,
+            provider TEXT,
+            model TEXT,
+            prompt_hash TEXT,
+            api_call_key TEXT REFERENCES api_calls(key),
+            created_at TEXT NOT NULL
+        )"""
+    )
+    # The remote request cache: a finished response is written here before it is used.
+    db.execute(
+        """CREATE TABLE api_calls (
+            key TEXT PRIMARY KEY,
+            stage TEXT NOT NULL,
+            role TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            base_url TEXT,
+            model TEXT NOT NULL,
+            prompt_hash TEXT,
+            request TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('ok','error')),
+            content TEXT,
+            reasoning TEXT,
+            finish_reason TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            cost REAL,
+            latency_s REAL,
+            retries INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX api_calls_stage ON api_calls(stage, role)")
+
+
+# Append only. Position i (0-based) takes the schema from user_version i to i + 1.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store:
+    """A project's SQLite store. Use one per thread."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        try:
+            conn = sqlite3.connect(self.path, timeout=30)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.enable_wal()
+            self.migrate()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: cannot open as a tailor database ({e})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- schema ---------------------------------------------------------------
+
+    @property
+    def user_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> None:
+        version = self.user_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema version {version} is newer than this tailor "
+                f"({SCHEMA_VERSION}); upgrade tailor"
+            )
+        for i in range(version, SCHEMA_VERSION):
+            with self.db.atomic():
+                MIGRATIONS[i](self.db)
+                self.db.execute(f"PRAGMA user_version = {i + 1}")
+
+    @contextmanager
+    def transaction(self) -> Iterator["Store"]:
+        """All writes inside either land together or not at all (nested = savepoint)."""
+        with self.db.atomic():
+            yield self
+
+    # -- problems -------------------------------------------------------------
+
+    def existing_problem_ids(self, ids: Iterable[str]) -> set[str]:
+        ids = list(ids)
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT id FROM problems WHERE id IN ({marks})", chunk)
+            found.update(r[0] for r in rows)
+        return found
+
+    def insert_problems(self, problems: Iterable[Problem]) -> int:
+        """Insert problems not yet present; returns how many were new. Atomic."""
+        rows = [{**p.model_dump(), "created_at": now()} for p in problems]
+        with self.transaction():
+            before = self.count("problems")
+            self.db["problems"].insert_all(rows, ignore=True)
+            return self.count("problems") - before
+
+    def get_problem(self, problem_id: str) -> Problem | None:
+        rows = list(self.db.query("SELECT * FROM problems WHERE id = ?", [problem_id]))
+        return Problem.model_validate(rows[0]) if rows else None
+
+    def problems(
+        self,
+        split: str | None = None,
+        category: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Problem]:
+        where, args = _where(split=split, category=category)
+        sql = f"SELECT * FROM problems {where} ORDER BY split, category, id"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            args += [limit, offset]
+        return [Problem.model_validate(r) for r in self.db.query(sql, args)]
+
+    def count(self, table: str, **filters) -> int:
+        where, args = _where(**filters)
+        return self.db.execute(f"SELECT count(*) FROM [{table}] {where}", args).fetchone()[0]
+
+    def problem_counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT split, count(*) FROM problems GROUP BY split")
+        return dict(rows.fetchall())
+
+    # -- attempts -------------------------------------------------------------
+
+    def attempt_keys(self, keys: Iterable[str]) -> set[str]:
+        keys = list(keys)
+        found: set[str] = set()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT key FROM attempts WHERE key IN ({marks})", chunk)
+            found.update(r[0] for r in rows)
+        return found
+
+    def insert_attempt(self, attempt: Attempt) -> int:
+        row = attempt.model_dump(exclude={"id"})
+        row["params"] = json.dumps(row["params"], sort_keys=True)
+        row["created_at"] = row["created_at"] or now()
+        with self.transaction():
+            return self.db["attempts"].insert(row).last_pk
+
+    def attempts(self, purpose: str | None = None, problem_id: str | None = None) -> list[Attempt]:
+        where, args = _where(purpose=purpose, problem_id=problem_id)
+        rows = self.db.query(f"SELECT * FROM attempts {where} ORDER BY id", args)
+        return [Attempt.model_validate({**r, "params": json.loads(r["params"])}) for r in rows]
+
+    # -- remote call cache ----------------------------------------------------
+
+    def get_api_call(self, key: str) -> ApiCall | None:
+        rows = list(self.db.query("SELECT * FROM api_calls WHERE key = ?", [key]))
+        if not rows:
+            return None
+        return ApiCall.model_validate({**rows[0], "request": json.loads(rows[0]["request"])})
+
+    def put_api_call(self, call: ApiCall) -> None:
+        """Record a finished call. An 'ok' row is final; an 'error' row may be replaced."""
+        row = call.model_dump()
+        row["request"] = json.dumps(row["request"], sort_keys=True)
+        row["created_at"] = row["created_at"] or now()
+        with self.transaction():
+            existing = self.db.execute("SELECT status FROM api_calls WHERE key = ?", [call.key]).fetchone()
+            if existing and existing[0] == "ok":
+                return
+            self.db["api_calls"].upsert(row, pk="key")
+
+    def usage(self) -> list[dict]:
+        """Tokens, cost and call counts per stage and provider/model."""
+        return list(
+            self.db.query(
+                """SELECT stage, role, provider, model,
+                          count(*) AS calls,
+                          sum(status = 'error') AS errors,
+                          coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
+                          coalesce(sum(completion_tokens), 0) AS completion_tokens,
+                          sum(cost) AS cost
+                   FROM api_calls GROUP BY stage, role, provider, model ORDER BY stage, role"""
+            )
+        )
+
+
+def _where(**filters) -> tuple[str, list]:
+    parts, args = [], []
+    for col, val in filters.items():
+        if val is not None:
+            parts.append(f"[{col}] = ?")
+            args.append(val)
+    return ("WHERE " + " AND ".join(parts)) if parts else "", args

@@ -1,0 +1,19 @@
+import pytest
+
+from app.cli import main
+from app.config import DB_NAME
+from app.store import Store
+
+
+@pytest.fixture
+def project(tmp_path):
+    """An initialised, empty project directory."""
+    d = tmp_path / "proj"
+    assert main(["init", str(d)]) == 0
+    return d
+
+
+@pytest.fixture
+def store(project):
+    with Store(project / DB_NAME) as s:
+        yield s
