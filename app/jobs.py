@@ -1,0 +1,125 @@
+"""Run one MLX job in a child process (`python -m mlx_backend JOB.json`) and stream its events.
+
+Why a child: MLX streams are thread-local, model memory is only returned when the
+process ends, and a crash in MLX must not take the TUI or a batch run down. The child
+writes one JSON object per line on stdout; see mlx_backend/__main__.py for the events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.blas import child_env
+from app.errors import TailorError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class JobError(TailorError):
+    pass
+
+
+@dataclass
+class JobOutcome:
+    status: str  # done | cancelled | error
+    returncode: int
+    stats: dict = field(default_factory=dict)
+    start: dict = field(default_factory=dict)
+    error: str | None = None
+    blas: str | None = None
+
+
+class MlxJob:
+    """One child process running one job spec. `cancel()` may be called from another thread."""
+
+    def __init__(self, spec: dict, *, blas: str | None = None, python: str | None = None):
+        self.spec = spec
+        self.blas = blas
+        self.python = python or sys.executable
+        self.proc: subprocess.Popen | None = None
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def run(self, on_event: Callable[[dict], None]) -> JobOutcome:
+        """Start the child, call `on_event` for every event line, wait for it to end.
+
+        Ctrl-C in a terminal reaches the child too (same process group); we keep reading
+        so every result it finished is handed to `on_event` before we return.
+        """
+        with tempfile.TemporaryDirectory(prefix="tailor-job-") as tmp:
+            spec_path = Path(tmp) / "job.json"
+            spec_path.write_text(json.dumps(self.spec), encoding="utf-8")
+            stderr_path = Path(tmp) / "stderr.log"
+            with open(stderr_path, "w+b") as stderr:
+                env = child_env(self.blas)
+                # The child must import mlx_backend even when tailor is not installed.
+                env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+                self.proc = subprocess.Popen(
+                    [self.python, "-m", "mlx_backend", str(spec_path)],
+                    stdout=subprocess.PIPE,
+                    stderr=stderr,
+                    env=env,
+                    text=True,
+                    bufsize=1,
+                )
+                outcome = JobOutcome(status="error", returncode=-1, blas=self.blas)
+                interrupted = False
+                while True:
+                    try:
+                        line = self.proc.stdout.readline()
+                    except KeyboardInterrupt:
+                        interrupted = True
+                        self.cancel()
+                        continue
+                    if not line:
+                        break
+                    event = _parse(line)
+                    if event is None:
+                        continue
+                    kind = event.get("event")
+                    if kind == "start":
+                        outcome.start = event
+                    elif kind == "done":
+                        outcome.status, outcome.stats = "done", event.get("stats", {})
+                    elif kind == "cancelled":
+                        outcome.status = "cancelled"
+                    elif kind == "error":
+                        outcome.error = event.get("message")
+                    on_event(event)
+                outcome.returncode = self.proc.wait()
+                if outcome.returncode != 0 and outcome.status == "done":
+                    outcome.status = "error"
+                if outcome.status == "error" and not outcome.error:
+                    stderr.seek(0)
+                    tail = stderr.read().decode("utf-8", "replace").strip().splitlines()
+                    outcome.error = f"MLX job exited with code {outcome.returncode}" + (
+                        f": {tail[-1]}" if tail else ""
+                    )
+                if self._cancelled and outcome.status != "done":
+                    outcome.status = "cancelled"
+        if interrupted:
+            raise KeyboardInterrupt
+        return outcome
+
+
+def _parse(line: str) -> dict | None:
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
