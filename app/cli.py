@@ -17,6 +17,8 @@ The loop, one command per stage (each is resumable; re-running skips finished wo
   tailor init DIR                    write DIR/tailor.toml and create DIR/tailor.db
   tailor --project DIR import FILE   load problems (GSM8K, MATH, MATH-500, AIME, JSONL, CSV)
   tailor --project DIR status        what the project holds so far
+  tailor --project DIR doctor        machine, BLAS, dtype, memory and endpoint checks
+  tailor --project DIR diagnose      the student answers every training problem with CoT
 
 Global option --project DIR (default: the current directory) works before or after
 the command. Configuration lives in DIR/tailor.toml; API keys only in environment
@@ -54,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="source label (default: the file name)")
 
     sub.add_parser("status", parents=[parent], help="counts of what the project holds")
+
+    p = sub.add_parser("doctor", parents=[parent], help="check this machine and the config before a long run")
+    p.add_argument("--no-ping", action="store_true", help="skip the endpoint pings")
+
+    p = sub.add_parser("diagnose", parents=[parent], help="the student answers every problem with CoT")
+    p.add_argument("--split", default="train", choices=["train", "valid", "test", "placement"])
+    p.add_argument("--limit", type=int, help="only the first N problems of the split")
+    p.add_argument("--seed", type=int, default=0, help="base sampling seed (default 0)")
     return parser
 
 
@@ -115,7 +125,42 @@ def cmd_status(args) -> int:
     return 0
 
 
-COMMANDS = {"init": cmd_init, "import": cmd_import, "status": cmd_status}
+def cmd_diagnose(args) -> int:
+    from app.config import load_config
+    from app.events import ConsoleEvents
+    from app.pipeline.diagnose import diagnose
+
+    cfg = load_config(args.project)
+    with _open_store(args.project) as store:
+        res = diagnose(cfg, store, ConsoleEvents(), project=args.project, split=args.split,
+                       limit=args.limit, seed=args.seed)
+    if res.status == "cancelled":
+        print(f"diagnose cancelled: {res.generated} attempts kept; run it again to continue")
+        return 130
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from app.config import load_config
+    from app.doctor import run_doctor
+
+    cfg, error = None, None
+    try:
+        cfg = load_config(args.project)
+    except TailorError as e:
+        error = str(e)
+    ping = None
+    if not args.no_ping:
+        try:
+            from app.pipeline.ping import ping
+        except ImportError:
+            ping = None
+    report = run_doctor(cfg, args.project, error, ping=ping)
+    print(report.render())
+    return 1 if report.problems else 0
+
+
+COMMANDS = {"doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,140 @@
+"""`tailor doctor`: the facts a user needs before a long run, and what to fix.
+
+Every MLX fact comes from a child process started exactly like a real job, so the
+BLAS and GFLOPS shown are the ones jobs get.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.blas import INSTALL_HINT, child_env, find_blas
+from app.config import Config
+from app.errors import TailorError
+
+
+@dataclass
+class Report:
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # blocking
+    advice: list[str] = field(default_factory=list)  # worth fixing, not blocking
+
+    def fact(self, name: str, value: str) -> None:
+        self.facts.append((name, value))
+
+    def render(self) -> str:
+        width = max((len(n) for n, _ in self.facts), default=0)
+        lines = [f"{n:<{width}}  {v}" for n, v in self.facts]
+        lines += [f"FIX   {p}" for p in self.problems]
+        lines += [f"hint  {a}" for a in self.advice]
+        lines.append("ok: ready for a long run" if not self.problems else f"{len(self.problems)} blocking problem(s)")
+        return "\n".join(lines)
+
+
+def probe_mlx(blas: str | None, seconds: float = 1.0) -> dict:
+    """Run mlx_backend.probe in a child with the given BLAS preloaded."""
+    env = child_env(blas)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlx_backend.probe", str(seconds)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TailorError(f"MLX probe failed: {tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def memory_bytes() -> tuple[int | None, int | None]:
+    """(total, available) physical memory; available is None where the OS does not say."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        total = None
+    available = None
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    return total, available
+
+
+def model_bytes(model: str) -> int | None:
+    """Size of a model's weights on disk: a local dir, or a copy in the HF cache."""
+    path = Path(model).expanduser()
+    if not path.exists():
+        hub = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
+        path = hub / ("models--" + model.replace("/", "--"))
+        if not path.exists():
+            return None
+    return sum(f.stat().st_size for f in path.rglob("*.safetensors")) or None
+
+
+def planned_dtype(setting: str, device: str, fast_blas: bool) -> str:
+    """Mirror of the child's dtype policy (mlx_backend/model.py), for display."""
+    if setting != "auto":
+        return setting
+    if device == "cpu" and fast_blas:
+        return "float32 (auto: CPU with a fast BLAS; quantized weights stay quantized)"
+    return "model's own (auto)"
+
+
+def _gb(n: int | None) -> str:
+    return "unknown" if n is None else f"{n / 1e9:.1f} GB"
+
+
+def run_doctor(cfg: Config | None, project: Path, config_error: str | None = None,
+               ping=None, probe=probe_mlx) -> Report:
+    r = Report()
+    r.fact("platform", f"{platform.system()} {platform.machine()}, Python {platform.python_version()}")
+    r.fact("project", str(Path(project).resolve()))
+    if config_error:
+        r.problems.append(config_error)
+    try:
+        blas = find_blas(cfg.student.blas if cfg else None)
+    except TailorError as e:
+        r.problems.append(str(e))
+        blas = None
+    if platform.system() == "Linux":
+        r.fact("BLAS", blas or "bundled reference BLAS (slow)")
+        if not blas:
+            r.advice.append(INSTALL_HINT)
+    else:
+        r.fact("BLAS", "system (Accelerate / Metal)")
+    try:
+        info = probe(blas)
+        r.fact("MLX", f"{info['mlx_version']} on {info['device']}" + (" (Metal available)" if info.get("metal") else ""))
+        r.fact("matmul", f"{info['gflops_f32']} GFLOPS (1024x1024 float32, 1 s probe)")
+        device = info["device"]
+    except (TailorError, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError) as e:
+        r.problems.append(f"MLX does not run here: {e}")
+        device = "unknown"
+    if cfg:
+        model = cfg.student.model
+        local = Path(project) / model
+        if local.exists():
+            model = str(local)
+        r.fact("student", model)
+        r.fact("dtype", planned_dtype(cfg.student.dtype, device, bool(blas)))
+        total, avail = memory_bytes()
+        size = model_bytes(model)
+        r.fact("memory", f"{_gb(avail)} available of {_gb(total)}; student weights {_gb(size)} on disk")
+        if size and avail and size * 1.3 > avail:
+            r.problems.append(f"student weights ({_gb(size)}) do not fit in available memory ({_gb(avail)})")
+        if size is None and not Path(model).expanduser().exists():
+            if "/" in model:
+                r.advice.append(f"student.model {model} is not downloaded yet: the first job downloads it")
+            else:
+                r.problems.append(f"student.model: {model} is neither a local path nor an HF repo id")
+        for res in (ping(cfg) if ping else []):
+            r.fact(f"ping {res.role}", f"{res.provider} {res.model or ''} "
+                   f"{'ok' if res.ok else 'FAILED'} {res.detail or ''}".strip())
+            if not res.ok:
+                r.problems.append(f"{res.role}: {res.detail}")
+    return r
