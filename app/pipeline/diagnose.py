@@ -1,0 +1,139 @@
+"""`tailor diagnose`: the student answers every problem with CoT; one attempt per problem.
+
+Resumable: an attempt's key hashes everything that determines it (problem, model,
+adapter, prompt hash, sampling params, seed), so a re-run only generates what is missing.
+Results are written as they stream out of the MLX child, in small transactions, so a
+crash or Ctrl-C keeps every finished attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from app.answers import extract_answer, is_equivalent
+from app.blas import find_blas, hint_once
+from app.config import Config
+from app.events import Events
+from app.jobs import JobError, MlxJob
+from app.prompts import load_prompt
+from app.records import Attempt, Problem
+from app.store import Store
+
+FLUSH_EVERY = 16
+
+
+@dataclass
+class DiagnoseResult:
+    total: int
+    skipped: int
+    generated: int = 0
+    failed: int = 0
+    correct: int = 0
+    status: str = "done"
+    stats: dict = field(default_factory=dict)
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def item_seed(base_seed: int, problem_id: str) -> int:
+    """A per-problem seed that does not depend on which other problems are in the run."""
+    return int(hashlib.sha256(f"{base_seed}:{problem_id}".encode()).hexdigest()[:8], 16)
+
+
+def attempt_key(problem_id: str, purpose: str, model: str, adapter: str | None,
+                prompt_hash: str, params: dict, seed: int, tier: str | None = None) -> str:
+    return _hash([problem_id, purpose, model, adapter, prompt_hash, params, seed, tier])
+
+
+def student_model(cfg: Config, project) -> str:
+    """The configured model: a local path relative to the project, else an HF repo id."""
+    from pathlib import Path
+
+    local = Path(project) / cfg.student.model
+    return str(local.resolve()) if local.exists() else cfg.student.model
+
+
+def diagnose(cfg: Config, store: Store, events: Events, *, project=".", split: str = "train",
+             limit: int | None = None, seed: int = 0, job_cls=MlxJob) -> DiagnoseResult:
+    prompt = load_prompt("student_solve")
+    model = student_model(cfg, project)
+    adapter = cfg.student.adapter
+    params = {"temperature": cfg.student.temperature, "top_p": cfg.student.top_p,
+              "max_tokens": cfg.student.max_tokens}
+    problems: list[Problem] = store.problems(split=split, limit=limit)
+    todo: dict[str, tuple[Problem, int]] = {}
+    for p in problems:
+        s = item_seed(seed, p.id)
+        todo[attempt_key(p.id, "diagnose", model, adapter, prompt.hash, params, s)] = (p, s)
+    done = store.attempt_keys(todo)
+    result = DiagnoseResult(total=len(problems), skipped=len(done))
+    items = [
+        {"id": key, "messages": prompt.render(question=p.question),
+         "max_tokens": params["max_tokens"], "seed": s}
+        for key, (p, s) in todo.items() if key not in done
+    ]
+    events.start("diagnose", len(problems))
+    events.advance(len(done))
+    if not items:
+        events.done(f"nothing to do: {len(done)} problems already diagnosed")
+        return result
+
+    blas = find_blas(cfg.student.blas)
+    hint_once(blas, events.message)
+    spec = {"kind": "generate", "model": model, "adapter": adapter, "dtype": cfg.student.dtype,
+            "params": {"temperature": params["temperature"], "top_p": params["top_p"],
+                       "max_batch": cfg.student.max_batch},
+            "items": items}
+    job = job_cls(spec, blas=blas)
+    pending: list[Attempt] = []
+    dtype = None
+
+    def flush() -> None:
+        if pending:
+            with store.transaction():
+                for a in pending:
+                    store.insert_attempt(a)
+            pending.clear()
+
+    def on_event(ev: dict) -> None:
+        nonlocal dtype
+        kind = ev.get("event")
+        if kind == "start":
+            dtype = ev.get("dtype")
+            events.message(f"student {ev.get('model')} on {ev.get('device')} ({dtype})")
+        elif kind == "result":
+            problem, s = todo[ev["id"]]
+            text = ev.get("text")
+            extracted = extract_answer(text) if text else None
+            correct = None if ev.get("error") else is_equivalent(extracted, problem.answer)
+            pending.append(Attempt(
+                key=ev["id"], problem_id=problem.id, purpose="diagnose", model=model,
+                adapter=adapter, prompt_hash=prompt.hash, params=params, seed=s, text=text,
+                extracted=extracted, correct=correct, n_tokens=ev.get("n_tokens"),
+                finish_reason=ev.get("finish_reason"), error=ev.get("error"),
+                dtype=dtype, blas=blas,
+            ))
+            result.generated += 1
+            result.failed += bool(ev.get("error"))
+            result.correct += bool(correct)
+            events.advance()
+            if len(pending) >= FLUSH_EVERY:
+                flush()
+
+    try:
+        outcome = job.run(on_event)
+    finally:
+        flush()
+    result.status, result.stats = outcome.status, outcome.stats
+    if outcome.status == "error":
+        raise JobError(f"diagnose: {outcome.error}")
+    tps = outcome.stats.get("tokens_per_s")
+    events.done(
+        f"{result.generated} new attempts ({result.correct} correct, {result.failed} failed), "
+        f"{result.skipped} already done" + (f", {tps:.0f} tok/s" if tps else "")
+    )
+    return result

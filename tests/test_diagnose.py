@@ -1,0 +1,74 @@
+"""`tailor diagnose` end to end through the MLX child process, with the tiny model."""
+
+import pytest
+
+pytest.importorskip("mlx.core")
+
+from mlx_fixtures import tiny_model_dir  # noqa: F401  (fixture)
+
+from app.cli import BUNDLED, main
+from app.config import load_config
+from app.events import RecordingEvents
+from app.jobs import MlxJob
+from app.pipeline.diagnose import diagnose
+from app.pipeline.importing import import_file
+from app.prompts import load_prompt
+
+
+@pytest.fixture
+def tiny_project(project, store, tiny_model_dir):
+    cfg_path = project / "tailor.toml"
+    text = cfg_path.read_text()
+    text = text.replace('model = "mlx-community/Qwen2.5-1.5B-Instruct-4bit"', f'model = "{tiny_model_dir}"')
+    cfg_path.write_text(text.replace("max_tokens = 1024", "max_tokens = 12"))
+    import_file(store, BUNDLED)
+    return project
+
+
+def test_diagnose_stores_one_attempt_per_problem_and_resumes(tiny_project, store, tiny_model_dir):
+    cfg = load_config(tiny_project)
+    ev = RecordingEvents()
+    first = diagnose(cfg, store, ev, project=tiny_project, limit=10)
+    assert (first.generated, first.skipped, first.status) == (10, 0, "done")
+    rows = store.attempts(purpose="diagnose")
+    assert len(rows) == 10 and len({a.problem_id for a in rows}) == 10
+    a = rows[0]
+    assert a.prompt_hash == load_prompt("student_solve").hash
+    assert a.model == str(tiny_model_dir.resolve())
+    assert a.finish_reason in ("stop", "length") and a.n_tokens and a.n_tokens <= 12
+    assert a.correct is not None and a.dtype and a.seed is not None
+    assert ("start", "diagnose", 10) in ev.log
+
+    again = diagnose(cfg, store, RecordingEvents(), project=tiny_project, limit=10)
+    assert (again.generated, again.skipped) == (0, 10)
+    more = diagnose(cfg, store, RecordingEvents(), project=tiny_project, limit=14)
+    assert (more.generated, more.skipped) == (4, 10)
+    assert store.count("attempts") == 14
+
+
+def test_cancel_keeps_finished_attempts(tiny_project, store):
+    class CancelAfterFirst(MlxJob):
+        def run(self, on_event):
+            def wrapped(ev):
+                on_event(ev)
+                if ev.get("event") == "result":
+                    self.cancel()
+            return super().run(wrapped)
+
+    cfg = load_config(tiny_project)
+    cfg.student.max_batch = 1  # one item at a time, so the cancel lands mid-job
+    res = diagnose(cfg, store, RecordingEvents(), project=tiny_project, limit=30, job_cls=CancelAfterFirst)
+    assert res.status == "cancelled"
+    kept = store.count("attempts")
+    assert 1 <= kept < 30 and kept == res.generated
+    rest = diagnose(cfg, store, RecordingEvents(), project=tiny_project, limit=30)
+    assert rest.generated == 30 - kept and store.count("attempts") == 30
+
+
+def test_cli_diagnose_bad_model_is_one_line(project, capsys):
+    (project / "tailor.toml").write_text('[student]\nmodel = "/no/such/model/dir"\n')
+    main(["--project", str(project), "import", str(BUNDLED)])
+    capsys.readouterr()
+    assert main(["--project", str(project), "diagnose", "--limit", "2"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("tailor: error: diagnose: ") and "/no/such/model/dir" in err[-1]
