@@ -18,6 +18,7 @@ The loop, one command per stage (each is resumable; re-running skips finished wo
   tailor --project DIR import FILE   load problems (GSM8K, MATH, MATH-500, AIME, JSONL, CSV)
   tailor --project DIR status        what the project holds so far
   tailor --project DIR doctor        machine, BLAS, dtype, memory and endpoint checks
+  tailor --project DIR ping          one cheap call per judge/teacher endpoint
   tailor --project DIR diagnose      the student answers every training problem with CoT
 
 Global option --project DIR (default: the current directory) works before or after
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", parents=[parent], help="check this machine and the config before a long run")
     p.add_argument("--no-ping", action="store_true", help="skip the endpoint pings")
+
+    p = sub.add_parser("ping", parents=[parent], help="one cheap call per configured endpoint (latency, model, key)")
+    p.add_argument("roles", nargs="*", metavar="ROLE", help="judge, teachers.short, teachers.long (default: all)")
 
     p = sub.add_parser("diagnose", parents=[parent], help="the student answers every problem with CoT")
     p.add_argument("--split", default="train", choices=["train", "valid", "test", "placement"])
@@ -149,18 +153,23 @@ def cmd_doctor(args) -> int:
         cfg = load_config(args.project)
     except TailorError as e:
         error = str(e)
-    ping = None
-    if not args.no_ping:
-        try:
-            from app.pipeline.ping import ping
-        except ImportError:
-            ping = None
-    report = run_doctor(cfg, args.project, error, ping=ping)
+    from app.pipeline.ping import ping
+
+    report = run_doctor(cfg, args.project, error, ping=None if args.no_ping else ping)
     print(report.render())
     return 1 if report.problems else 0
 
 
-COMMANDS = {"doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
+def cmd_ping(args) -> int:
+    from app.config import load_config
+    from app.pipeline.ping import format_ping, ping
+
+    results = ping(load_config(args.project), args.roles or None)
+    print(format_ping(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
+COMMANDS = {"ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:
