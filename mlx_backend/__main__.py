@@ -1,0 +1,183 @@
+"""Job entry point: ``python -m mlx_backend JOB.json``.
+
+Reads one job, writes one JSON object per line to stdout (flushed), nothing else:
+
+    {"event": "start", "kind", "total", "model", "adapter", "dtype", "native_dtype", "device", "context"}
+    {"event": "result", "id", ...}            one per item, in completion order; final once written
+    {"event": "progress", "done", "total"}    after every result
+    {"event": "done", "stats": {...}}         exit 0
+    {"event": "error", "message"}             bad job / model / adapter: exit 2; internal error: exit 1
+    {"event": "cancelled", "done"}            SIGINT / SIGTERM: exit 130
+
+Anything else that is printed (mlx_lm, transformers) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+from .errors import JobError, ModelLoadError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USER, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class Events:
+    """JSON lines on a private copy of the real stdout; fd 1 itself is pointed at stderr."""
+
+    def __init__(self) -> None:
+        sys.stdout.flush()
+        self._out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+        os.dup2(2, 1)
+        self.broken = False
+
+    def emit(self, event: str, **fields) -> None:
+        if self.broken:
+            return
+        try:
+            self._out.write(json.dumps({"event": event, **fields}, allow_nan=False) + "\n")
+            self._out.flush()
+        except BrokenPipeError:
+            self.broken = True  # the parent is gone: stop working, exit quietly
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def read_job(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            job = json.load(f)
+    except FileNotFoundError:
+        raise JobError(f"job file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise JobError(f"cannot read job file {path}: {_one_line(e)}") from None
+    except json.JSONDecodeError as e:
+        raise JobError(f"job file {path} is not valid JSON: line {e.lineno} column {e.colno}: {e.msg}") from None
+    if not isinstance(job, dict):
+        raise JobError(f"job file {path}: top level must be an object")
+    if job.get("kind") not in ("generate", "score"):
+        raise JobError(f"job file {path}: kind must be 'generate' or 'score', got {job.get('kind')!r}")
+    if not isinstance(job.get("model"), str) or not job["model"]:
+        raise JobError(f"job file {path}: model must be a non-empty string")
+    if job.get("adapter") is not None and not isinstance(job["adapter"], str):
+        raise JobError(f"job file {path}: adapter must be a string or null")
+    if not isinstance(job.get("params", {}), dict):
+        raise JobError(f"job file {path}: params must be an object")
+    items = job.get("items")
+    if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i for i in items):
+        raise JobError(f"job file {path}: items must be a list of objects with an id")
+    ids = [str(i["id"]) for i in items]
+    if len(set(ids)) != len(ids):
+        raise JobError(f"job file {path}: item ids must be unique")
+    return job
+
+
+def _params(job: dict) -> dict:
+    p = dict(job.get("params") or {})
+    kind = job["kind"]
+    allowed = {
+        "generate": {"temperature", "top_p", "max_batch", "max_prompt_tokens", "max_batch_tokens", "seed"},
+        "score": {"max_batch", "max_batch_tokens"},
+    }[kind]
+    unknown = sorted(set(p) - allowed)
+    if unknown:
+        raise JobError(f"unknown {kind} params: {', '.join(unknown)}")
+    checks = {
+        "temperature": lambda v: isinstance(v, (int, float)) and v >= 0,
+        "top_p": lambda v: isinstance(v, (int, float)) and 0 < v <= 1,
+        "seed": lambda v: isinstance(v, int),
+    }
+    for k, v in p.items():
+        ok = checks.get(k, lambda v: v is None or isinstance(v, int) and v >= 1)(v)
+        if not ok or isinstance(v, bool):
+            raise JobError(f"bad value for params.{k}: {v!r}")
+    return {k: v for k, v in p.items() if v is not None}
+
+
+def run(job: dict, events: Events, state: dict) -> int:
+    import mlx.core as mx
+
+    from .generate import Cancelled, generate
+    from .model import load_model
+    from .score import score
+
+    params = _params(job)
+    model, tokenizer, info = load_model(job["model"], job.get("adapter"), job.get("dtype") or "auto")
+    state["loading"] = False
+    items = job["items"]
+    events.emit("start", kind=job["kind"], total=len(items), **info)
+
+    mx.reset_peak_memory()
+    stats: dict = {}
+    produce = generate if job["kind"] == "generate" else score
+    tic = time.perf_counter()
+    done = generated = 0
+    try:
+        for result in produce(
+            model, tokenizer, items, should_stop=lambda: state["stop"] or events.broken, stats=stats, **params
+        ):
+            events.emit("result", **result)
+            done += 1
+            generated += result.get("n_tokens", 0) if "error" not in result else 0
+            events.emit("progress", done=done, total=len(items))
+    except Cancelled:
+        events.emit("cancelled", done=done)
+        return EXIT_CANCELLED
+    seconds = time.perf_counter() - tic
+    per_s = (lambda n: round(n / seconds, 3) if seconds > 0 else 0.0)
+    out = {"seconds": round(seconds, 4), "peak_memory_gb": round(mx.get_peak_memory() / 1e9, 4),
+           "items_per_s": per_s(done)}
+    if job["kind"] == "generate":
+        out.update(generated_tokens=generated, tokens_per_s=per_s(generated),
+                   prompt_tokens=stats.get("prompt_tokens", 0))
+    else:
+        scored = stats.get("scored_tokens", 0)
+        out.update(generated_tokens=0, scored_tokens=scored, tokens_per_s=per_s(scored))
+    events.emit("done", stats=out)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    events = Events()
+    state = {"stop": False, "loading": True}
+
+    def on_signal(signum, frame):
+        state["stop"] = True
+        # Model loading has no step boundary to stop at, so leave it at once.
+        if state["loading"]:
+            raise _Interrupted()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    if len(argv) != 1:
+        events.emit("error", message="usage: python -m mlx_backend JOB.json")
+        return EXIT_USER
+    try:
+        return run(read_job(argv[0]), events, state)
+    except _Interrupted:
+        events.emit("cancelled", done=0)
+        return EXIT_CANCELLED
+    except (JobError, ModelLoadError) as e:
+        events.emit("error", message=_one_line(e))
+        return EXIT_USER
+    except Exception as e:
+        import traceback
+
+        traceback.print_exc()
+        events.emit("error", message=f"internal error: {type(e).__name__}: {_one_line(e)}")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

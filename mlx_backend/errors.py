@@ -1,0 +1,12 @@
+"""Errors a user can cause; each message is one line naming the file, path or repo.
+
+Kept free of mlx imports so the job runner can catch them before mlx is loaded.
+"""
+
+
+class JobError(Exception):
+    """The job file is unusable."""
+
+
+class ModelLoadError(Exception):
+    """A model, adapter or hub repo that cannot be used."""
