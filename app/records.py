@@ -67,3 +67,62 @@ class ApiCall(BaseModel):
     retries: int = 0
     error: str | None = None
     created_at: str | None = None
+
+
+class GradeRecord(BaseModel):
+    """One grading of a problem's diagnosis attempt. `grade` None = ungraded (see error)."""
+
+    id: int | None = None
+    problem_id: str
+    attempt_id: int | None = None
+    grade: Grade | None = None
+    answer_correct: bool | None = None
+    logical: bool | None = None
+    complete: bool | None = None
+    minor_error: bool | None = None
+    judge_grade: Grade | None = None  # what the judge said before the combination rules
+    disagreement: bool = False
+    rationale: str | None = None
+    is_override: bool = False
+    error: str | None = None
+    provider: str
+    model: str | None = None
+    prompt_hash: str | None = None
+    api_call_key: str | None = None
+    created_at: str | None = None
+
+
+class DatasetItem(BaseModel):
+    problem_id: str
+    grade: Grade | None = None
+    route: Literal["short", "long"]
+
+
+class Dataset(BaseModel):
+    id: int | None = None
+    name: str
+    strategy: str
+    k: int | None = None
+    seed: int | None = None
+    params: dict
+    items: list[DatasetItem] = []
+    created_at: str | None = None
+
+
+class Trace(BaseModel):
+    id: int | None = None
+    problem_id: str
+    role: Literal["short", "long"]
+    variant: int = 0
+    provider: str
+    model: str = ""
+    prompt_hash: str = ""
+    api_call_key: str | None = None
+    text: str | None = None
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    extracted: str | None = None
+    verified: bool | None = None
+    consistent: bool | None = None
+    reject_reason: str | None = None
+    created_at: str | None = None

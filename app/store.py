@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlite_utils
 
 from app.errors import StoreError
-from app.records import ApiCall, Attempt, Problem
+from app.records import ApiCall, Attempt, Dataset, DatasetItem, GradeRecord, Problem, Trace
 
 
 def now() -> str:
@@ -116,16 +116,20 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
             id INTEGER PRIMARY KEY,
             problem_id TEXT NOT NULL REFERENCES problems(id),
             role TEXT NOT NULL CHECK (role IN ('short','long')),
+            variant INTEGER NOT NULL DEFAULT 0,
             provider TEXT NOT NULL,
-            model TEXT,
-            prompt_hash TEXT,
+            model TEXT NOT NULL DEFAULT '',
+            prompt_hash TEXT NOT NULL DEFAULT '',
             api_call_key TEXT REFERENCES api_calls(key),
             text TEXT,
             reasoning TEXT,
+            finish_reason TEXT,
             extracted TEXT,
             verified INTEGER,
+            consistent INTEGER,
             reject_reason TEXT,
-            created_at TEXT NOT NULL
+            created_at TEXT NOT NULL,
+            UNIQUE (problem_id, role, variant, provider, model, prompt_hash)
         )"""
     )
     db.execute("CREATE INDEX traces_problem ON traces(problem_id, role)")
@@ -322,6 +326,86 @@ class Store:
         rows = self.db.query(f"SELECT * FROM attempts {where} ORDER BY id", args)
         return [Attempt.model_validate({**r, "params": json.loads(r["params"])}) for r in rows]
 
+    # -- grades ---------------------------------------------------------------
+
+    def insert_grade(self, grade: GradeRecord) -> int:
+        row = grade.model_dump(exclude={"id"})
+        row["created_at"] = row["created_at"] or now()
+        with self.transaction():
+            return self.db["grades"].insert(row).last_pk
+
+    def current_grades(self, split: str | None = None) -> dict[str, GradeRecord]:
+        """Each problem's grade in force: its latest override, else its latest grading."""
+        where, args = ("WHERE p.split = ?", [split]) if split else ("", [])
+        rows = self.db.query(
+            f"""SELECT g.* FROM grades g JOIN problems p ON p.id = g.problem_id {where}
+                ORDER BY g.problem_id, g.is_override, g.id""",
+            args,
+        )
+        current: dict[str, GradeRecord] = {}
+        for r in rows:  # ordered so the row in force comes last for each problem
+            current[r["problem_id"]] = GradeRecord.model_validate(r)
+        return current
+
+    # -- datasets -------------------------------------------------------------
+
+    def create_dataset(self, dataset: Dataset) -> int:
+        """Store a dataset and its items atomically; an existing name is an error."""
+        if self.db.execute("SELECT 1 FROM datasets WHERE name = ?", [dataset.name]).fetchone():
+            raise StoreError(f"dataset {dataset.name!r} already exists; choose another --name")
+        with self.transaction():
+            ds_id = self.db["datasets"].insert({
+                "name": dataset.name, "strategy": dataset.strategy, "k": dataset.k,
+                "seed": dataset.seed, "params": json.dumps(dataset.params, sort_keys=True),
+                "created_at": dataset.created_at or now(),
+            }).last_pk
+            self.db["dataset_items"].insert_all(
+                {"dataset_id": ds_id, **item.model_dump()} for item in dataset.items
+            )
+        return ds_id
+
+    def get_dataset(self, name: str) -> Dataset | None:
+        rows = list(self.db.query("SELECT * FROM datasets WHERE name = ?", [name]))
+        if not rows:
+            return None
+        row = rows[0]
+        items = [
+            DatasetItem.model_validate(r)
+            for r in self.db.query(
+                "SELECT problem_id, grade, route FROM dataset_items WHERE dataset_id = ? ORDER BY problem_id",
+                [row["id"]],
+            )
+        ]
+        return Dataset.model_validate({**row, "params": json.loads(row["params"]), "items": items})
+
+    def dataset_names(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM datasets ORDER BY id")]
+
+    # -- traces ---------------------------------------------------------------
+
+    def upsert_trace(self, trace: Trace) -> int:
+        """Insert a teacher trace, or update the one with the same identity (verification)."""
+        row = trace.model_dump(exclude={"id"})
+        row["created_at"] = row["created_at"] or now()
+        ident = [row[c] for c in _TRACE_IDENTITY]
+        with self.transaction():
+            found = self.db.execute(
+                f"SELECT id FROM traces WHERE {' AND '.join(f'{c} = ?' for c in _TRACE_IDENTITY)}", ident
+            ).fetchone()
+            if found:
+                row.pop("created_at")
+                self.db["traces"].update(found[0], row)
+                return found[0]
+            return self.db["traces"].insert(row).last_pk
+
+    def traces(self, problem_ids: Iterable[str] | None = None, role: str | None = None) -> list[Trace]:
+        where, args = _where(role=role)
+        rows = list(self.db.query(f"SELECT * FROM traces {where} ORDER BY problem_id, role, id", args))
+        if problem_ids is not None:
+            wanted = set(problem_ids)
+            rows = [r for r in rows if r["problem_id"] in wanted]
+        return [Trace.model_validate(r) for r in rows]
+
     # -- remote call cache ----------------------------------------------------
 
     def get_api_call(self, key: str) -> ApiCall | None:
@@ -354,6 +438,9 @@ class Store:
                    FROM api_calls GROUP BY stage, role, provider, model ORDER BY stage, role"""
             )
         )
+
+
+_TRACE_IDENTITY = ("problem_id", "role", "variant", "provider", "model", "prompt_hash")
 
 
 def _where(**filters) -> tuple[str, list]:

@@ -91,3 +91,48 @@ def test_api_call_ok_is_final_error_is_replaced(store):
     assert got.status == "ok" and got.content == "yes" and got.request == {"a": 1}
     usage = store.usage()
     assert usage[0]["calls"] == 1 and usage[0]["prompt_tokens"] == 3
+
+
+def test_current_grade_latest_and_override_wins(store):
+    from app.records import GradeRecord
+
+    store.insert_problems([_problem(1), _problem(2, "test")])
+    store.insert_grade(GradeRecord(problem_id="p1", grade="hard", provider="rules"))
+    store.insert_grade(GradeRecord(problem_id="p1", grade="easy", is_override=True, provider="manual"))
+    store.insert_grade(GradeRecord(problem_id="p1", grade="medium", provider="rules"))  # a later re-grade
+    store.insert_grade(GradeRecord(problem_id="p2", grade=None, error="judge said prose", provider="openai"))
+    cur = store.current_grades()
+    assert cur["p1"].grade == "easy" and cur["p1"].is_override
+    assert cur["p2"].grade is None and cur["p2"].error
+    assert set(store.current_grades(split="train")) == {"p1"}
+
+
+def test_dataset_create_get_and_no_silent_overwrite(store):
+    from app.records import Dataset, DatasetItem
+
+    store.insert_problems([_problem(1), _problem(2)])
+    ds = Dataset(name="d", strategy="all", k=2, seed=0, params={"x": 1},
+                 items=[DatasetItem(problem_id="p2", grade="hard", route="long"),
+                        DatasetItem(problem_id="p1", grade="easy", route="short")])
+    store.create_dataset(ds)
+    got = store.get_dataset("d")
+    assert [i.problem_id for i in got.items] == ["p1", "p2"] and got.params == {"x": 1}
+    with pytest.raises(StoreError, match="dataset 'd' already exists"):
+        store.create_dataset(ds)
+    bad = Dataset(name="e", strategy="all", params={}, items=[DatasetItem(problem_id="nope", route="short")])
+    with pytest.raises(sqlite3.IntegrityError):
+        store.create_dataset(bad)
+    assert store.dataset_names() == ["d"]  # nothing half-written
+
+
+def test_trace_upsert_updates_same_identity(store):
+    from app.records import Trace
+
+    store.insert_problems([_problem(1)])
+    t = Trace(problem_id="p1", role="short", provider="reference", model="reference", text="so 1")
+    first = store.upsert_trace(t)
+    again = store.upsert_trace(t.model_copy(update={"verified": True, "extracted": "1"}))
+    assert first == again and store.count("traces") == 1
+    assert store.traces(role="short")[0].verified is True
+    store.upsert_trace(t.model_copy(update={"variant": 1}))
+    assert len(store.traces(["p1"])) == 2
