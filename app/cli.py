@@ -20,6 +20,8 @@ The loop, one command per stage (each is resumable; re-running skips finished wo
   tailor --project DIR doctor        machine, BLAS, dtype, memory and endpoint checks
   tailor --project DIR ping          one cheap call per judge/teacher endpoint
   tailor --project DIR diagnose      the student answers every training problem with CoT
+  tailor --project DIR grade         the judge grades each attempt Easy / Medium / Hard
+  tailor --project DIR sample --name D   draw a distillation set matching that profile
 
 Global option --project DIR (default: the current directory) works before or after
 the command. Configuration lives in DIR/tailor.toml; API keys only in environment
@@ -60,6 +62,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", parents=[parent], help="check this machine and the config before a long run")
     p.add_argument("--no-ping", action="store_true", help="skip the endpoint pings")
+
+    p = sub.add_parser("grade", parents=[parent], help="the judge grades each diagnosed problem easy / medium / hard")
+    p.add_argument("--split", default="train", choices=["train", "valid", "test", "placement"])
+    p.add_argument("--limit", type=int, help="only the first N diagnosed problems of the split")
+    p.add_argument("--override", action="append", default=[], metavar="PROBLEM_ID=GRADE",
+                   help="record a manual grade (easy, medium or hard) instead of running the judge; "
+                        "repeatable; an override always wins")
+
+    p = sub.add_parser("sample", parents=[parent], help="draw a named distillation set from the graded train problems")
+    p.add_argument("--name", required=True, help="dataset name (an existing name is an error)")
+    p.add_argument("--strategy", choices=["adaptive", "random", "fixed", "all"],
+                   help="default: [sampling] strategy in tailor.toml")
+    p.add_argument("--k", type=int, help="dataset size K (default: [sampling] k; ignored by --strategy all)")
+    p.add_argument("--ratio", help="E:M:H for --strategy fixed (default: [sampling] ratio)")
+    p.add_argument("--seed", type=int, help="sampling seed (default: [sampling] seed)")
+    p.add_argument("--allow-short", action="store_true",
+                   help="fill a stratum smaller than its quota from the other strata instead of failing")
 
     p = sub.add_parser("ping", parents=[parent], help="one cheap call per configured endpoint (latency, model, key)")
     p.add_argument("roles", nargs="*", metavar="ROLE", help="judge, teachers.short, teachers.long (default: all)")
@@ -169,7 +188,40 @@ def cmd_ping(args) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-COMMANDS = {"ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
+def cmd_grade(args) -> int:
+    from app.config import load_config
+    from app.events import ConsoleEvents
+    from app.pipeline.grade import grade, record_overrides
+
+    cfg = load_config(args.project)
+    with _open_store(args.project) as store:
+        if args.override:
+            res = record_overrides(cfg, store, ConsoleEvents(), args.override, split=args.split)
+        else:
+            res = grade(cfg, store, ConsoleEvents(), split=args.split, limit=args.limit)
+    if res.ungraded:
+        print(f"{res.ungraded} problems left ungraded (reasons above); the next `tailor grade` retries judge failures")
+    print(f"E:M:H = {res.ratio} ({res.easy} easy, {res.medium} medium, {res.hard} hard; "
+          f"{res.disagreements} judge/checker disagreements)")
+    return 1 if res.ungraded and not res.graded else 0
+
+
+def cmd_sample(args) -> int:
+    from app.config import load_config
+    from app.events import ConsoleEvents
+    from app.pipeline.sample import sample
+
+    cfg = load_config(args.project)
+    with _open_store(args.project) as store:
+        res = sample(cfg, store, ConsoleEvents(), name=args.name, strategy=args.strategy, k=args.k,
+                     seed=args.seed, ratio=args.ratio, allow_short=args.allow_short)
+    c = res.counts
+    print(f"dataset {res.name!r}: {res.k} problems ({c['easy']} easy, {c['medium']} medium, {c['hard']} hard) "
+          f"-> {res.routes['short']} short + {res.routes['long']} long CoT")
+    return 0
+
+
+COMMANDS = {"grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:
