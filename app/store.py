@@ -305,20 +305,28 @@ class Store:
     # -- attempts -------------------------------------------------------------
 
     def attempt_keys(self, keys: Iterable[str]) -> set[str]:
+        """Keys among `keys` with a finished attempt; failed ones are left to be retried."""
         keys = list(keys)
         found: set[str] = set()
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(f"SELECT key FROM attempts WHERE key IN ({marks})", chunk)
+            rows = self.db.execute(
+                f"SELECT key FROM attempts WHERE error IS NULL AND key IN ({marks})", chunk
+            )
             found.update(r[0] for r in rows)
         return found
 
     def insert_attempt(self, attempt: Attempt) -> int:
+        """Store an attempt; a retried one replaces its failed predecessor (same key, same id)."""
         row = attempt.model_dump(exclude={"id"})
         row["params"] = json.dumps(row["params"], sort_keys=True)
         row["created_at"] = row["created_at"] or now()
         with self.transaction():
+            found = self.db.execute("SELECT id FROM attempts WHERE key = ?", [row["key"]]).fetchone()
+            if found:
+                self.db["attempts"].update(found[0], row)
+                return found[0]
             return self.db["attempts"].insert(row).last_pk
 
     def attempts(self, purpose: str | None = None, problem_id: str | None = None) -> list[Attempt]:

@@ -136,3 +136,15 @@ def test_trace_upsert_updates_same_identity(store):
     assert store.traces(role="short")[0].verified is True
     store.upsert_trace(t.model_copy(update={"variant": 1}))
     assert len(store.traces(["p1"])) == 2
+
+
+def test_failed_attempt_is_retried_and_replaced(store):
+    store.insert_problems([_problem(1)])
+    failed = Attempt(key="k", problem_id="p1", purpose="diagnose", model="m", prompt_hash="h",
+                     params={}, error="prompt longer than the context")
+    first_id = store.insert_attempt(failed)
+    assert store.attempt_keys(["k"]) == set()
+    ok = failed.model_copy(update={"error": None, "text": "4", "extracted": "4", "correct": False})
+    assert store.insert_attempt(ok) == first_id
+    assert store.attempt_keys(["k"]) == {"k"}
+    assert store.count("attempts") == 1 and store.attempts()[0].error is None
