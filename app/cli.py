@@ -22,6 +22,9 @@ The loop, one command per stage (each is resumable; re-running skips finished wo
   tailor --project DIR diagnose      the student answers every training problem with CoT
   tailor --project DIR grade         the judge grades each attempt Easy / Medium / Hard
   tailor --project DIR sample --name D   draw a distillation set matching that profile
+  tailor --project DIR teach --dataset D    teachers write short CoT (easy/medium), long CoT (hard)
+  tailor --project DIR verify --dataset D   keep traces whose final answer matches the reference
+  tailor --project DIR export --dataset D   train.jsonl / valid.jsonl + manifest for mlx_lm
 
 Global option --project DIR (default: the current directory) works before or after
 the command. Configuration lives in DIR/tailor.toml; API keys only in environment
@@ -79,6 +82,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="sampling seed (default: [sampling] seed)")
     p.add_argument("--allow-short", action="store_true",
                    help="fill a stratum smaller than its quota from the other strata instead of failing")
+
+    p = sub.add_parser("teach", parents=[parent], help="teachers write short / long CoT for a dataset's problems")
+    p.add_argument("--dataset", required=True, metavar="NAME", help="a dataset made by `tailor sample`")
+    p.add_argument("--only", choices=["short", "long"],
+                   help="ablation: every item gets this CoT style and its teacher (default: by difficulty)")
+
+    p = sub.add_parser("verify", parents=[parent], help="accept teacher traces whose final answer matches the reference")
+    p.add_argument("--dataset", required=True, metavar="NAME")
+    p.add_argument("--only", choices=["short", "long"], help="the --only the dataset was taught with")
+    p.add_argument("--consistency", action="store_true",
+                   help="also ask the judge whether each accepted solution is consistent (prompts/verify.md)")
+    p.add_argument("--resample", type=int, default=0, metavar="N",
+                   help="ask the teacher up to N more times for a rejected problem (default 0)")
+
+    p = sub.add_parser("export", parents=[parent], help="write mlx_lm train/valid JSONL of the verified traces")
+    p.add_argument("--dataset", required=True, metavar="NAME")
+    p.add_argument("--only", choices=["short", "long"], help="the --only the dataset was taught with")
+    p.add_argument("--intersect", action="store_true",
+                   help="ablation: keep only problems every teacher of the style solved")
+    p.add_argument("--out", type=Path, help="output directory (default: PROJECT/runs/datasets/NAME)")
+    p.add_argument("--valid-fraction", type=float, default=0.1, metavar="F",
+                   help="share of problems in valid.jsonl, split by problem (default 0.1)")
 
     p = sub.add_parser("ping", parents=[parent], help="one cheap call per configured endpoint (latency, model, key)")
     p.add_argument("roles", nargs="*", metavar="ROLE", help="judge, teachers.short, teachers.long (default: all)")
@@ -221,7 +246,46 @@ def cmd_sample(args) -> int:
     return 0
 
 
-COMMANDS = {"grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
+def cmd_teach(args) -> int:
+    from app.config import load_config
+    from app.events import ConsoleEvents
+    from app.pipeline.teach import teach
+
+    cfg = load_config(args.project)
+    with _open_store(args.project) as store:
+        res = teach(cfg, store, ConsoleEvents(), dataset=args.dataset, only=args.only)
+    print(f"teach {res.dataset}" + (f" (only {res.only})" if res.only else "") + f": {res.summary()}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from app.config import load_config
+    from app.events import ConsoleEvents
+    from app.pipeline.verify import format_verify, verify
+
+    cfg = load_config(args.project)
+    with _open_store(args.project) as store:
+        res = verify(cfg, store, ConsoleEvents(), dataset=args.dataset, only=args.only,
+                     consistency=args.consistency, resample=args.resample)
+    print(format_verify(res))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from app.config import load_config
+    from app.events import ConsoleEvents
+    from app.pipeline.export import export
+
+    cfg = load_config(args.project)
+    with _open_store(args.project) as store:
+        res = export(cfg, store, ConsoleEvents(), dataset=args.dataset, project=args.project, out=args.out,
+                     only=args.only, intersect=args.intersect, valid_fraction=args.valid_fraction)
+    print(f"exported {args.dataset}: {res.summary()}")
+    print(f"manifest: {res.manifest_path}")
+    return 0
+
+
+COMMANDS = {"teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,300 @@
+"""`tailor export`: mlx_lm chat JSONL of a dataset's verified traces, plus a manifest.
+
+Each example is exactly what the student sees at evaluation: the messages of
+prompts/student_solve.md for the problem, then the teacher's CoT as the assistant turn,
+normalised so its last line is ``The answer is \\boxed{ANSWER}.`` (reasoning in
+``<think>`` blocks is dropped). Every teacher's accepted trace of a problem is kept, at
+most one per teacher (the lowest accepted variant); ``intersect=True`` (the ablation)
+keeps only the problems every teacher of the style solved.
+
+The validation split is by problem (all of a problem's examples are in one file),
+deterministic by a hash of the problem id: ``valid_fraction`` of the problems, at least
+one when there are two or more. Only train-split problems can be exported: a dataset
+holding a valid/test/placement problem is refused, and a problem whose question text is
+also a held-out problem's is left out (with a message).
+
+Files: ``train.jsonl``, ``valid.jsonl``, ``manifest.json`` (counts by grade and style,
+prompt hashes, teachers, sha256 of both JSONL files), each written to a temporary file
+and renamed into place, so nothing is ever half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.answers import extract_answer, is_equivalent
+from app.config import Config
+from app.errors import TailorError
+from app.events import Events
+from app.prompts import load_prompt
+from app.records import Trace
+from app.remote import split_think
+from app.store import Store, now
+
+from app.pipeline.teach import (
+    STYLES,
+    Teacher,
+    check_only,
+    configured_teachers,
+    load_dataset,
+    plan,
+    slot_traces,
+    teachers_in,
+)
+
+DEFAULT_VALID_FRACTION = 0.1
+FINAL_LINE = "The answer is \\boxed{%s}."
+_CANONICAL_RE = re.compile(r"The answer is \\boxed\{(?P<ans>.+)\}\.")
+# A line that is only a final answer: "**Final Answer:** $\boxed{3}$", "Answer: \boxed{3}", "\boxed{3}"
+_ANSWER_LINE_RE = re.compile(
+    r"(?i)^[\s*#>]*(?:(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:：]?)?[\s*]*"
+    r"\$*\s*\\boxed\{.*\}\s*\$*[\s*.]*$"
+)
+
+
+class ExportError(TailorError):
+    """The dataset cannot be exported as asked."""
+
+
+def format_cot(text: str, reference: str) -> str:
+    """The assistant turn for a verified trace: the CoT, last line ``The answer is \\boxed{REF}.``
+
+    A trace that already ends with that line for an equivalent answer is kept as it is; a
+    last line that is only a final answer in another form is replaced; otherwise the line
+    is appended. ``<think>`` content is dropped.
+    """
+    content, _ = split_think(text)
+    lines = (content or "").strip().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if lines:
+        last = lines[-1].strip()
+        m = _CANONICAL_RE.fullmatch(last)
+        if m and is_equivalent(extract_answer(last), reference):
+            lines[-1] = last
+            return "\n".join(lines)
+        if _ANSWER_LINE_RE.match(last) and is_equivalent(extract_answer(last), reference):
+            lines.pop()
+            while lines and not lines[-1].strip():
+                lines.pop()
+    body = "\n".join(lines).rstrip()
+    final = FINAL_LINE % reference.strip()
+    return f"{body}\n\n{final}" if body else final
+
+
+def _question_key(question: str) -> str:
+    return " ".join(question.split()).casefold()
+
+
+def _valid_rank(problem_id: str) -> str:
+    return hashlib.sha256(f"tailor-valid:{problem_id}".encode()).hexdigest()
+
+
+def split_problems(problem_ids: Sequence[str], valid_fraction: float) -> tuple[list[str], list[str]]:
+    """(train, valid) problem ids: the valid ones are those with the lowest id hash."""
+    ids = sorted(set(problem_ids))
+    n = len(ids)
+    n_valid = 0 if n < 2 else min(n - 1, max(1, int(n * valid_fraction + 0.5)))  # half rounds up
+    ranked = sorted(ids, key=_valid_rank)
+    valid = set(ranked[:n_valid])
+    return [p for p in ids if p not in valid], [p for p in ids if p in valid]
+
+
+def _write_atomic(files: dict[Path, bytes]) -> None:
+    """Write every file to a temporary sibling first, then rename each into place."""
+    tmps: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            tmps.append((tmp, path))
+        for tmp, path in tmps:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in tmps:
+            tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    train_path: Path
+    valid_path: Path
+    manifest_path: Path
+    train_examples: int
+    valid_examples: int
+    train_problems: int
+    valid_problems: int
+    manifest: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (f"{self.train_examples} train examples ({self.train_problems} problems), "
+                f"{self.valid_examples} valid ({self.valid_problems} problems) -> {self.out_dir}")
+
+
+def default_out_dir(project: Path | str, dataset: str, only: str | None = None, intersect: bool = False) -> Path:
+    name = re.sub(r"[^\w.+-]", "_", dataset) + (f"-only-{only}" if only else "") + ("-intersect" if intersect else "")
+    return Path(project) / "runs" / "datasets" / name
+
+
+def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: Path | str = ".",
+           out: Path | str | None = None, only: str | None = None, intersect: bool = False,
+           valid_fraction: float = DEFAULT_VALID_FRACTION,
+           teachers: dict[str, Sequence[Teacher]] | None = None) -> ExportResult:
+    """Write train.jsonl / valid.jsonl / manifest.json for a dataset; see the module docstring."""
+    check_only(only)
+    if not 0 < valid_fraction < 1:
+        raise ExportError(f"--valid-fraction must be between 0 and 1 (exclusive), not {valid_fraction}")
+    ds = load_dataset(store, dataset)
+    slots = plan(store, ds, teachers if teachers is not None else configured_teachers(cfg), only)
+
+    held_out = sorted({(s.problem.id, s.problem.split) for s in slots if s.problem.split != "train"})
+    if held_out:
+        shown = ", ".join(f"{pid} ({split})" for pid, split in held_out[:3])
+        raise ExportError(f"dataset {ds.name!r} holds {len(held_out)} problem(s) outside the train split "
+                          f"({shown}{', ...' if len(held_out) > 3 else ''}); refusing to export them for training")
+
+    traces = slot_traces(store, slots)
+    only_flag = f" --only {only}" if only else ""
+    unverified = sum(1 for v in traces.values() for t in v.values() if t.verified is None)
+    if unverified:
+        raise ExportError(f"dataset {ds.name!r}: {unverified} teacher traces are not verified yet: "
+                          f"run `tailor verify --dataset {ds.name}{only_flag}` first")
+    untaught = sum(1 for v in traces.values() if not v)
+    if untaught and any(traces.values()):
+        events.message(f"{untaught} of {len(slots)} problem-teacher pairs have no trace "
+                       f"(run `tailor teach --dataset {ds.name}{only_flag}` to fill them)")
+    chosen: dict[int, Trace] = {}
+    for i in range(len(slots)):
+        ok = sorted(v for v, t in traces[i].items() if t.verified and t.text)
+        if ok:
+            chosen[i] = traces[i][ok[0]]
+    if not chosen:
+        hint = "none was accepted (see `tailor verify`)"
+        if not any(traces.values()):
+            hint = f"run `tailor teach --dataset {ds.name}{only_flag}` and `tailor verify` first"
+        raise ExportError(f"dataset {ds.name!r}" + (f" (only {only})" if only else "")
+                          + f" has no verified traces to export: {hint}")
+
+    verified_problems = {slots[i].problem.id for i in chosen}
+    if intersect:
+        team = {style: {t.key for t in teachers_in(slots) if t.style == style} for style in STYLES}
+        solved: dict[tuple[str, str], set] = {}
+        for i in chosen:
+            solved.setdefault((slots[i].style, slots[i].problem.id), set()).add(slots[i].teacher.key)
+        dropped = {i for i in chosen if solved[(slots[i].style, slots[i].problem.id)] != team[slots[i].style]}
+        if dropped:
+            events.message(f"--intersect: {len(dropped)} traces left out (problems not solved by every teacher)")
+        chosen = {i: t for i, t in chosen.items() if i not in dropped}
+        if not chosen:
+            raise ExportError(f"dataset {ds.name!r}: no problem was solved by every teacher (--intersect)")
+
+    held_questions = {_question_key(p.question) for split in ("valid", "test", "placement")
+                      for p in store.problems(split=split)}
+    leaked = {s.problem.id for i, s in enumerate(slots) if i in chosen and _question_key(s.problem.question) in held_questions}
+    if leaked:
+        events.message(f"{len(leaked)} problems left out: their question is also a valid/test/placement "
+                       f"problem's (e.g. {sorted(leaked)[0]})")
+        chosen = {i: t for i, t in chosen.items() if slots[i].problem.id not in leaked}
+        if not chosen:
+            raise ExportError(f"dataset {ds.name!r}: every verified problem duplicates a held-out question")
+
+    train_ids, valid_ids = split_problems([slots[i].problem.id for i in chosen], valid_fraction)
+    if not valid_ids:
+        events.message("only one problem to export: valid.jsonl is empty (mlx_lm training needs a validation set)")
+    student = load_prompt("student_solve")
+    valid_set = set(valid_ids)
+    lines: dict[str, list[str]] = {"train": [], "valid": []}
+    counts = {part: {"examples": 0, "problems": 0, "by_grade": Counter(), "by_style": Counter()}
+              for part in ("train", "valid")}
+    by_teacher: Counter = Counter()
+    exported_trace_ids: list[int] = []
+    consistency_checked = False
+    for i in sorted(chosen, key=lambda i: (slots[i].problem.id, slots[i].teacher.label)):
+        s, trace = slots[i], chosen[i]
+        part = "valid" if s.problem.id in valid_set else "train"
+        messages = student.render(question=s.problem.question)
+        messages.append({"role": "assistant", "content": format_cot(trace.text or "", s.problem.answer)})
+        lines[part].append(json.dumps({"messages": messages}, ensure_ascii=False))
+        c = counts[part]
+        c["examples"] += 1
+        c["by_grade"][s.grade or "ungraded"] += 1
+        c["by_style"][s.style] += 1
+        by_teacher[(s.style, s.teacher.label)] += 1
+        if trace.id is not None:
+            exported_trace_ids.append(trace.id)
+        consistency_checked |= trace.consistent is not None
+    for part, ids in (("train", train_ids), ("valid", valid_ids)):
+        counts[part]["problems"] = len(ids)
+
+    data = {part: "".join(line + "\n" for line in lines[part]).encode("utf-8") for part in lines}
+    out_dir = Path(out) if out is not None else default_out_dir(project, ds.name, only, intersect)
+    prompts = {"student_solve": student.hash}
+    for t in teachers_in(slots):
+        if t.prompt is not None:
+            prompts[f"teach_{t.style}"] = t.prompt_hash
+    if consistency_checked:
+        prompts["verify"] = load_prompt("verify").hash
+    total_grade = counts["train"]["by_grade"] + counts["valid"]["by_grade"]
+    total_style = counts["train"]["by_style"] + counts["valid"]["by_style"]
+    manifest = {
+        "dataset": ds.name,
+        "strategy": ds.strategy,
+        "k": ds.k,
+        "seed": ds.seed,
+        "only": only,
+        "intersect": intersect,
+        "valid_fraction": valid_fraction,
+        "created_at": now(),
+        "format": "mlx_lm chat JSONL: {messages: [system, user, assistant]}",
+        "counts": {
+            "items": len(ds.items),
+            "items_by_grade": dict(Counter(item.grade or "ungraded" for item in ds.items)),
+            "items_by_route": dict(Counter(item.route for item in ds.items)),
+            "problems_exported": len(train_ids) + len(valid_ids),
+            "items_without_verified_trace": len(ds.items) - len(verified_problems),
+            "left_out_by_intersect": len(verified_problems - leaked) - len(train_ids) - len(valid_ids),
+            "left_out_duplicate_of_held_out": len(leaked),
+            "examples": counts["train"]["examples"] + counts["valid"]["examples"],
+            "by_grade": dict(total_grade),
+            "by_style": dict(total_style),
+            **{part: {k: dict(v) if isinstance(v, Counter) else v for k, v in c.items()}
+               for part, c in counts.items()},
+        },
+        "prompts": prompts,
+        "teachers": [
+            {"style": t.style, "provider": t.name, "model": t.model, "role": t.role,
+             "prompt_hash": t.prompt_hash or None, "examples": by_teacher[(t.style, t.label)]}
+            for t in teachers_in(slots)
+        ],
+        "valid_problem_ids": valid_ids,
+        "trace_ids": sorted(exported_trace_ids),
+        "files": {
+            "train.jsonl": {"examples": len(lines["train"]), "sha256": hashlib.sha256(data["train"]).hexdigest()},
+            "valid.jsonl": {"examples": len(lines["valid"]), "sha256": hashlib.sha256(data["valid"]).hexdigest()},
+        },
+    }
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = {part: out_dir / f"{part}.jsonl" for part in ("train", "valid")}
+        manifest_path = out_dir / "manifest.json"
+        _write_atomic({paths["train"]: data["train"], paths["valid"]: data["valid"],
+                       manifest_path: (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")})
+    except OSError as e:
+        raise ExportError(f"{out_dir}: cannot write the export ({e.strerror or e})") from None
+    result = ExportResult(out_dir=out_dir, train_path=paths["train"], valid_path=paths["valid"],
+                          manifest_path=manifest_path, train_examples=counts["train"]["examples"],
+                          valid_examples=counts["valid"]["examples"], train_problems=len(train_ids),
+                          valid_problems=len(valid_ids), manifest=manifest)
+    events.message(f"export: {result.summary()}")
+    return result
