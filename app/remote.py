@@ -432,9 +432,12 @@ class RemoteClient:
         try:
             if tasks:
                 done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-                for t in done:
-                    if not t.cancelled() and t.exception() is not None:
-                        raise t.exception()
+                # Read every finished task's exception, not just the first, so asyncio
+                # does not log the others as "never retrieved".
+                errors = [t.exception() for t in done if not t.cancelled()]
+                errors = [e for e in errors if e is not None]
+                if errors:
+                    raise errors[0]
         finally:
             pending = [t for t in tasks if not t.done()]
             for t in pending:
