@@ -1,13 +1,31 @@
 """Job entry point: ``python -m mlx_backend JOB.json``.
 
-Reads one job, writes one JSON object per line to stdout (flushed), nothing else:
+JOB.json::
 
-    {"event": "start", "kind", "total", "model", "adapter", "dtype", "native_dtype", "device", "context"}
+    {"kind": "generate" | "score", "model": path or hub repo id, "adapter": LoRA dir | null,
+     "dtype": "auto" | "float32" | "bfloat16" | "float16", "params": {...}, "items": [...]}
+
+    generate items  {"id", "messages": [{"role", "content"}], "max_tokens", "seed"}
+    generate params temperature (0 = greedy), top_p, max_batch (16), max_prompt_tokens,
+                    max_batch_tokens (KV budget, 32768), seed (for items without one)
+    score items     {"id", "messages": [...prompt...], "response": str}
+    score params    max_batch (rows per forward pass, 16), max_batch_tokens
+
+Writes one JSON object per line to stdout (flushed), nothing else:
+
+    {"event": "start", "kind", "total", "model", "model_path", "adapter", "dtype",
+     "native_dtype", "device", "quantized", "context"}
     {"event": "result", "id", ...}            one per item, in completion order; final once written
+        generate: text, n_tokens, prompt_tokens, finish_reason ("stop" | "length"), seed
+        score:    cond_logprob, uncond_logprob (mean per token), n_tokens, prompt_tokens,
+                  ppl, cppl, ifd
+        failed:   error (+ prompt_tokens when known); the other items continue
     {"event": "progress", "done", "total"}    after every result
-    {"event": "done", "stats": {...}}         exit 0
+    {"event": "done", "stats": {seconds, tokens_per_s, generated_tokens, peak_memory_gb,
+                                items_per_s, prompt_tokens | scored_tokens}}   exit 0
     {"event": "error", "message"}             bad job / model / adapter: exit 2; internal error: exit 1
-    {"event": "cancelled", "done"}            SIGINT / SIGTERM: exit 130
+    {"event": "cancelled", "done"}            SIGINT / SIGTERM: exit 130 (a second signal
+                                              abandons the current step at once)
 
 Anything else that is printed (mlx_lm, transformers) goes to stderr.
 """
@@ -120,18 +138,19 @@ def run(job: dict, events: Events, state: dict) -> int:
     stats: dict = {}
     produce = generate if job["kind"] == "generate" else score
     tic = time.perf_counter()
-    done = generated = 0
+    generated = 0
     try:
         for result in produce(
             model, tokenizer, items, should_stop=lambda: state["stop"] or events.broken, stats=stats, **params
         ):
             events.emit("result", **result)
-            done += 1
+            state["done"] += 1
             generated += result.get("n_tokens", 0) if "error" not in result else 0
-            events.emit("progress", done=done, total=len(items))
+            events.emit("progress", done=state["done"], total=len(items))
     except Cancelled:
-        events.emit("cancelled", done=done)
+        events.emit("cancelled", done=state["done"])
         return EXIT_CANCELLED
+    done = state["done"]
     seconds = time.perf_counter() - tic
     per_s = (lambda n: round(n / seconds, 3) if seconds > 0 else 0.0)
     out = {"seconds": round(seconds, 4), "peak_memory_gb": round(mx.get_peak_memory() / 1e9, 4),
@@ -150,13 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     events = Events()
-    state = {"stop": False, "loading": True}
+    state = {"stop": False, "loading": True, "done": 0}
 
     def on_signal(signum, frame):
-        state["stop"] = True
-        # Model loading has no step boundary to stop at, so leave it at once.
-        if state["loading"]:
+        # Loading has no step boundary to stop at, and a second signal means "now".
+        if state["loading"] or state["stop"]:
+            state["stop"] = True
             raise _Interrupted()
+        state["stop"] = True  # honoured between decode steps / scoring batches
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -166,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(read_job(argv[0]), events, state)
     except _Interrupted:
-        events.emit("cancelled", done=0)
+        events.emit("cancelled", done=state["done"])
         return EXIT_CANCELLED
     except (JobError, ModelLoadError) as e:
         events.emit("error", message=_one_line(e))

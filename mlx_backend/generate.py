@@ -58,11 +58,12 @@ def item_sampler(seed: int, temperature: float, top_p: float):
 def _prepare(model, tokenizer, raw: dict, limit: int | None, context: int | None, default_seed: int):
     """Either an _Item or an error result for one job item."""
     item_id = str(raw.get("id"))
-    seed = raw.get("seed", default_seed)
+    seed = raw.get("seed")
+    seed = default_seed if seed is None else seed
     try:
         prompt = chat_prompt(tokenizer, raw.get("messages"))
         max_tokens = int(raw.get("max_tokens", 256))
-        if not isinstance(seed, int):
+        if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValueError("seed must be an integer")
     except (ValueError, TypeError) as e:
         return {"id": item_id, "error": f"bad item: {e}"}

@@ -28,6 +28,8 @@ from .model import chat_prompt
 DEFAULT_MAX_BATCH = 16
 # Full float32 logits of a batch, B*L*vocab*4 bytes, are the peak; cap them near this.
 LOGITS_BUDGET_BYTES = 1.5e9
+# Largest padding overhead accepted when packing rows of different lengths.
+PAD_SLACK = 0.1
 
 
 def doc_start_id(tokenizer) -> int:
@@ -75,8 +77,8 @@ def score(
 ) -> Iterator[dict]:
     """Yield one result per item ``{"id", "messages", "response"}`` as soon as both its rows are scored.
 
-    Rows (two per item) are sorted by length and packed up to ``max_batch`` rows and
-    ``max_batch_tokens`` padded tokens per forward pass.
+    Rows (two per item) are sorted by length and packed up to ``max_batch`` rows,
+    ``max_batch_tokens`` padded tokens and PAD_SLACK padding overhead per forward pass.
     """
     if context is None:
         context = getattr(getattr(model, "args", None), "max_position_embeddings", None)
@@ -113,10 +115,15 @@ def score(
     while k < len(rows):
         if should_stop():
             raise Cancelled()
-        # Rows are sorted, so the batch's padded width is its last row's length.
-        end = k + 1
-        while end < len(rows) and end - k < max_batch and (end - k + 1) * len(rows[end][0]) <= max_batch_tokens:
-            end += 1
+        # Rows are sorted, so the batch's padded width is its last row's length. Padding
+        # is pure waste where the forward pass is compute-bound (CPU), so cap it too.
+        end, real = k + 1, len(rows[k][0])
+        while end < len(rows) and end - k < max_batch:
+            width, real_next = len(rows[end][0]), real + len(rows[end][0])
+            padded = (end - k + 1) * width
+            if padded > max_batch_tokens or padded > (1 + PAD_SLACK) * real_next:
+                break
+            end, real = end + 1, real_next
         batch = rows[k:end]
         k = end
         sums = _row_logprobs(model, [r[0] for r in batch], [r[1] for r in batch])
