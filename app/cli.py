@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from app.errors import TailorError
@@ -152,6 +153,18 @@ def _open_store(project: Path):
     return Store(project / DB_NAME)
 
 
+@contextmanager
+def _stage(args):
+    """(config, store, terminal progress) for a pipeline command; config errors come first."""
+    from app.config import DB_NAME, load_config
+    from app.events import ConsoleEvents
+    from app.store import Store
+
+    cfg = load_config(args.project)
+    with Store(args.project / DB_NAME) as store:
+        yield cfg, store, ConsoleEvents()
+
+
 def cmd_import(args) -> int:
     from app.pipeline.importing import import_file
 
@@ -174,13 +187,10 @@ def cmd_status(args) -> int:
 
 
 def cmd_diagnose(args) -> int:
-    from app.config import load_config
-    from app.events import ConsoleEvents
     from app.pipeline.diagnose import diagnose
 
-    cfg = load_config(args.project)
-    with _open_store(args.project) as store:
-        res = diagnose(cfg, store, ConsoleEvents(), project=args.project, split=args.split,
+    with _stage(args) as (cfg, store, events):
+        res = diagnose(cfg, store, events, project=args.project, split=args.split,
                        limit=args.limit, seed=args.seed)
     if res.status == "cancelled":
         print(f"diagnose cancelled: {res.generated} attempts kept; run it again to continue")
@@ -214,16 +224,13 @@ def cmd_ping(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from app.config import load_config
-    from app.events import ConsoleEvents
     from app.pipeline.grade import grade, record_overrides
 
-    cfg = load_config(args.project)
-    with _open_store(args.project) as store:
+    with _stage(args) as (cfg, store, events):
         if args.override:
-            res = record_overrides(cfg, store, ConsoleEvents(), args.override, split=args.split)
+            res = record_overrides(cfg, store, events, args.override, split=args.split)
         else:
-            res = grade(cfg, store, ConsoleEvents(), split=args.split, limit=args.limit)
+            res = grade(cfg, store, events, split=args.split, limit=args.limit)
     if res.ungraded:
         print(f"{res.ungraded} problems left ungraded (reasons above); the next `tailor grade` retries judge failures")
     print(f"E:M:H = {res.ratio} ({res.easy} easy, {res.medium} medium, {res.hard} hard; "
@@ -232,13 +239,10 @@ def cmd_grade(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from app.config import load_config
-    from app.events import ConsoleEvents
     from app.pipeline.sample import sample
 
-    cfg = load_config(args.project)
-    with _open_store(args.project) as store:
-        res = sample(cfg, store, ConsoleEvents(), name=args.name, strategy=args.strategy, k=args.k,
+    with _stage(args) as (cfg, store, events):
+        res = sample(cfg, store, events, name=args.name, strategy=args.strategy, k=args.k,
                      seed=args.seed, ratio=args.ratio, allow_short=args.allow_short)
     c = res.counts
     print(f"dataset {res.name!r}: {res.k} problems ({c['easy']} easy, {c['medium']} medium, {c['hard']} hard) "
@@ -247,38 +251,29 @@ def cmd_sample(args) -> int:
 
 
 def cmd_teach(args) -> int:
-    from app.config import load_config
-    from app.events import ConsoleEvents
     from app.pipeline.teach import teach
 
-    cfg = load_config(args.project)
-    with _open_store(args.project) as store:
-        res = teach(cfg, store, ConsoleEvents(), dataset=args.dataset, only=args.only)
+    with _stage(args) as (cfg, store, events):
+        res = teach(cfg, store, events, dataset=args.dataset, only=args.only)
     print(f"teach {res.dataset}" + (f" (only {res.only})" if res.only else "") + f": {res.summary()}")
     return 0
 
 
 def cmd_verify(args) -> int:
-    from app.config import load_config
-    from app.events import ConsoleEvents
     from app.pipeline.verify import format_verify, verify
 
-    cfg = load_config(args.project)
-    with _open_store(args.project) as store:
-        res = verify(cfg, store, ConsoleEvents(), dataset=args.dataset, only=args.only,
+    with _stage(args) as (cfg, store, events):
+        res = verify(cfg, store, events, dataset=args.dataset, only=args.only,
                      consistency=args.consistency, resample=args.resample)
     print(format_verify(res))
     return 0
 
 
 def cmd_export(args) -> int:
-    from app.config import load_config
-    from app.events import ConsoleEvents
     from app.pipeline.export import export
 
-    cfg = load_config(args.project)
-    with _open_store(args.project) as store:
-        res = export(cfg, store, ConsoleEvents(), dataset=args.dataset, project=args.project, out=args.out,
+    with _stage(args) as (cfg, store, events):
+        res = export(cfg, store, events, dataset=args.dataset, project=args.project, out=args.out,
                      only=args.only, intersect=args.intersect, valid_fraction=args.valid_fraction)
     print(f"exported {args.dataset}: {res.summary()}")
     print(f"manifest: {res.manifest_path}")

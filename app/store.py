@@ -259,12 +259,15 @@ class Store:
     # -- problems -------------------------------------------------------------
 
     def existing_problem_ids(self, ids: Iterable[str]) -> set[str]:
-        ids = list(ids)
+        return self._present("SELECT id FROM problems WHERE id IN ({marks})", ids)
+
+    def _present(self, sql: str, values: Iterable[str]) -> set[str]:
+        """The values that `sql` (with an `IN ({marks})` hole) finds, asked in chunks."""
+        values = list(values)
         found: set[str] = set()
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(f"SELECT id FROM problems WHERE id IN ({marks})", chunk)
+        for i in range(0, len(values), 500):
+            chunk = values[i : i + 500]
+            rows = self.db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
             found.update(r[0] for r in rows)
         return found
 
@@ -306,16 +309,7 @@ class Store:
 
     def attempt_keys(self, keys: Iterable[str]) -> set[str]:
         """Keys among `keys` with a finished attempt; failed ones are left to be retried."""
-        keys = list(keys)
-        found: set[str] = set()
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(
-                f"SELECT key FROM attempts WHERE error IS NULL AND key IN ({marks})", chunk
-            )
-            found.update(r[0] for r in rows)
-        return found
+        return self._present("SELECT key FROM attempts WHERE error IS NULL AND key IN ({marks})", keys)
 
     def insert_attempt(self, attempt: Attempt) -> int:
         """Store an attempt; a retried one replaces its failed predecessor (same key, same id)."""
