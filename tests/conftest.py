@@ -4,6 +4,9 @@ from app.cli import main
 from app.config import DB_NAME
 from app.store import Store
 
+# The MLX fixtures (tiny model built once per session) for every test module.
+pytest_plugins = ["mlx_fixtures"]
+
 
 @pytest.fixture
 def project(tmp_path):

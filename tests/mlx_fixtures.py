@@ -1,7 +1,7 @@
 """Shared fixtures and helpers for the MLX tests (tests/test_mlx_*.py).
 
-Import the fixtures into a test module (``from mlx_fixtures import tiny_model_dir``);
-tests/conftest.py belongs to the app side and stays mlx-free.
+tests/conftest.py loads this module as a plugin (pytest_plugins), so every test can use
+the fixtures; nothing here imports mlx until a fixture runs.
 """
 
 from __future__ import annotations

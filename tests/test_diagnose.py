@@ -4,7 +4,6 @@ import pytest
 
 pytest.importorskip("mlx.core")
 
-from mlx_fixtures import tiny_model_dir  # noqa: F401  (fixture)
 
 from app.cli import BUNDLED, main
 from app.config import load_config

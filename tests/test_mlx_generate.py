@@ -8,9 +8,7 @@ import pytest
 
 pytest.importorskip("mlx.core")
 
-from mlx_fixtures import (  # noqa: F401  (fixtures)
-    REPO, job_command, job_env, results, run_job, tiny, tiny_model_dir, user, write_job,
-)
+from mlx_fixtures import REPO, job_command, job_env, results, run_job, user, write_job
 
 QUESTIONS = [
     "What is 12 times 7?",

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("mlx.core")
 
-from mlx_fixtures import tiny, tiny_model_dir, user  # noqa: F401  (fixtures)
+from mlx_fixtures import user
 
 from mlx_backend.errors import ModelLoadError
 from mlx_backend.model import cast_floating, chat_prompt, load_model, model_dtype

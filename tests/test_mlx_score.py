@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("mlx.core")
 
-from mlx_fixtures import results, run_job, tiny, tiny_model_dir, user  # noqa: F401  (fixtures)
+from mlx_fixtures import results, run_job, user
 
 PAIRS = [
     ("What is 12 times 7?", "12 * 7 = 84. The answer is 84."),

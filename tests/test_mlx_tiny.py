@@ -6,7 +6,6 @@ import pytest
 
 pytest.importorskip("mlx.core")
 
-from mlx_fixtures import tiny_model_dir  # noqa: F401  (fixture)
 
 from mlx_backend.tiny import build_tiny_model, n_parameters
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +44,7 @@ from app.errors import TailorError
 from app.events import Events
 from app.prompts import load_prompt
 from app.records import Attempt, GradeRecord, Problem
+from app.replies import json_object
 from app.remote import ChatRequest, ChatResult, open_client, rules_grade
 from app.store import Store
 
@@ -102,10 +102,6 @@ class JudgeVerdict(BaseModel):
         return " ".join(text.split())[:MAX_RATIONALE_CHARS]
 
 
-_FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)```", re.S)
-_MAX_BRACES = 50  # how many '{' of a prose reply are tried as the start of a JSON object
-
-
 def _preview(text: str, n: int = 60) -> str:
     one = " ".join(text.split())
     return repr(one[:n] + ("…" if len(one) > n else ""))
@@ -113,31 +109,10 @@ def _preview(text: str, n: int = 60) -> str:
 
 def _json_object(text: str) -> dict:
     """The verdict object in a reply: the whole reply, a fenced block, or one inside prose."""
-    s = text.strip()
-    candidates = [m.group(1) for m in _FENCE.finditer(s)] + [s]
-    for c in candidates:
-        try:
-            obj = json.loads(c)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            return obj
-    found: list[dict] = []
-    dec = json.JSONDecoder()
-    starts = [m.start() for m in re.finditer(r"\{", s)][:_MAX_BRACES]
-    for i in starts:
-        try:
-            obj, _ = dec.raw_decode(s, i)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and obj:
-            found.append(obj)
-    for obj in found:  # prefer the object that looks like a verdict
-        if "grade" in obj:
-            return obj
-    if found:
-        return found[0]
-    raise JudgeOutputError(f"judge output is not a JSON object: {_preview(s)}")
+    obj = json_object(text, prefer_key="grade")
+    if obj is None:
+        raise JudgeOutputError(f"judge output is not a JSON object: {_preview(text.strip())}")
+    return obj
 
 
 def parse_judge_output(text: str | None) -> JudgeVerdict:

@@ -27,7 +27,6 @@ resampling, the reasons for rejection, and the data-size ratio between teachers
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from app.config import Config
 from app.events import Events
 from app.prompts import load_prompt
 from app.records import Problem, Trace
+from app.replies import json_object
 from app.remote import ChatRequest, ChatResult, RetryPolicy, open_client, split_think
 from app.store import Store
 
@@ -100,29 +100,9 @@ def reason_kind(reason: str | None) -> str:
 # -- the consistency check ---------------------------------------------------------
 
 
-def parse_json_object(text: str | None) -> dict | None:
-    """The first JSON object in a reply (bare, fenced or inside prose), else None."""
-    if not text:
-        return None
-    try:
-        obj = json.loads(text)
-        return obj if isinstance(obj, dict) else None
-    except ValueError:
-        pass
-    decoder = json.JSONDecoder()
-    for m in re.finditer(r"\{", text):
-        try:
-            obj, _ = decoder.raw_decode(text, m.start())
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            return obj
-    return None
-
-
 def parse_consistency(content: str | None) -> tuple[bool | None, str]:
     """(consistent, reason) from the judge's reply; consistent None = unreadable reply."""
-    obj = parse_json_object(content)
+    obj = json_object(content)
     if obj is None:
         return None, "judge reply is not a JSON object"
     value = obj.get("consistent")
