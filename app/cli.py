@@ -19,6 +19,7 @@ The loop, one command per stage (each is resumable; re-running skips finished wo
   tailor --project DIR import FILE   load problems (GSM8K, MATH, MATH-500, AIME, JSONL, CSV)
   tailor --project DIR status        what the project holds so far
   tailor --project DIR doctor        machine, BLAS, dtype, memory and endpoint checks
+  tailor gap --scores FILE.csv       teacher-student accuracy gap per task (> 30 points: distillation pays)
   tailor --project DIR ping          one cheap call per judge/teacher endpoint
   tailor --project DIR diagnose      the student answers every training problem with CoT
   tailor --project DIR grade         the judge grades each attempt Easy / Medium / Hard
@@ -105,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output directory (default: PROJECT/runs/datasets/NAME)")
     p.add_argument("--valid-fraction", type=float, default=0.1, metavar="F",
                    help="share of problems in valid.jsonl, split by problem (default 0.1)")
+
+    p = sub.add_parser("gap", parents=[parent],
+                       help="teacher-student accuracy gap per task: where distillation is likely to pay")
+    p.add_argument("--scores", type=Path, required=True, metavar="FILE.csv",
+                   help="CSV with header task,model,role,accuracy (role student or teacher; percent, or fractions 0-1)")
+    p.add_argument("--threshold", type=float, default=30.0, metavar="POINTS",
+                   help="select tasks whose gap is strictly greater than this (default 30)")
+    p.add_argument("--json", action="store_true", help="print every number as JSON")
 
     p = sub.add_parser("ping", parents=[parent], help="one cheap call per configured endpoint (latency, model, key)")
     p.add_argument("roles", nargs="*", metavar="ROLE", help="judge, teachers.short, teachers.long (default: all)")
@@ -280,7 +289,14 @@ def cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
+def cmd_gap(args) -> int:
+    from app.pipeline.gap import gap_command
+
+    print(gap_command(args.scores, args.threshold, as_json=args.json))
+    return 0
+
+
+COMMANDS = {"gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:
