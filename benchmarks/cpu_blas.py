@@ -9,7 +9,7 @@ prints matmul GFLOPS both ways, then two ratios:
   training:   plain `mlx_lm lora` (out of the box) vs `mlx_lm lora` in tailor's child
               environment (preload + float32 weights) — the path tailor's training job uses
 
-    python benchmarks/cpu_blas.py [--prompts 32] [--max-tokens 64] [--iters 10]
+    python benchmarks/cpu_blas.py [--prompts 32] [--max-tokens 64] [--iters 15]
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def write_data(dest: Path, n_train: int = 64, n_valid: int = 8) -> None:
 
 def lora_tokens_per_s(model: str, data: Path, iters: int, env: dict, adapter_dir: Path) -> float:
     cmd = [sys.executable, "-m", "mlx_lm", "lora", "--train", "--model", model, "--data", str(data),
-           "--iters", str(iters), "--batch-size", "4", "--num-layers", "4", "--steps-per-report", "5",
+           "--iters", str(iters), "--batch-size", "8", "--num-layers", "-1", "--steps-per-report", "5",
            "--steps-per-eval", "1000", "--val-batches", "1", "--adapter-path", str(adapter_dir), "--seed", "0"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     # mlx_lm prints a coloured table: "iter  train_loss [▼▲]  tok/s  tokens"
@@ -110,7 +110,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prompts", type=int, default=32)
     p.add_argument("--max-tokens", type=int, default=64)
-    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--iters", type=int, default=15)
     a = p.parse_args()
     blas = find_blas()
     if not blas:
