@@ -27,6 +27,7 @@ The loop, one command per stage (each is resumable; re-running skips finished wo
   tailor --project DIR teach --dataset D    teachers write short CoT (easy/medium), long CoT (hard)
   tailor --project DIR verify --dataset D   keep traces whose final answer matches the reference
   tailor --project DIR export --dataset D   train.jsonl / valid.jsonl + manifest for mlx_lm
+  tailor --project DIR train --dataset D    LoRA runs (early stopping, one per seed; --find-stop, --resume)
 
 Global option --project DIR (default: the current directory) works before or after
 the command. Configuration lives in DIR/tailor.toml; API keys only in environment
@@ -106,6 +107,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output directory (default: PROJECT/runs/datasets/NAME)")
     p.add_argument("--valid-fraction", type=float, default=0.1, metavar="F",
                    help="share of problems in valid.jsonl, split by problem (default 0.1)")
+
+    p = sub.add_parser("train", parents=[parent], help="LoRA-train the student on an exported dataset, one run per seed")
+    p.add_argument("--dataset", metavar="NAME", help="an export in PROJECT/runs/datasets/NAME (`tailor export`)")
+    p.add_argument("--profile", choices=["acotd", "obryan"], help="hyperparameter set (default: [train] profile)")
+    p.add_argument("--iters", type=int, metavar="N", help="train exactly N iterations (wins over the profile's epochs)")
+    p.add_argument("--max-iters", type=int, metavar="N",
+                   help="at most N iterations (early stopping may end sooner); --find-stop: default 1000")
+    p.add_argument("--find-stop", action="store_true",
+                   help="O'Bryan protocol: one run with evaluations, then report where the validation loss is lowest")
+    p.add_argument("--seeds", type=_seed_list, metavar="S,S,...",
+                   help="one run per seed, run one after another, e.g. 0,1,2,3,4 (default: [train] seeds)")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--patience", type=int, metavar="N",
+                   help="stop after N evaluations without improvement (0 = no early stopping)")
+    p.add_argument("--min-delta", type=float, metavar="D",
+                   help="a validation-loss drop smaller than D is not an improvement (default 0)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any [train] key, e.g. --set rank=16 --set learning_rate=1e-4 (repeatable)")
 
     p = sub.add_parser("gap", parents=[parent],
                        help="teacher-student accuracy gap per task: where distillation is likely to pay")
@@ -289,6 +308,32 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
+def cmd_train(args) -> int:
+    from app.pipeline.train import format_result, parse_overrides, train
+
+    others = (args.dataset, args.profile, args.iters, args.max_iters, args.find_stop, args.seeds,
+              args.patience is not None, args.min_delta is not None, args.overrides)
+    if args.resume and any(others):
+        raise TailorError("--resume RUN continues a run with its own settings: give no other train option")
+    with _stage(args) as (cfg, store, events):
+        res = train(cfg, store, events, project=args.project, dataset=args.dataset, profile=args.profile,
+                    iters=args.iters, max_iters=args.max_iters, find_stop=args.find_stop, seeds=args.seeds,
+                    patience=args.patience, min_delta=args.min_delta, overrides=parse_overrides(args.overrides),
+                    resume=args.resume)
+    print(format_result(res))
+    return 130 if res.status == "interrupted" else 0
+
+
 def cmd_gap(args) -> int:
     from app.pipeline.gap import gap_command
 
@@ -296,7 +341,7 @@ def cmd_gap(args) -> int:
     return 0
 
 
-COMMANDS = {"gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
+COMMANDS = {"train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -114,8 +114,94 @@ class SamplingConfig(_Section):
         return v
 
 
+# Named hyperparameter sets; a key set in [train] (or with `tailor train --set`) wins.
+# acotd: the ACoTD paper (LoRA r 32, alpha 32, dropout 0.1, lr 1e-5, batch 16, 5 epochs,
+#   cosine with 3 % warmup, weight decay 0.01, validation every 16 steps, checkpoint every
+#   64) plus tailor's early stopping (patience 5 evaluations; the best adapter is kept).
+# obryan: the O'Bryan study's protocol, i.e. `mlx_lm lora`'s defaults (r 8, scale 20, no
+#   dropout, lr 1e-5 constant, batch 4, 16 layers) for a fixed number of iterations (200)
+#   with the last adapter kept and no early stopping; validation every 50 steps so that a
+#   `--find-stop` run sees the curve.
+TRAIN_PROFILES: dict[str, dict] = {
+    "acotd": dict(rank=32, alpha=32.0, dropout=0.1, learning_rate=1e-5, schedule="cosine", warmup=0.03,
+                  weight_decay=0.01, batch_size=16, grad_accumulation=1, epochs=5.0, iters=None,
+                  max_seq_length=2048, steps_per_report=8, steps_per_eval=16, val_batches=-1, num_layers=-1,
+                  grad_checkpoint=False, save_every=64, keep_checkpoints=2, patience=5, min_delta=0.0,
+                  keep="best", seeds=[0]),
+    "obryan": dict(rank=8, scale=20.0, dropout=0.0, learning_rate=1e-5, schedule="constant", warmup=0.0,
+                   weight_decay=0.0, batch_size=4, grad_accumulation=1, epochs=None, iters=200,
+                   max_seq_length=2048, steps_per_report=10, steps_per_eval=50, val_batches=-1, num_layers=16,
+                   grad_checkpoint=False, save_every=100, keep_checkpoints=2, patience=0, min_delta=0.0,
+                   keep="last", seeds=[0, 1, 2, 3, 4]),
+}
+
+
 class TrainConfig(_Section):
+    """[train]: a profile plus any key that overrides it (None = the profile's value)."""
+
     profile: Literal["acotd", "obryan"] = "acotd"
+    rank: int | None = Field(None, ge=1, description="LoRA rank")
+    alpha: float | None = Field(None, gt=0, description="LoRA alpha (PEFT convention): scale = alpha / rank")
+    scale: float | None = Field(None, gt=0, description="mlx_lm's LoRA scale, instead of alpha")
+    dropout: float | None = Field(None, ge=0, lt=1)
+    learning_rate: float | None = Field(None, gt=0)
+    schedule: Literal["cosine", "constant"] | None = None
+    warmup: float | None = Field(None, ge=0, description="fraction of the updates (< 1) or a number of updates")
+    weight_decay: float | None = Field(None, ge=0, description="AdamW weight decay (0 = Adam)")
+    batch_size: int | None = Field(None, ge=1)
+    grad_accumulation: int | None = Field(None, ge=1, description="micro-batches per optimizer update")
+    iters: int | None = Field(None, ge=1, description="iterations (micro-batches); wins over epochs")
+    epochs: float | None = Field(None, gt=0)
+    max_seq_length: int | None = Field(None, ge=8)
+    steps_per_report: int | None = Field(None, ge=1)
+    steps_per_eval: int | None = Field(None, ge=1)
+    val_batches: int | None = Field(None, ge=-1, description="-1 = the whole validation set")
+    num_layers: int | None = Field(None, ge=-1, description="LoRA on the last N layers; -1 = all")
+    grad_checkpoint: bool | None = None
+    save_every: int | None = Field(None, ge=1, description="checkpoint every N iterations")
+    keep_checkpoints: int | None = Field(None, ge=0, description="newest checkpoints kept; 0 = all")
+    patience: int | None = Field(None, ge=0, description="evaluations without improvement before stopping; 0 = off")
+    min_delta: float | None = Field(None, ge=0, description="a smaller validation-loss drop is not an improvement")
+    keep: Literal["best", "last"] | None = Field(None, description="the run's adapter: best validation loss or last")
+    seeds: list[int] | None = None
+    hostfile: str | None = Field(None, description="mlx.launch hostfile for data-parallel training")
+    processes: int | None = Field(None, ge=1, description="mlx.launch -n: processes per host")
+    backend: str | None = Field(None, description="mlx.launch --backend (ring, mpi, jaccl, nccl)")
+
+    @field_validator("val_batches")
+    @classmethod
+    def _val_batches(cls, v: int | None) -> int | None:
+        if v == 0:
+            raise ValueError("must be -1 (all) or at least 1")
+        return v
+
+    def resolved(self) -> dict:
+        """Every hyperparameter, from the profile overlaid with the keys set here.
+
+        ``scale`` is resolved from alpha / rank unless a scale is given; ``iters`` set here
+        drops the profile's ``epochs`` and vice versa.
+        """
+        mine = {k: v for k, v in self.model_dump(exclude={"profile"}).items() if v is not None}
+        if "alpha" in mine and "scale" in mine:
+            raise ConfigError("train.alpha and train.scale are alternatives: set one of them")
+        out = {**TRAIN_PROFILES[self.profile], **mine}
+        if "iters" in mine:
+            out["epochs"] = None
+        elif "epochs" in mine:
+            out["iters"] = None
+        if "scale" in mine or ("alpha" not in mine and "alpha" not in TRAIN_PROFILES[self.profile]):
+            out.pop("alpha", None)
+        else:
+            out["scale"] = out.pop("alpha") / out["rank"]
+        for k in ("hostfile", "processes", "backend"):
+            out.setdefault(k, None)
+        if out["save_every"] % out["grad_accumulation"]:
+            raise ConfigError(f"train.save_every ({out['save_every']}) must be a multiple of "
+                              f"train.grad_accumulation ({out['grad_accumulation']})")
+        if not out["seeds"]:
+            raise ConfigError("train.seeds: give at least one seed")
+        out["profile"] = self.profile
+        return out
 
 
 class EvalConfig(_Section):

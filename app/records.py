@@ -126,3 +126,36 @@ class Trace(BaseModel):
     consistent: bool | None = None
     reject_reason: str | None = None
     created_at: str | None = None
+
+
+RunStatus = Literal["running", "done", "interrupted", "failed"]
+
+
+class Run(BaseModel):
+    """One training run (one seed). `config` holds the resolved hyperparameters and the data it saw."""
+
+    id: str
+    dataset_id: int | None = None
+    seed: int | None = None
+    profile: str | None = None
+    config: dict
+    status: RunStatus = "running"
+    best_iter: int | None = None
+    best_val_loss: float | None = None
+    stop_reason: str | None = None  # patience | max_iters | interrupted | error
+    adapter_path: str | None = None
+    valid_disjoint_from_test: bool | None = None
+    dtype: str | None = None
+    blas: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class Metric(BaseModel):
+    """One point of a run's curve: kind is train_loss, val_loss, learning_rate, tokens_per_s, ..."""
+
+    run_id: str
+    step: int
+    kind: str
+    value: float
+    extra: dict | None = None

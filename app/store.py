@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlite_utils
 
 from app.errors import StoreError
-from app.records import ApiCall, Attempt, Dataset, DatasetItem, GradeRecord, Problem, Trace
+from app.records import ApiCall, Attempt, Dataset, DatasetItem, GradeRecord, Metric, Problem, Run, Trace
 
 
 def now() -> str:
@@ -440,6 +440,70 @@ class Store:
                    FROM api_calls GROUP BY stage, role, provider, model ORDER BY stage, role"""
             )
         )
+
+    # -- training runs and their metrics ----------------------------------------
+
+    def insert_run(self, run: Run) -> None:
+        row = run.model_dump()
+        row["config"] = json.dumps(row["config"], sort_keys=True)
+        row["started_at"] = row["started_at"] or now()
+        with self.transaction():
+            if self.db.execute("SELECT 1 FROM runs WHERE id = ?", [run.id]).fetchone():
+                raise StoreError(f"run {run.id!r} already exists")
+            self.db["runs"].insert(row)
+
+    def update_run(self, run_id: str, **fields) -> None:
+        """Set some columns of a run (config is JSON-encoded). Atomic."""
+        if "config" in fields:
+            fields["config"] = json.dumps(fields["config"], sort_keys=True)
+        with self.transaction():
+            self.db["runs"].update(run_id, fields)
+
+    def get_run(self, run_id: str) -> Run | None:
+        rows = list(self.db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
+        return _run(rows[0]) if rows else None
+
+    def runs(self, status: str | None = None, dataset_id: int | None = None) -> list[Run]:
+        where, args = _where(status=status, dataset_id=dataset_id)
+        return [_run(r) for r in self.db.query(f"SELECT * FROM runs {where} ORDER BY started_at, id", args)]
+
+    def find_runs(self, prefix: str) -> list[Run]:
+        """Runs whose id is `prefix` exactly, else those starting with it."""
+        exact = self.get_run(prefix)
+        if exact:
+            return [exact]
+        rows = self.db.query("SELECT * FROM runs WHERE substr(id, 1, ?) = ? ORDER BY id", [len(prefix), prefix])
+        return [_run(r) for r in rows]
+
+    def add_metrics(self, run_id: str, step: int, values: dict[str, float], extra: dict | None = None) -> None:
+        """Record one report (several kinds at one step) in one transaction; a re-report replaces."""
+        rows = [{"run_id": run_id, "step": step, "kind": k, "value": float(v),
+                 "extra": json.dumps(extra, sort_keys=True) if extra else None}
+                for k, v in values.items() if v is not None]
+        if rows:
+            with self.transaction():
+                self.db["metrics"].upsert_all(rows, pk=("run_id", "step", "kind"))
+
+    def metrics(self, run_id: str, kind: str | None = None) -> list[Metric]:
+        where, args = _where(run_id=run_id, kind=kind)
+        rows = self.db.query(f"SELECT * FROM metrics {where} ORDER BY kind, step", args)
+        return [Metric.model_validate({**r, "extra": json.loads(r["extra"]) if r["extra"] else None}) for r in rows]
+
+    def curve(self, run_id: str, kind: str) -> list[tuple[int, float]]:
+        """(step, value) points of one metric of a run, by step."""
+        rows = self.db.execute("SELECT step, value FROM metrics WHERE run_id = ? AND kind = ? ORDER BY step",
+                               [run_id, kind])
+        return [(r[0], r[1]) for r in rows]
+
+    def delete_metrics_after(self, run_id: str, step: int) -> int:
+        """Drop a run's points past `step` (the abandoned tail before a resume). Returns how many."""
+        with self.transaction():
+            cur = self.db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", [run_id, step])
+            return cur.rowcount
+
+
+def _run(row: dict) -> Run:
+    return Run.model_validate({**row, "config": json.loads(row["config"])})
 
 
 _TRACE_IDENTITY = ("problem_id", "role", "variant", "provider", "model", "prompt_hash")

@@ -184,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         events.emit("error", message="usage: python -m mlx_backend JOB.json")
         return EXIT_USER
     try:
+        from .train import is_train_job, run_train  # the "train" kind: see train.py
+
+        if is_train_job(argv[0]):
+            return run_train(argv[0], events, state)
         return run(read_job(argv[0]), events, state)
     except _Interrupted:
         events.emit("cancelled", done=state["done"])

@@ -1,0 +1,179 @@
+"""Training throughput: plain `mlx_lm lora` vs `tailor train`'s job, side by side.
+
+Same model (the ~20M Qwen2-style tiny model, float32 weights), same data (export format:
+the student_solve prompt + the reference CoT, prompt masked), same hyperparameters (LoRA
+rank 8, scale 20, all layers, Adam lr 1e-5, batch 4, two evaluations on the whole
+validation set, prompt masked), same child environment (OpenBLAS preloaded when found).
+Runs alternate (mlx_lm, tailor, mlx_lm, tailor, ...) so background load hits both alike.
+
+tokens/s is what mlx_lm's train() reports (trained tokens over the time spent in training
+steps, the same code in both), averaged over the reports after the first (warm-up);
+wall is the whole process, model load and evaluations included. Peak memory is
+mx.get_peak_memory() at the end of each process, plus the maximum RSS.
+
+    python benchmarks/training.py [--iters 60] [--repeats 2] [--data DIR] [--model DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from generation import MODEL_20M  # noqa: E402
+
+from app.blas import child_env, find_blas  # noqa: E402
+from app.jobs import MlxJob  # noqa: E402
+
+PLAIN_LORA = r"""
+import resource, sys
+import mlx.core as mx
+from mlx_lm.lora import main
+sys.argv = ["mlx_lm.lora", *sys.argv[1:]]
+main()
+print("TAILOR-BENCH-PEAK", mx.get_peak_memory() / 1e9, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+TO_FLOAT32 = r"""
+import sys, mlx.core as mx
+from pathlib import Path
+d = Path(sys.argv[1])
+w = mx.load(str(d / "model.safetensors"))
+mx.save_safetensors(str(d / "model.safetensors"), {k: v.astype(mx.float32) for k, v in w.items()}, metadata={"format": "mlx"})
+"""
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+REPORT = re.compile(r"^\s*(\d+)\s+([0-9.]+)\s+[▼▲]\s+([0-9,]+)\s+([0-9.]+)k\s*$")
+
+
+def write_data(dest: Path, n_train: int, n_valid: int) -> None:
+    """train/valid JSONL exactly as `tailor export` writes them (bundled train-split problems)."""
+    from app.pipeline.export import format_cot
+    from app.prompts import load_prompt
+
+    rows = [json.loads(line) for line in (ROOT / "data" / "problems.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r["split"] == "train"]
+    prompt = load_prompt("student_solve")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, chunk in (("train", rows[:n_train]), ("valid", rows[n_train:n_train + n_valid])):
+        with open(dest / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for r in chunk:
+                messages = prompt.render(question=r["question"])
+                messages.append({"role": "assistant", "content": format_cot(r["solution"], r["answer"])})
+                f.write(json.dumps({"messages": messages}) + "\n")
+
+
+HP = dict(rank=8, scale=20.0, dropout=0.0, learning_rate=1e-5, batch_size=4, num_layers=-1, max_seq_length=2048,
+          steps_per_report=10, seed=0)
+
+
+def plain(model: str, data: Path, iters: int, env: dict, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = out / "lora.yaml"
+    cfg.write_text(json.dumps({"lora_parameters": {"rank": HP["rank"], "scale": HP["scale"], "dropout": HP["dropout"]}}))
+    cmd = [sys.executable, "-c", PLAIN_LORA, "--train", "--model", model, "--data", str(data), "--config", str(cfg),
+           "--fine-tune-type", "lora", "--optimizer", "adam", "--mask-prompt", "--num-layers", str(HP["num_layers"]),
+           "--batch-size", str(HP["batch_size"]), "--iters", str(iters), "--learning-rate", str(HP["learning_rate"]),
+           "--steps-per-report", str(HP["steps_per_report"]), "--steps-per-eval", str(iters), "--val-batches", "-1",
+           "--save-every", str(iters), "--max-seq-length", str(HP["max_seq_length"]), "--seed", str(HP["seed"]),
+           "--adapter-path", str(out / "adapters")]
+    tic = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - tic
+    text = ANSI.sub("", proc.stdout + proc.stderr)
+    reports = [(int(m[1]), float(m[2]), float(m[3].replace(",", ""))) for m in map(REPORT.match, text.splitlines()) if m]
+    peak = re.search(r"TAILOR-BENCH-PEAK ([0-9.e+-]+) (\d+)", text)
+    if proc.returncode != 0 or not reports or not peak:
+        sys.exit(f"mlx_lm lora failed: {text.strip().splitlines()[-3:]}")
+    rss = int(peak[2]) / (1e9 if sys.platform == "darwin" else 1e6)
+    return {"reports": reports, "peak_gb": float(peak[1]), "rss_gb": rss, "wall": wall}
+
+
+def tailor(model: str, data: Path, iters: int, blas: str | None, out: Path) -> dict:
+    spec = {"kind": "train", "model": model, "dtype": "auto", "run_dir": str(out / "run"),
+            "train": str(data / "train.jsonl"), "valid": str(data / "valid.jsonl"),
+            "params": {**HP, "iters": iters, "steps_per_eval": iters, "save_every": iters, "schedule": "constant",
+                       "warmup": 0, "weight_decay": 0.0, "val_batches": -1, "keep": "best"}}
+    reports = []
+
+    def on_event(ev):
+        if ev.get("event") == "metric" and "train_loss" in ev:
+            reports.append((ev["iter"], ev["train_loss"], ev["tokens_per_s"]))
+
+    tic = time.perf_counter()
+    outcome = MlxJob(spec, blas=blas).run(on_event)
+    wall = time.perf_counter() - tic
+    if outcome.status != "done":
+        sys.exit(f"tailor train job failed: {outcome.error}")
+    return {"reports": reports, "peak_gb": outcome.stats["peak_memory_gb"], "rss_gb": outcome.stats["max_rss_gb"],
+            "wall": wall}
+
+
+def steady_tps(reports: list) -> float:
+    rates = [r[2] for r in reports[1:]] or [r[2] for r in reports]
+    return statistics.mean(rates)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", help="model dir (default: build the ~20M tiny model, float32)")
+    p.add_argument("--data", type=Path, help="an export dir with train.jsonl / valid.jsonl (default: bundled set)")
+    p.add_argument("--iters", type=int, default=60)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--train-examples", type=int, default=64)
+    p.add_argument("--valid-examples", type=int, default=16)
+    a = p.parse_args()
+
+    blas = find_blas()
+    env = child_env(blas)
+    tmp = Path(tempfile.mkdtemp(prefix="tailor-train-bench-"))
+    model = a.model
+    if not model:
+        from mlx_backend.tiny import build_tiny_model, n_parameters
+
+        model = str(build_tiny_model(tmp / "model", seed=0, **MODEL_20M))
+        subprocess.run([sys.executable, "-c", TO_FLOAT32, model], check=True, env=env)
+        size = n_parameters(json.loads((Path(model) / "config.json").read_text())) / 1e6
+        print(f"model: Qwen2-style {size:.1f}M parameters, float32 ({model})")
+    data = a.data
+    if data is None:
+        data = tmp / "data"
+        write_data(data, a.train_examples, a.valid_examples)
+    print(f"data: {data} ({sum(1 for _ in open(data / 'train.jsonl'))} train, "
+          f"{sum(1 for _ in open(data / 'valid.jsonl'))} valid); BLAS preloaded: {blas or 'none'}")
+    print(f"hyperparameters: {HP}, iters {a.iters}, prompt masked, 2 evaluations on the whole validation set")
+
+    results = {"mlx_lm": [], "tailor": []}
+    for i in range(a.repeats):
+        results["mlx_lm"].append(plain(model, data, a.iters, env, tmp / f"plain{i}"))
+        results["tailor"].append(tailor(model, data, a.iters, blas, tmp / f"tailor{i}"))
+        for name in ("mlx_lm", "tailor"):
+            r = results[name][-1]
+            print(f"  run {i + 1} {name:7s} {steady_tps(r['reports']):8.1f} tok/s  wall {r['wall']:6.1f} s  "
+                  f"peak {r['peak_gb']:.3f} GB  rss {r['rss_gb']:.3f} GB  final loss {r['reports'][-1][1]:.4f}")
+
+    def med(name, key):
+        vals = [steady_tps(r["reports"]) if key == "tps" else r[key] for r in results[name]]
+        return statistics.median(vals)
+
+    t_plain, t_ours = med("mlx_lm", "tps"), med("tailor", "tps")
+    print(f"mlx_lm lora   {t_plain:8.1f} tok/s   peak {med('mlx_lm', 'peak_gb'):.3f} GB   "
+          f"max RSS {med('mlx_lm', 'rss_gb'):.3f} GB   wall {med('mlx_lm', 'wall'):.1f} s")
+    print(f"tailor train  {t_ours:8.1f} tok/s   peak {med('tailor', 'peak_gb'):.3f} GB   "
+          f"max RSS {med('tailor', 'rss_gb'):.3f} GB   wall {med('tailor', 'wall'):.1f} s")
+    print(f"tailor / mlx_lm tokens/s: {t_ours / t_plain:.3f} (target >= 0.95); "
+          f"wall-clock ratio (mlx_lm / tailor): {med('mlx_lm', 'wall') / med('tailor', 'wall'):.3f}")
+
+
+if __name__ == "__main__":
+    main()
