@@ -38,7 +38,7 @@ import signal
 import sys
 import time
 
-from .errors import JobError, ModelLoadError
+from .errors import JobError, ModelLoadError, one_line as _one_line
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -64,10 +64,6 @@ class Events:
             self._out.flush()
         except BrokenPipeError:
             self.broken = True  # the parent is gone: stop working, exit quietly
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def read_job(path: str) -> dict:

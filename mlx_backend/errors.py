@@ -10,3 +10,8 @@ class JobError(Exception):
 
 class ModelLoadError(Exception):
     """A model, adapter or hub repo that cannot be used."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line for an error event (messages may span lines)."""
+    return " ".join(str(e).split()) or type(e).__name__

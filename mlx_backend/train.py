@@ -84,10 +84,6 @@ TRAJECTORY = ("rank", "scale", "dropout", "learning_rate", "schedule", "warmup",
               "grad_accumulation", "max_seq_length", "num_layers", "seed")
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
-
-
 # -- the job file ---------------------------------------------------------------
 
 
