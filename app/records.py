@@ -149,6 +149,8 @@ class Run(BaseModel):
     blas: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    label: str | None = None  # the configuration this run is one seed of
+    sweep: str | None = None
 
 
 class Metric(BaseModel):

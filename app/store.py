@@ -204,8 +204,16 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX api_calls_stage ON api_calls(stage, role)")
 
 
+def _m002_run_labels(db: sqlite_utils.Database) -> None:
+    # A configuration is the set of runs that differ only by seed; `label` names it in
+    # reports (a sweep cell, or dataset/profile by default) and `sweep` the sweep it ran in.
+    db.execute("ALTER TABLE runs ADD COLUMN label TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN sweep TEXT")
+    db.execute("CREATE INDEX attempts_eval ON attempts(purpose, run_id, tier)")
+
+
 # Append only. Position i (0-based) takes the schema from user_version i to i + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_run_labels]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
