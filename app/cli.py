@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a validation-loss drop smaller than D is not an improvement (default 0)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any [train] key, e.g. --set rank=16 --set learning_rate=1e-4 (repeatable)")
+    p.add_argument("--label", metavar="NAME",
+                   help="the configuration these runs are seeds of, as reports name it (default: DATASET/PROFILE)")
 
     p = sub.add_parser("gap", parents=[parent],
                        help="teacher-student accuracy gap per task: where distillation is likely to pay")
@@ -141,7 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", choices=["train", "valid", "test", "placement"])
     p.add_argument("--limit", type=int, help="only the first N problems of the split")
     p.add_argument("--seed", type=int, default=0, help="base sampling seed (default 0)")
+
+    p = sub.add_parser("eval", parents=[parent],
+                       help="evaluate the base student and trained adapters on the same problems")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--runs", type=_csv, metavar="RUN,...", help="these runs (ids or unique prefixes)")
+    which.add_argument("--sweep", metavar="NAME", help="the finished runs of one sweep")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--split", choices=["train", "valid", "test", "placement"],
+                       help="problems of this split (default: [eval] split, test)")
+    where.add_argument("--benchmark", metavar="SOURCE",
+                       help="every problem imported with --source SOURCE, e.g. math500")
+    p.add_argument("--tiers", action="store_true", help="also the response-length tiers R2..R6 ([eval.tiers])")
+    p.add_argument("--limit", type=int, help="only the first N problems")
     return parser
+
+
+def _csv(text: str) -> list[str]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected one or more comma-separated names")
+    return items
 
 
 def cmd_init(args) -> int:
@@ -222,6 +244,19 @@ def cmd_diagnose(args) -> int:
                        limit=args.limit, seed=args.seed)
     if res.status == "cancelled":
         print(f"diagnose cancelled: {res.generated} attempts kept; run it again to continue")
+        return 130
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from app.pipeline.evaluate import evaluate, format_eval
+
+    with _stage(args) as (cfg, store, events):
+        res = evaluate(cfg, store, events, project=args.project, runs=args.runs, sweep=args.sweep,
+                       split=args.split, benchmark=args.benchmark, tiers=args.tiers, limit=args.limit)
+    print(format_eval(res))
+    if res.status == "cancelled":
+        print("eval cancelled: finished answers are kept; run it again to continue")
         return 130
     return 0
 
@@ -322,14 +357,14 @@ def cmd_train(args) -> int:
     from app.pipeline.train import format_result, parse_overrides, train
 
     others = (args.dataset, args.profile, args.iters, args.max_iters, args.find_stop, args.seeds,
-              args.patience is not None, args.min_delta is not None, args.overrides)
+              args.patience is not None, args.min_delta is not None, args.overrides, args.label)
     if args.resume and any(others):
         raise TailorError("--resume RUN continues a run with its own settings: give no other train option")
     with _stage(args) as (cfg, store, events):
         res = train(cfg, store, events, project=args.project, dataset=args.dataset, profile=args.profile,
                     iters=args.iters, max_iters=args.max_iters, find_stop=args.find_stop, seeds=args.seeds,
                     patience=args.patience, min_delta=args.min_delta, overrides=parse_overrides(args.overrides),
-                    resume=args.resume)
+                    resume=args.resume, label=args.label)
     print(format_result(res))
     return 130 if res.status == "interrupted" else 0
 
@@ -341,7 +376,7 @@ def cmd_gap(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
+COMMANDS = {"eval": cmd_eval, "train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -204,11 +204,50 @@ class TrainConfig(_Section):
         return out
 
 
+class TierConfig(_Section):
+    """A response-length tier: an instruction appended to the student's prompt and a token budget."""
+
+    instruction: str = ""
+    max_tokens: int | None = Field(None, ge=1, description="token budget; None = student.max_tokens")
+
+
+# The O'Bryan study's six tiers ran from unrestricted (~220 words) down to ~30 words. The
+# budgets leave room for about two tokens a word plus the boxed answer; a budget too small
+# for an answer is not an error, the attempt is simply wrong (finish_reason "length").
+DEFAULT_TIERS: dict[str, dict] = {
+    "R1": {},
+    "R2": {"instruction": "Keep your whole response under about 150 words.", "max_tokens": 400},
+    "R3": {"instruction": "Keep your whole response under about 100 words.", "max_tokens": 280},
+    "R4": {"instruction": "Keep your whole response under about 70 words.", "max_tokens": 200},
+    "R5": {"instruction": "Keep your whole response under about 50 words.", "max_tokens": 140},
+    "R6": {"instruction": "Keep your whole response under about 30 words.", "max_tokens": 90},
+}
+
+
 class EvalConfig(_Section):
     temperature: float = Field(0.6, ge=0)
     top_p: float = Field(0.9, gt=0, le=1)
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    # The base model is evaluated at every seed; a run at its own training seed when it is
+    # listed here (so base and distilled pair up by seed), else at the first one.
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     split: Literal["train", "valid", "test", "placement"] = "test"
+    # Which evaluated CoTs the judge rates for CoT quality: the first tier only, all, or none.
+    cot_quality: Literal["first", "all", "none"] = "first"
+    # [eval.tiers.NAME] tables add tiers or change the defaults; the first tier is the main one.
+    tiers: dict[str, TierConfig] = Field(default_factory=lambda: {k: TierConfig(**v) for k, v in DEFAULT_TIERS.items()})
+
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _merge_tiers(cls, v):
+        if not isinstance(v, dict):
+            return v
+        merged = {k: dict(d) for k, d in DEFAULT_TIERS.items()}
+        for name, table in v.items():
+            if isinstance(table, dict):
+                merged[name] = {**merged.get(name, {}), **table}
+            else:
+                merged[name] = table
+        return merged
 
 
 class Config(_Section):

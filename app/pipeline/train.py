@@ -428,8 +428,12 @@ def train(cfg: Config, store: Store, events: Events, *, project: Path | str = ".
           data_dir: Path | str | None = None, profile: str | None = None, iters: int | None = None,
           max_iters: int | None = None, find_stop: bool = False, seeds: Sequence[int] | None = None,
           patience: int | None = None, min_delta: float | None = None, overrides: dict | None = None,
-          resume: str | None = None, job_cls=MlxJob) -> TrainResult:
-    """Train one run per seed (or one find-stop run, or resume one run); see the module docstring."""
+          resume: str | None = None, label: str | None = None, sweep: str | None = None,
+          job_cls=MlxJob) -> TrainResult:
+    """Train one run per seed (or one find-stop run, or resume one run); see the module docstring.
+
+    ``label`` names the configuration these runs are seeds of (default: dataset/profile);
+    reports compare configurations by label."""
     project = Path(project)
     for run_id in reconcile_stale_runs(store, project):
         events.message(f"run {run_id} was left running by a tailor process that is gone: marked interrupted")
@@ -489,7 +493,8 @@ def train(cfg: Config, store: Store, events: Events, *, project: Path | str = ".
                   "run_dir": str(run_dir), "data": check.record(), "find_stop": find_stop,
                   "iters_from_find_stop": from_find_stop, "launch": launch, "blas": blas}
         run = Run(id=run_id, dataset_id=check.dataset_id, seed=seed, profile=params["profile"], config=config,
-                  status="running", valid_disjoint_from_test=check.valid_disjoint_from_test, blas=blas)
+                  status="running", valid_disjoint_from_test=check.valid_disjoint_from_test, blas=blas,
+                  label=label or f"{name}/{params['profile']}", sweep=sweep)
         store.insert_run(run)
         (run_dir / "run.json").write_text(json.dumps(run.model_dump(), indent=2, sort_keys=True) + "\n", "utf-8")
         out = _drive(store, events, run, resume=False, blas=blas, job_cls=job_cls)

@@ -1,0 +1,408 @@
+"""`tailor eval`: the base student and its trained adapters on the same problems, same prompt.
+
+Targets: the base model (always) and every selected run's adapter. Problems: a split
+(default ``[eval] split``, "test") or every problem imported from one source
+(``--benchmark math500``). Each target answers each problem with the student prompt, the
+``[eval]`` sampling (temperature 0.6, top-p 0.9) and a per-problem seed, once per tier
+(R1 only, or R1–R6 with ``tiers=True``): a tier appends its length instruction to the
+prompt and caps the tokens. Seeds: the base at every ``[eval] seeds`` value; a run at its
+own training seed when that is listed (so base and distilled pair up by seed), else at
+the first. Every answer is an attempt (purpose "eval", run_id, tier); its key hashes all
+that determines it, so the base is generated once and reused by every configuration
+that shares it, and a re-run only generates what is missing.
+
+Then the judge rates each new CoT 1–5 for coherence, completeness and factual
+correctness (prompts/cot_quality.md); CoTQS is their mean, stored in ``evals``. The
+``rules`` judge cannot read a CoT, so with it nothing is rated (and the report says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from app.answers import extract_answer, is_equivalent
+from app.blas import find_blas, hint_once
+from app.config import Config
+from app.errors import TailorError
+from app.events import Events
+from app.jobs import JobError, MlxJob
+from app.pipeline.diagnose import attempt_key, item_seed, student_model
+from app.prompts import Prompt, load_prompt
+from app.records import Attempt, Problem, Run
+from app.remote import ChatRequest, open_client
+from app.replies import json_object
+from app.store import Store
+
+PURPOSE = "eval"
+FLUSH_EVERY = 16
+RATING_KEYS = ("coherence", "completeness", "factual")
+RATING_REPAIR = ('Your reply could not be used: {reason}. Reply again with only the JSON object '
+                 '{{"coherence": 1-5, "completeness": 1-5, "factual": 1-5, "rationale": "..."}}.')
+
+
+class EvalError(TailorError):
+    """Nothing to evaluate, or a run that cannot be evaluated with this configuration."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What answers: the base model (run None) or one run's adapter."""
+
+    label: str
+    model: str
+    adapter: str | None = None
+    run: Run | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.run.id if self.run else None
+
+
+@dataclass
+class EvalResult:
+    problems: int
+    targets: list[str]
+    tiers: list[str]
+    generated: int = 0
+    skipped: int = 0
+    correct: int = 0
+    failed: int = 0
+    rated: int = 0
+    unrated: int = 0
+    rating_skipped: int = 0
+    status: str = "done"
+    accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # target -> tier -> accuracy
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        head = (f"{self.problems} problems × {len(self.targets)} targets × {len(self.tiers)} tiers: "
+                f"{self.generated} answers generated ({self.failed} failed), {self.skipped} already done")
+        rate = f"; CoT quality: {self.rated} rated, {self.unrated} unrated, {self.rating_skipped} already rated"
+        return head + rate + ("" if self.status == "done" else f"; {self.status}")
+
+
+# -- what to evaluate -------------------------------------------------------------------
+
+
+def eval_problems(cfg: Config, store: Store, *, split: str | None, benchmark: str | None,
+                  limit: int | None = None) -> list[Problem]:
+    if benchmark:
+        rows = [p for p in store.problems() if p.source == benchmark]
+        if not rows:
+            sources = sorted({p.source for p in store.problems()})
+            raise EvalError(f"--benchmark {benchmark!r}: no problems imported from that source "
+                            f"(sources: {', '.join(sources) or 'none'}); import with --source {benchmark}")
+    else:
+        split = split or cfg.eval.split
+        rows = store.problems(split=split)
+        if not rows:
+            raise EvalError(f"eval: no problems in split {split!r}; run `tailor import` first")
+    return rows[:limit] if limit is not None else rows
+
+
+def select_runs(store: Store, *, runs: list[str] | None, sweep: str | None) -> list[Run]:
+    """Runs named by id (or unique prefix), a sweep's runs, or every finished run.
+
+    The O'Bryan find-stop run (one long run that only locates the stopping point) is
+    left out unless it is named."""
+    if runs:
+        out = []
+        for ref in runs:
+            found = store.find_runs(ref)
+            if not found:
+                raise EvalError(f"--runs: no run {ref!r} (see `tailor train --list`)")
+            if len(found) > 1:
+                raise EvalError(f"--runs: {ref!r} matches {len(found)} runs; give more of the id")
+            out.append(found[0])
+        return out
+    chosen = [r for r in store.runs(status="done") if not r.config.get("find_stop")]
+    if sweep is not None:
+        chosen = [r for r in chosen if r.sweep == sweep]
+        if not chosen:
+            raise EvalError(f"--sweep {sweep!r}: no finished runs in that sweep")
+    return chosen
+
+
+def run_label(run: Run) -> str:
+    """The configuration a run is one seed of (runs that differ only by seed share it)."""
+    return run.label or run.id.rsplit("-s", 1)[0]
+
+
+def targets_for(cfg: Config, project, selected: list[Run]) -> list[Target]:
+    model = student_model(cfg, project)
+    out = [Target("base", model)]
+    for run in selected:
+        trained_on = run.config.get("model")
+        if trained_on != model:
+            raise EvalError(f"run {run.id}: its adapter was trained on {trained_on!r} but the configured "
+                            f"student is {model!r}; set [student] model to the run's base model")
+        if run.status != "done" or not run.adapter_path:
+            raise EvalError(f"run {run.id}: status {run.status}, no adapter to evaluate")
+        if not (Path(run.adapter_path) / "adapters.safetensors").exists():
+            raise EvalError(f"run {run.id}: adapter {run.adapter_path}/adapters.safetensors is missing")
+        out.append(Target(f"{run_label(run)} seed {run.seed}", model, run.adapter_path, run))
+    return out
+
+
+def target_seeds(cfg: Config, target: Target) -> list[int]:
+    if target.run is None:
+        return list(cfg.eval.seeds)
+    return [target.run.seed] if target.run.seed in cfg.eval.seeds else [cfg.eval.seeds[0]]
+
+
+def tier_params(cfg: Config, tier: str, eval_seed: int) -> dict:
+    t = cfg.eval.tiers[tier]
+    return {"temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p,
+            # No tier may allow more than the unrestricted R1, the student's own max_tokens.
+            "max_tokens": min(t.max_tokens or cfg.student.max_tokens, cfg.student.max_tokens),
+            "instruction": t.instruction,
+            "eval_seed": eval_seed}
+
+
+def tier_messages(prompt: Prompt, question: str, instruction: str) -> list[dict]:
+    """The student prompt with the tier's length instruction appended to the user turn."""
+    messages = prompt.render(question=question)
+    if instruction:
+        last = messages[-1]
+        messages[-1] = {**last, "content": f"{last['content'].rstrip()}\n\n{instruction}"}
+    return messages
+
+
+# -- the stage --------------------------------------------------------------------------
+
+
+def evaluate(cfg: Config, store: Store, events: Events, *, project=".", runs: list[str] | None = None,
+             sweep: str | None = None, split: str | None = None, benchmark: str | None = None,
+             tiers: bool = False, limit: int | None = None, job_cls=MlxJob, transport=None,
+             retry=None) -> EvalResult:
+    problems = eval_problems(cfg, store, split=split, benchmark=benchmark, limit=limit)
+    targets = targets_for(cfg, project, select_runs(store, runs=runs, sweep=sweep))
+    tier_names = list(cfg.eval.tiers) if tiers else list(cfg.eval.tiers)[:1]
+    prompt = load_prompt("student_solve")
+    result = EvalResult(problems=len(problems), targets=[t.label for t in targets], tiers=tier_names)
+
+    plans = [_plan(cfg, prompt, t, problems, tier_names) for t in targets]
+    done = store.attempt_keys(k for plan in plans for k in plan)
+    total = sum(len(plan) for plan in plans)
+    result.skipped = len(done)
+    events.start("eval", total)
+    events.advance(len(done))
+    events.message(f"{len(problems)} problems, {len(targets)} targets (base + {len(targets) - 1} adapters), "
+                   f"tiers {', '.join(tier_names)}; {total - len(done)} answers to generate")
+    blas = find_blas(cfg.student.blas)
+    hint_once(blas, events.message)
+    for target, plan in zip(targets, plans):
+        todo = {k: v for k, v in plan.items() if k not in done}
+        if todo:
+            status = _generate(cfg, store, events, target, todo, prompt, blas, job_cls, result)
+            if status != "done":
+                result.status = status
+                break
+
+    if result.status == "done":
+        _rate(cfg, store, events, [k for plan in plans for k in plan], tier_names, result, transport, retry)
+    _fill_accuracy(store, targets, plans, result)
+    events.done(result.summary())
+    return result
+
+
+def _plan(cfg: Config, prompt: Prompt, target: Target, problems: list[Problem],
+          tier_names: list[str]) -> dict[str, tuple]:
+    """{attempt key: (problem, tier, params, item seed)} of everything this target answers."""
+    plan = {}
+    for tier in tier_names:
+        for s in target_seeds(cfg, target):
+            params = tier_params(cfg, tier, s)
+            for p in problems:
+                seed = item_seed(s, p.id)
+                key = attempt_key(p.id, PURPOSE, target.model, target.adapter, prompt.hash, params, seed, tier)
+                plan[key] = (p, tier, params, seed)
+    return plan
+
+
+def _generate(cfg: Config, store: Store, events: Events, target: Target, todo: dict, prompt: Prompt,
+              blas: str | None, job_cls, result: EvalResult) -> str:
+    items = [{"id": key, "messages": tier_messages(prompt, p.question, params["instruction"]),
+              "max_tokens": params["max_tokens"], "seed": seed}
+             for key, (p, _tier, params, seed) in todo.items()]
+    spec = {"kind": "generate", "model": target.model, "adapter": target.adapter, "dtype": cfg.student.dtype,
+            "params": {"temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p,
+                       "max_batch": cfg.student.max_batch},
+            "items": items}
+    events.message(f"eval {target.label}: {len(items)} answers")
+    job = job_cls(spec, blas=blas)
+    pending: list[Attempt] = []
+    dtype = None
+
+    def flush() -> None:
+        if pending:
+            with store.transaction():
+                for a in pending:
+                    store.insert_attempt(a)
+            pending.clear()
+
+    def on_event(ev: dict) -> None:
+        nonlocal dtype
+        kind = ev.get("event")
+        if kind == "start":
+            dtype = ev.get("dtype")
+        elif kind == "result":
+            problem, tier, params, seed = todo[ev["id"]]
+            text = ev.get("text")
+            extracted = extract_answer(text) if text else None
+            # A tier whose budget cannot hold an answer yields a wrong answer, not an error.
+            correct = None if ev.get("error") else is_equivalent(extracted, problem.answer)
+            pending.append(Attempt(
+                key=ev["id"], problem_id=problem.id, purpose=PURPOSE, model=target.model,
+                adapter=target.adapter, run_id=target.run_id, prompt_hash=prompt.hash, params=params,
+                seed=seed, tier=tier, text=text, extracted=extracted, correct=correct,
+                n_tokens=ev.get("n_tokens"), finish_reason=ev.get("finish_reason"), error=ev.get("error"),
+                dtype=dtype, blas=blas))
+            result.generated += 1
+            result.failed += bool(ev.get("error"))
+            result.correct += bool(correct)
+            events.advance()
+            if len(pending) >= FLUSH_EVERY:
+                flush()
+
+    try:
+        outcome = job.run(on_event)
+    finally:
+        flush()
+    if outcome.status == "error":
+        raise JobError(f"eval {target.label}: {outcome.error}")
+    return outcome.status
+
+
+# -- CoT quality --------------------------------------------------------------------------
+
+
+class Rating(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    coherence: int
+    completeness: int
+    factual: int
+
+    @field_validator("coherence", "completeness", "factual", mode="before")
+    @classmethod
+    def _score(cls, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise ValueError(f"expected an integer 1-5, got {v!r}")
+        x = float(v)
+        if not x.is_integer() or not 1 <= x <= 5:
+            raise ValueError(f"expected an integer 1-5, got {v!r}")
+        return int(x)
+
+    @property
+    def cotqs(self) -> float:
+        return (self.coherence + self.completeness + self.factual) / 3
+
+
+def parse_rating(text: str | None) -> Rating:
+    """The judge's CoT-quality reply; raises ValueError with a one-line reason."""
+    obj = json_object(text or "", prefer_key="coherence")
+    if obj is None:
+        raise ValueError("reply is not a JSON object")
+    try:
+        return Rating.model_validate(obj)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ValueError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None
+
+
+def _rate(cfg: Config, store: Store, events: Events, keys: list[str], tier_names: list[str],
+          result: EvalResult, transport, retry) -> None:
+    mode = cfg.eval.cot_quality
+    if mode == "none":
+        return
+    if cfg.judge.provider == "rules":
+        result.notes.append("CoT quality not rated: the rules judge reads answers, not reasoning")
+        events.message(result.notes[-1])
+        return
+    rated_tiers = set(tier_names) if mode == "all" else {list(cfg.eval.tiers)[0]}
+    prompt = load_prompt("cot_quality")
+    model = cfg.judge.model + (f"+{cfg.judge.adapter}" if getattr(cfg.judge, "adapter", None) else "")
+    attempts = [a for a in store.attempts_by_key(keys).values() if a.tier in rated_tiers and not a.error]
+    have = store.eval_ratings(a.id for a in attempts)
+    todo = []
+    for a in attempts:
+        old = have.get(a.id)
+        if old and (old["provider"], old["model"], old["prompt_hash"]) == (cfg.judge.provider, model, prompt.hash):
+            result.rating_skipped += 1
+        else:
+            todo.append(a)
+    if not todo:
+        return
+    problems = {p.id: p for p in store.problems() if p.id in {a.problem_id for a in todo}}
+    events.start("cot quality", len(todo))
+    asyncio.run(_rate_remote(cfg, store, events, prompt, model, todo, problems, result, transport, retry))
+
+
+async def _rate_remote(cfg, store, events, prompt: Prompt, model: str, todo: list[Attempt],
+                       problems: dict[str, Problem], result: EvalResult, transport, retry) -> None:
+    async with open_client(cfg, "judge", store, transport=transport, retry=retry) as client:
+        size = max(32, client.concurrency * 4)
+        for i in range(0, len(todo), size):
+            chunk = todo[i:i + size]
+            reqs = [ChatRequest(messages=prompt.render(question=problems[a.problem_id].question,
+                                                       reference_answer=problems[a.problem_id].answer,
+                                                       cot=(a.text or "").strip() or "(empty response)"),
+                                stage="cot_quality", prompt_hash=prompt.hash, json_mode=True) for a in chunk]
+            replies = await client.chat_many(reqs, events)
+            rows, repairs = [], []
+            for a, req, res in zip(chunk, reqs, replies):
+                if res.error:
+                    result.unrated += 1
+                    continue
+                try:
+                    rows.append(_row(a, parse_rating(res.content), cfg, model, prompt, res.key))
+                except ValueError as e:
+                    repairs.append((a, req, res, str(e)))
+            if repairs:
+                fixes = await client.chat_many([_repair(req, res, why) for _, req, res, why in repairs])
+                for (a, _req, _res, _why), fix in zip(repairs, fixes):
+                    try:
+                        if fix.error:
+                            raise ValueError(fix.error)
+                        rows.append(_row(a, parse_rating(fix.content), cfg, model, prompt, fix.key))
+                    except ValueError:
+                        result.unrated += 1
+            store.put_eval_ratings(rows)
+            result.rated += len(rows)
+
+
+def _repair(req: ChatRequest, bad, reason: str) -> ChatRequest:
+    messages = req.messages + [{"role": "assistant", "content": bad.content or ""},
+                               {"role": "user", "content": RATING_REPAIR.format(reason=reason)}]
+    return ChatRequest(messages=messages, stage=req.stage, prompt_hash=req.prompt_hash, json_mode=True,
+                       variant="repair")
+
+
+def _row(a: Attempt, r: Rating, cfg: Config, model: str, prompt: Prompt, key: str | None) -> dict:
+    return {"attempt_id": a.id, "coherence": r.coherence, "completeness": r.completeness, "factual": r.factual,
+            "cotqs": r.cotqs, "provider": cfg.judge.provider, "model": model, "prompt_hash": prompt.hash,
+            "api_call_key": key}
+
+
+def _fill_accuracy(store: Store, targets: list[Target], plans: list[dict], result: EvalResult) -> None:
+    for target, plan in zip(targets, plans):
+        got = store.attempts_by_key(plan)
+        for tier in result.tiers:
+            marks = [bool(a.correct) for k, a in got.items() if plan[k][1] == tier]
+            if marks:
+                result.accuracy.setdefault(target.label, {})[tier] = statistics.fmean(marks)
+
+
+def format_eval(result: EvalResult) -> str:
+    lines = [result.summary()]
+    for label, by_tier in result.accuracy.items():
+        cells = ", ".join(f"{t} {100 * acc:.1f} %" for t, acc in by_tier.items())
+        lines.append(f"  {label}: {cells}")
+    lines += [f"  note: {n}" for n in result.notes]
+    return "\n".join(lines)
