@@ -213,7 +213,14 @@ def _m002_run_labels(db: sqlite_utils.Database) -> None:
 
 
 # Append only. Position i (0-based) takes the schema from user_version i to i + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_run_labels]
+def _m003_tui_indexes(db: sqlite_utils.Database) -> None:
+    # The TUI asks "which grade is in force for this problem" once per visible row (and per
+    # row when filtering by grade): latest override, else latest grading. This index answers
+    # it with one seek instead of reading all of a problem's grades.
+    db.execute("CREATE INDEX grades_in_force ON grades(problem_id, is_override, id)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_run_labels, _m003_tui_indexes]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -334,7 +341,50 @@ class Store:
     def attempts(self, purpose: str | None = None, problem_id: str | None = None) -> list[Attempt]:
         where, args = _where(purpose=purpose, problem_id=problem_id)
         rows = self.db.query(f"SELECT * FROM attempts {where} ORDER BY id", args)
-        return [Attempt.model_validate({**r, "params": json.loads(r["params"])}) for r in rows]
+        return [_attempt(r) for r in rows]
+
+    def eval_attempts(self, run_id: str | None = None, base_only: bool = False) -> list[Attempt]:
+        """Evaluation attempts (purpose "eval"), oldest first; `base_only` = no adapter."""
+        sql = "SELECT * FROM attempts WHERE purpose = 'eval'"
+        args: list = []
+        if base_only:
+            sql += " AND run_id IS NULL"
+        elif run_id is not None:
+            sql += " AND run_id = ?"
+            args.append(run_id)
+        return [_attempt(r) for r in self.db.query(sql + " ORDER BY id", args)]
+
+    def attempts_by_key(self, keys: Iterable[str]) -> dict[str, Attempt]:
+        keys = list(keys)
+        out: dict[str, Attempt] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self.db.query(f"SELECT * FROM attempts WHERE key IN ({marks})", chunk):
+                out[r["key"]] = _attempt(r)
+        return out
+
+    # -- CoT quality ratings of evaluated attempts --------------------------------
+
+    def eval_ratings(self, attempt_ids: Iterable[int] | None = None) -> dict[int, dict]:
+        """{attempt_id: evals row}; all rows when no ids are given."""
+        if attempt_ids is None:
+            return {r["attempt_id"]: r for r in self.db.query("SELECT * FROM evals")}
+        ids = list(attempt_ids)
+        out: dict[int, dict] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self.db.query(f"SELECT * FROM evals WHERE attempt_id IN ({marks})", chunk):
+                out[r["attempt_id"]] = r
+        return out
+
+    def put_eval_ratings(self, rows: Iterable[dict]) -> None:
+        """One rating per attempt: a new judge's rating replaces the old one."""
+        rows = [{**r, "created_at": r.get("created_at") or now()} for r in rows]
+        if rows:
+            with self.transaction():
+                self.db["evals"].upsert_all(rows, pk="attempt_id", alter=False)
 
     # -- grades ---------------------------------------------------------------
 
@@ -508,6 +558,127 @@ class Store:
         with self.transaction():
             cur = self.db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", [run_id, step])
             return cur.rowcount
+
+    # -- TUI queries ----------------------------------------------------------
+    # Read-only queries for app/tui. Each answers one screen's question in SQL and returns
+    # at most a page of rows, so the TUI stays fast on 100,000 problems.
+
+    def tui_problem_page(self, *, split: str | None = None, category: str | None = None,
+                         section: str | None = None, grade: str | None = None, correct: bool | None = None,
+                         disagreement: bool | None = None, tier: str | None = None, search: str | None = None,
+                         limit: int = 100, offset: int = 0) -> tuple[list[dict], int]:
+        """One page of problems (by id) with their grade in force and correctness, and the
+        number of problems matching the filters. grade "ungraded" = no grade in force.
+        Correctness is the latest diagnosis attempt's, or with `tier` the latest eval
+        attempt's at that tier (and only problems evaluated at that tier match)."""
+        where, args = [], []
+        for col, val in (("split", split), ("category", category), ("section", section)):
+            if val is not None:
+                where.append(f"p.[{col}] = ?")
+                args.append(val)
+        if search:
+            like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append("(p.question LIKE ? ESCAPE '\\' OR p.id LIKE ? ESCAPE '\\')")
+            args += [like, like]
+        purpose, tier_sql, tier_args = "diagnose", "", []
+        if tier is not None:
+            purpose, tier_sql, tier_args = "eval", " AND a.tier = ?", [tier]
+            where.append("EXISTS (SELECT 1 FROM attempts a WHERE a.problem_id = p.id AND a.purpose = 'eval'"
+                         " AND a.tier = ?)")
+            args.append(tier)
+        base = f"""SELECT p.id, p.split, p.category, p.section, p.question,
+                      (SELECT g.id FROM grades g WHERE g.problem_id = p.id
+                       ORDER BY g.is_override DESC, g.id DESC LIMIT 1) AS grade_id,
+                      (SELECT a.correct FROM attempts a WHERE a.problem_id = p.id AND a.purpose = ?{tier_sql}
+                       ORDER BY a.id DESC LIMIT 1) AS correct
+                   FROM problems p {("WHERE " + " AND ".join(where)) if where else ""}"""
+        outer, outer_args = [], []
+        if grade == "ungraded":
+            outer.append("g.grade IS NULL")
+        elif grade is not None:
+            outer.append("g.grade = ?")
+            outer_args.append(grade)
+        if correct is not None:
+            outer.append("b.correct = ?")
+            outer_args.append(int(correct))
+        if disagreement is not None:
+            outer.append("coalesce(g.disagreement, 0) = ?")
+            outer_args.append(int(disagreement))
+        sql = f"""SELECT b.id, b.split, b.category, b.section, b.question, b.correct,
+                         g.grade, g.disagreement, g.is_override
+                  FROM ({base}) b LEFT JOIN grades g ON g.id = b.grade_id
+                  {("WHERE " + " AND ".join(outer)) if outer else ""}"""
+        all_args = [purpose, *tier_args, *args, *outer_args]
+        if not outer and not where:
+            total = self.count("problems")
+        elif not outer:  # no per-row subquery needed to count
+            total = self.db.execute(f"SELECT count(*) FROM problems p WHERE {' AND '.join(where)}",
+                                    args).fetchone()[0]
+        else:
+            total = self.db.execute(f"SELECT count(*) FROM ({sql})", all_args).fetchone()[0]
+        rows = list(self.db.query(f"{sql} ORDER BY b.id LIMIT ? OFFSET ?", [*all_args, limit, offset]))
+        return rows, total
+
+    def tui_distinct(self, column: str) -> list[str]:
+        """The distinct non-empty values of problems.category or problems.section."""
+        if column not in ("category", "section"):
+            raise ValueError(column)
+        rows = self.db.execute(f"SELECT DISTINCT [{column}] FROM problems WHERE [{column}] IS NOT NULL ORDER BY 1")
+        return [r[0] for r in rows]
+
+    def tui_eval_tiers(self) -> list[str]:
+        rows = self.db.execute("SELECT DISTINCT tier FROM attempts WHERE purpose = 'eval' AND tier IS NOT NULL ORDER BY 1")
+        return [r[0] for r in rows]
+
+    def tui_stage_counts(self) -> dict[str, int]:
+        """What each pipeline stage has produced so far, in a handful of aggregate queries."""
+        one = lambda sql: self.db.execute(sql).fetchone()[0] or 0  # noqa: E731
+        counts = {
+            "problems": self.count("problems"),
+            "diagnosed": one("SELECT count(DISTINCT problem_id) FROM attempts WHERE purpose = 'diagnose' AND error IS NULL"),
+            "datasets": self.count("datasets"),
+            "sampled": self.count("dataset_items"),
+            "taught": self.count("traces"),
+            "verified": one("SELECT count(*) FROM traces WHERE verified = 1"),
+            "rejected": one("SELECT count(*) FROM traces WHERE verified = 0"),
+            "runs": self.count("runs"),
+            "runs_done": self.count("runs", status="done"),
+            "evaluated": one("SELECT count(*) FROM attempts WHERE purpose = 'eval'"),
+            "rated": self.count("evals"),
+        }
+        # The grade in force per problem: the highest (is_override, id) wins; SQLite returns
+        # the bare `grade` column from that max row.
+        rows = self.db.execute(
+            """SELECT grade, count(*) FROM (
+                   SELECT grade, max(is_override * 1099511627776 + id) FROM grades GROUP BY problem_id
+               ) GROUP BY grade"""
+        )
+        for g, n in rows:
+            counts[g or "ungraded"] = n
+        for g in ("easy", "medium", "hard", "ungraded"):
+            counts.setdefault(g, 0)
+        return counts
+
+    def tui_grade_history(self, problem_id: str) -> list[GradeRecord]:
+        """Every grading of one problem, oldest first (the one in force is the last override, else the last)."""
+        rows = self.db.query("SELECT * FROM grades WHERE problem_id = ? ORDER BY is_override, id", [problem_id])
+        return [GradeRecord.model_validate(r) for r in rows]
+
+    def tui_problem_traces(self, problem_id: str) -> list[Trace]:
+        rows = self.db.query("SELECT * FROM traces WHERE problem_id = ? ORDER BY role, id", [problem_id])
+        return [Trace.model_validate(r) for r in rows]
+
+    def tui_usage_totals(self) -> dict[str, float]:
+        """Remote calls, errors, tokens and cost summed over the whole project."""
+        row = self.db.execute(
+            """SELECT count(*), coalesce(sum(status = 'error'), 0), coalesce(sum(prompt_tokens), 0),
+                      coalesce(sum(completion_tokens), 0), coalesce(sum(cost), 0) FROM api_calls"""
+        ).fetchone()
+        return dict(zip(("calls", "errors", "prompt_tokens", "completion_tokens", "cost"), row))
+
+
+def _attempt(row: dict) -> Attempt:
+    return Attempt.model_validate({**row, "params": json.loads(row["params"])})
 
 
 def _run(row: dict) -> Run:
