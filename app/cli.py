@@ -51,7 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    parser.add_argument("--batch", type=Path, metavar="SWEEP.toml",
+                        help="run a sweep file headless: every cell, resumably (see examples/)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="the whole loop offline on the bundled problems (tiny model, no API key)")
+    p.add_argument("dir", nargs="?", type=Path, default=Path("demo-project"),
+                   help="project directory to create or resume (default: demo-project)")
 
     p = sub.add_parser("init", parents=[parent], help="create tailor.toml and tailor.db in a directory")
     p.add_argument("dir", nargs="?", type=Path, help="project directory (default: --project or .)")
@@ -156,6 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="every problem imported with --source SOURCE, e.g. math500")
     p.add_argument("--tiers", action="store_true", help="also the response-length tiers R2..R6 ([eval.tiers])")
     p.add_argument("--limit", type=int, help="only the first N problems")
+
+    p = sub.add_parser("report", parents=[parent],
+                       help="Markdown report with PNG plots and a JSON file holding every number")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: PROJECT/report)")
+    p.add_argument("--json", action="store_true", help="also print the report's JSON (every number) to stdout")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--split", choices=["train", "valid", "test", "placement"],
+                       help="the evaluated split to report (default: [eval] split, test)")
+    where.add_argument("--benchmark", metavar="SOURCE", help="report the evaluation on an imported source")
     return parser
 
 
@@ -258,6 +273,56 @@ def cmd_eval(args) -> int:
     if res.status == "cancelled":
         print("eval cancelled: finished answers are kept; run it again to continue")
         return 130
+    return 0
+
+
+def _run_sweep(project: Path, sweep_path: Path) -> int:
+    from app.config import DB_NAME
+    from app.events import ConsoleEvents
+    from app.pipeline.batch import open_sweep, run_sweep
+    from app.store import Store
+
+    sweep = open_sweep(project, sweep_path)
+    with Store(project / DB_NAME) as store:
+        res = run_sweep(sweep, store, ConsoleEvents(), project=project)
+    print(f"\nsweep {res.name}: " + ", ".join(f"{label} {status}" for label, status in res.cells.items()))
+    print(res.table)
+    if res.report:
+        print(f"report: {_display(Path(res.report))}")
+    if res.failures:
+        print(f"{len(res.failures)} cell(s) failed:", file=sys.stderr)
+        for label, why in res.failures.items():
+            print(f"  {label}: {why}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_batch(args) -> int:
+    return _run_sweep(args.project, args.batch)
+
+
+def cmd_demo(args) -> int:
+    from app.demo import BANNER, DEMO_SWEEP, prepare
+
+    print(BANNER)
+    prepare(args.dir, print)
+    code = _run_sweep(args.dir, DEMO_SWEEP)
+    print(f"db: {_display(args.dir / 'tailor.db')}")
+    print(f"open it in the TUI: tailor --project {args.dir}")
+    return code
+
+
+def cmd_report(args) -> int:
+    from app.config import load_config
+    from app.report import format_report_summary, write_report
+
+    split = None if args.benchmark else (args.split or load_config(args.project).eval.split)
+    with _open_store(args.project) as store:
+        files = write_report(store, args.out or args.project / "report", split=split, benchmark=args.benchmark)
+    if args.json:
+        print(files.json.read_text(encoding="utf-8"), end="")
+    else:
+        print(format_report_summary(files))
     return 0
 
 
@@ -376,17 +441,19 @@ def cmd_gap(args) -> int:
     return 0
 
 
-COMMANDS = {"eval": cmd_eval, "train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
+COMMANDS = {"report": cmd_report, "demo": cmd_demo, "eval": cmd_eval, "train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
+    if args.command is None and args.batch is None:
         parser.print_help()
         return 0
+    if args.command is not None and args.batch is not None:
+        parser.error("--batch runs a sweep file on its own; give no command with it")
     try:
-        return COMMANDS[args.command](args)
+        return cmd_batch(args) if args.batch is not None else COMMANDS[args.command](args)
     except TailorError as e:
         print(f"tailor: error: {e}", file=sys.stderr)
         return e.exit_code

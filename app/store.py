@@ -220,7 +220,24 @@ def _m003_tui_indexes(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX grades_in_force ON grades(problem_id, is_override, id)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_run_labels, _m003_tui_indexes]
+def _m004_sweep_cells(db: sqlite_utils.Database) -> None:
+    # One row per cell of a `tailor --batch` sweep: where it got to, so a re-run resumes.
+    db.execute(
+        """CREATE TABLE sweep_cells (
+            sweep TEXT NOT NULL,
+            label TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending','running','done','failed','interrupted')),
+            stage TEXT,
+            error TEXT,
+            keys TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (sweep, label)
+        )"""
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_run_labels, _m003_tui_indexes,
+                                                             _m004_sweep_cells]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -558,6 +575,24 @@ class Store:
         with self.transaction():
             cur = self.db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", [run_id, step])
             return cur.rowcount
+
+    # -- sweep cells ------------------------------------------------------------
+
+    def set_cell(self, sweep: str, label: str, status: str, *, stage: str | None = None,
+                 error: str | None = None, keys: dict | None = None) -> None:
+        row = {"sweep": sweep, "label": label, "status": status, "stage": stage, "error": error,
+               "updated_at": now()}
+        if keys is not None:
+            row["keys"] = json.dumps(keys, sort_keys=True)
+        with self.transaction():
+            if self.db.execute("SELECT 1 FROM sweep_cells WHERE sweep = ? AND label = ?", [sweep, label]).fetchone():
+                self.db["sweep_cells"].update((sweep, label), row)
+            else:
+                self.db["sweep_cells"].insert({"keys": "{}", **row})
+
+    def cells(self, sweep: str) -> dict[str, dict]:
+        rows = self.db.query("SELECT * FROM sweep_cells WHERE sweep = ? ORDER BY rowid", [sweep])
+        return {r["label"]: {**r, "keys": json.loads(r["keys"])} for r in rows}
 
     # -- TUI queries ----------------------------------------------------------
     # Read-only queries for app/tui. Each answers one screen's question in SQL and returns

@@ -1,0 +1,53 @@
+"""`tailor demo [DIR]`: the whole loop offline, through the same sweep runner as `--batch`.
+
+It prepares a project (tailor.toml with the rules judge and the reference teachers, a
+tiny random-weight student built in DIR/model, the bundled problems) and then runs
+examples/demo.toml. Running it again resumes and redoes nothing already done.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from app.config import CONFIG_NAME, DB_NAME, default_config_text
+from app.errors import TailorError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_SWEEP = REPO_ROOT / "examples" / "demo.toml"
+BUNDLED = REPO_ROOT / "data" / "problems.jsonl"
+MODEL_DIR = "model"
+BANNER = ("OFFLINE DEMO — student: a tiny random-weight model built here (it cannot really solve problems; "
+          "accuracies near 0 are expected); judge: rules (answer check only); teachers: reference solutions")
+
+
+def demo_config_text() -> str:
+    text = default_config_text()
+    old = 'model = "mlx-community/Qwen2.5-1.5B-Instruct-4bit"'
+    if old not in text:
+        raise TailorError("demo: the default tailor.toml has no student model line to replace")
+    return text.replace(old, f'# The demo\'s tiny random-weight model (built by `tailor demo`).\nmodel = "{MODEL_DIR}"', 1)
+
+
+def prepare(directory: Path, say) -> None:
+    """Create the demo project in `directory` (what exists is kept)."""
+    from app.pipeline.importing import import_file
+    from app.store import Store
+
+    directory.mkdir(parents=True, exist_ok=True)
+    cfg = directory / CONFIG_NAME
+    if not cfg.exists():
+        cfg.write_text(demo_config_text(), encoding="utf-8")
+        say(f"wrote {cfg}")
+    model = directory / MODEL_DIR
+    if not (model / "config.json").exists():
+        # A child process: app/ never imports mlx itself.
+        proc = subprocess.run([sys.executable, "-m", "mlx_backend.tiny", str(model)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise TailorError(f"demo: building the tiny model failed: {proc.stderr.strip().splitlines()[-1:]}")
+        say(f"built the tiny student model in {model}")
+    with Store(directory / DB_NAME) as store:
+        if store.count("problems") == 0:
+            n = import_file(store, BUNDLED, source="bundled").new
+            say(f"imported {n} bundled problems")

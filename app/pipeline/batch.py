@@ -1,0 +1,229 @@
+"""`tailor --batch SWEEP.toml`: run every cell of a sweep, unattended and resumably.
+
+Order: the shared stages once (diagnose, grade), then each cell (sample → teach → verify
+→ export → train, one run per seed), then eval (the base and every run of the sweep)
+and the report. Each stage already skips finished work (attempt keys, the request
+cache, done runs), so a re-run after a crash continues where it stopped and pays for
+nothing twice. A cell's progress is kept in ``sweep_cells``; a failing cell is recorded
+and the others still run; Ctrl-C marks the current cell interrupted and stops.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.config import CONFIG_NAME
+from app.errors import TailorError
+from app.events import Events
+from app.jobs import MlxJob
+from app.store import Store
+from app.sweep import Cell, Sweep, load_sweep
+
+
+class SweepStopped(TailorError):
+    """Ctrl-C, or a training run that was interrupted: the sweep stops, a re-run resumes."""
+
+    exit_code = 130
+
+
+@dataclass
+class SweepResult:
+    name: str
+    cells: dict[str, str] = field(default_factory=dict)  # label -> done | failed | interrupted
+    failures: dict[str, str] = field(default_factory=dict)
+    report: str | None = None
+    table: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and all(s == "done" for s in self.cells.values())
+
+
+def open_sweep(project: Path, path: Path | str) -> Sweep:
+    cfg_path = project / CONFIG_NAME
+    if not cfg_path.exists():
+        raise TailorError(f"{cfg_path}: not found (run `tailor init {project}` first)")
+    return load_sweep(path, tomllib.loads(cfg_path.read_text("utf-8")))
+
+
+def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str = ".", job_cls=MlxJob,
+              transport=None, retry=None) -> SweepResult:
+    project = Path(project)
+    cfg, sec = sweep.config, sweep.section
+    stages = set(sec.stages)
+    result = SweepResult(sweep.name)
+    previous = store.cells(sweep.name)
+    for cell in sweep.cells:
+        if cell.label not in previous:
+            store.set_cell(sweep.name, cell.label, "pending", keys=cell.keys.model_dump())
+    n = len(sweep.cells)
+    events.message(f"sweep {sweep.name}: {n} cells × seeds {sec.seeds}; stages {', '.join(sec.stages)}")
+
+    if "diagnose" in stages:
+        from app.pipeline.diagnose import diagnose
+
+        _check(diagnose(cfg, store, events, project=project, split="train", limit=sec.diagnose_limit,
+                        job_cls=job_cls).status, "diagnose")
+    if "grade" in stages:
+        from app.pipeline.grade import grade
+
+        grade(cfg, store, events, split="train", transport=transport, retry=retry)
+
+    for i, cell in enumerate(sweep.cells, 1):
+        if store.cells(sweep.name)[cell.label]["status"] == "done":
+            events.message(f"[{i}/{n}] {cell.label}: already done")
+            result.cells[cell.label] = "done"
+            continue
+        stage = None
+        try:
+            for stage in ("sample", "teach", "verify", "export", "train"):
+                if stage in stages:
+                    events.message(f"[{i}/{n}] {cell.label}: {stage}")
+                    store.set_cell(sweep.name, cell.label, "running", stage=stage)
+                    _cell_stage(stage, sweep, cell, store, events, project, job_cls, transport, retry)
+        except (KeyboardInterrupt, SweepStopped):
+            store.set_cell(sweep.name, cell.label, "interrupted", stage=stage)
+            raise SweepStopped(f"sweep {sweep.name} interrupted in cell {cell.label} ({stage}); "
+                               "run the same command again to resume") from None
+        except TailorError as e:
+            store.set_cell(sweep.name, cell.label, "failed", stage=stage, error=str(e))
+            result.cells[cell.label], result.failures[cell.label] = "failed", f"{stage}: {e}"
+            events.message(f"[{i}/{n}] {cell.label}: FAILED at {stage}: {e}")
+            continue
+        store.set_cell(sweep.name, cell.label, "done")
+        result.cells[cell.label] = "done"
+
+    trained = any(r.sweep == sweep.name and r.status == "done" for r in store.runs())
+    if "eval" in stages and not trained:
+        events.message(f"eval: skipped, sweep {sweep.name} has no finished runs")
+    elif "eval" in stages:
+        from app.pipeline.evaluate import evaluate
+
+        _check(evaluate(cfg, store, events, project=project, sweep=sweep.name, split=sec.split,
+                        tiers=sec.tiers, limit=sec.eval_limit, job_cls=job_cls, transport=transport,
+                        retry=retry).status, "eval")
+        if sec.benchmark:
+            _check(evaluate(cfg, store, events, project=project, sweep=sweep.name, benchmark=sec.benchmark,
+                            tiers=False, limit=sec.eval_limit, job_cls=job_cls, transport=transport,
+                            retry=retry).status, "eval")
+    split = sec.split or cfg.eval.split
+    if "report" in stages:
+        from app.report import write_report
+
+        files = write_report(store, project / "reports" / sweep.name, split=split)
+        result.report = str(files.markdown)
+    result.table = results_table(store, sweep, split=split)
+    return result
+
+
+def _check(status: str, stage: str) -> None:
+    if status == "cancelled":
+        raise SweepStopped(f"{stage} was cancelled; run the same command again to resume")
+
+
+def _cell_stage(stage: str, sweep: Sweep, cell: Cell, store: Store, events: Events, project: Path, job_cls,
+                transport, retry) -> None:
+    cfg, keys = sweep.config, cell.keys
+    name = sweep.dataset_name(cell)
+    only = None if keys.routing == "adaptive" else keys.routing
+    if stage == "sample":
+        _sample(cfg, store, events, name, keys)
+    elif stage == "teach":
+        from app.pipeline.teach import teach
+
+        teach(cfg, store, events, dataset=name, only=only, transport=transport, retry=retry)
+    elif stage == "verify":
+        from app.pipeline.verify import verify
+
+        verify(cfg, store, events, dataset=name, only=only, transport=transport, retry=retry)
+    elif stage == "export":
+        from app.pipeline.export import default_out_dir, export
+
+        # Each cell has its own dataset name, so its export lives where `train --dataset` looks.
+        export(cfg, store, events, dataset=name, project=project, out=default_out_dir(project, name), only=only,
+               valid_fraction=sweep.section.valid_fraction)
+    elif stage == "train":
+        _train(sweep, cell, store, events, project, name, job_cls)
+
+
+def _sample(cfg, store: Store, events: Events, name: str, keys) -> None:
+    from app.pipeline.sample import sample
+
+    existing = store.get_dataset(name)
+    if existing is not None:
+        want = {"strategy": keys.strategy or cfg.sampling.strategy, "k": keys.k or cfg.sampling.k,
+                "seed": cfg.sampling.seed if keys.sample_seed is None else keys.sample_seed}
+        have = {"strategy": existing.strategy, "k": existing.k, "seed": existing.seed}
+        if want != have:
+            raise TailorError(f"dataset {name!r} exists with {have}, but the cell asks for {want}; "
+                              "rename the cell or the sweep")
+        events.message(f"dataset {name}: already sampled ({len(existing.items)} problems)")
+        return
+    sample(cfg, store, events, name=name, strategy=keys.strategy, k=keys.k, seed=keys.sample_seed,
+           ratio=keys.ratio)
+
+
+def _train(sweep: Sweep, cell: Cell, store: Store, events: Events, project: Path, name: str, job_cls) -> None:
+    from app.pipeline.train import train
+
+    keys = cell.keys
+    mine = [r for r in store.runs() if r.sweep == sweep.name and r.label == cell.label]
+    iters = keys.iters
+    if keys.find_stop:
+        found = [r for r in mine if r.config.get("find_stop") and r.status == "done"]
+        if not found:
+            stale = [r for r in mine if r.config.get("find_stop") and r.status == "interrupted"]
+            res = (train(sweep.config, store, events, project=project, resume=stale[-1].id, job_cls=job_cls)
+                   if stale else
+                   train(sweep.config, store, events, project=project, dataset=name, profile=keys.profile,
+                         max_iters=keys.max_iters, find_stop=True, seeds=sweep.section.seeds[:1],
+                         patience=keys.patience, overrides=keys.set, label=cell.label, sweep=sweep.name,
+                         job_cls=job_cls))
+            _train_status(res)
+            found = [r for r in store.runs() if r.sweep == sweep.name and r.label == cell.label
+                     and r.config.get("find_stop") and r.status == "done"]
+        iters = found[-1].best_iter or 1
+        events.message(f"{cell.label}: validation loss lowest at iteration {iters}; training the seeds for that long")
+    for seed in sweep.section.seeds:
+        runs = [r for r in mine if r.seed == seed and not r.config.get("find_stop")]
+        if any(r.status == "done" for r in runs):
+            continue
+        stale = [r for r in runs if r.status == "interrupted"]
+        if stale:
+            res = train(sweep.config, store, events, project=project, resume=stale[-1].id, job_cls=job_cls)
+        else:
+            res = train(sweep.config, store, events, project=project, dataset=name, profile=keys.profile,
+                        iters=iters, max_iters=None if keys.find_stop else keys.max_iters, seeds=[seed],
+                        patience=keys.patience, overrides=keys.set, label=cell.label, sweep=sweep.name,
+                        job_cls=job_cls)
+        _train_status(res)
+
+
+def _train_status(res) -> None:
+    if res.status == "interrupted":
+        raise SweepStopped("training was interrupted")
+    if res.status == "failed":
+        errors = "; ".join(r.error or r.stop_reason or "failed" for r in res.runs if r.status == "failed")
+        raise TailorError(f"training failed: {errors}")
+
+
+def results_table(store: Store, sweep: Sweep, *, split: str | None) -> str:
+    """Configuration × mean ± std, Δ vs the base, p-value, for the sweep's first tier."""
+    from app.results import collect
+
+    res = collect(store, split=split)
+    first = next(iter(sweep.config.eval.tiers))
+    rows = [c for c in res["configurations"] if c["sweep"] == sweep.name and c["tier"] == first]
+    if not rows:
+        return "no evaluated configurations yet"
+    head = f"{'configuration':<28} {'seeds':>5}  {'accuracy':>16}  {'base':>7}  {'Δ':>7}  {'p':>8}  test"
+    lines = [head, "-" * len(head)]
+    for c in rows:
+        std = f" ± {100 * c['std']:.1f}" if c["std"] is not None else ""
+        p = "n/a" if c["p"] is None else f"{c['p']:.3g}"
+        flag = "  DEGRADED vs base" if c["degraded"] else ("  worse than base" if c["worse"] else "")
+        lines.append(f"{c['label']:<28} {len(c['seeds']):>5}  {100 * c['mean']:>9.1f} %{std:<6}  "
+                     f"{100 * c['base_mean']:>5.1f} %  {100 * c['delta']:>+6.1f}  {p:>8}  {c['test']}{flag}")
+    return "\n".join(lines)

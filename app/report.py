@@ -1,0 +1,327 @@
+"""`tailor report`: a Markdown report, its PNG plots and a JSON file holding every number.
+
+build_report gathers the numbers (app.results.collect plus each run's loss curves) into
+one JSON-safe dict; write_report draws the plots (app.plots), renders the Markdown and
+writes all three into a temp directory next to the target, moving them into place only
+once everything succeeded, so a failure never leaves a half-written report behind.
+
+The JSON carries the inputs of every statistic (per-seed accuracies, per-problem
+correctness inside each configuration's `comparison`), so a reader can recompute the
+Markdown's numbers with app.stats — see `how_to_recompute` in the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.plots import PLOTS, PlotResult
+
+DEFAULT_ALPHA = 0.05
+ADDED_KEYS = ("curves", "generated_by", "generated_at", "how_to_recompute")
+HOW_TO_RECOMPUTE = {
+    "units": "accuracies are fractions 0-1; the Markdown shows them x100 (percent, delta in points)",
+    "mean, std, ci": "app.stats.seed_summary(list(accuracy_by_seed.values()), 0.95): "
+                     "mean, sample std (ddof 1), t-distribution 95 % CI of the mean",
+    "p, test": "comparison.seed_test: one-sample t of the seeds vs the base accuracy, or a paired t "
+               "by seed when the base has the same seeds; its inputs are stored with it",
+    "delta_ci": "app.stats.bootstrap_diff_ci over problems of the per-problem mean correctness "
+                "(comparison.base.correct vs comparison.distilled.correct), n_boot and boot_seed as stored",
+    "degraded": "delta < 0 and p < comparison.alpha",
+}
+
+
+def tailor_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tailor")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _json_safe(obj):
+    """Plain-JSON copy (tuples -> lists, NaN / ±inf -> None), never aliasing the caller's data."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _curve(store, run: dict) -> dict:
+    stored = store.get_run(run["id"])
+    # A run that results knows but the store no longer has still gets its (empty) entry.
+    best = stored.best_iter if stored is not None else run.get("best_iter")
+    return {
+        "train_loss": [[s, v] for s, v in store.curve(run["id"], "train_loss")],
+        "val_loss": [[s, v] for s, v in store.curve(run["id"], "val_loss")],
+        "best_iter": best,
+    }
+
+
+def build_report(store, *, split: str | None = "test", benchmark: str | None = None,
+                 results: dict | None = None) -> dict:
+    """The report's data: `results` plus loss curves per run, version and recompute notes."""
+    if results is None:
+        # Lazy: the evaluation code is only needed when no results were handed in.
+        from app.results import collect
+
+        results = collect(store, split=split, benchmark=benchmark)
+    report = _json_safe(results)
+    clash = set(ADDED_KEYS) & set(report)
+    if clash:
+        raise ValueError(f"results already hold report keys {sorted(clash)}")
+    report["curves"] = _json_safe({r["id"]: _curve(store, r) for r in report.get("runs") or []})
+    report["generated_by"] = {"tailor": tailor_version()}
+    report["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    report["how_to_recompute"] = dict(HOW_TO_RECOMPUTE)
+    return report
+
+
+# -- formatting (public so tests and the TUI format numbers the same way) ---------------
+
+
+def fmt_pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f} %"
+
+
+def fmt_points(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:+.1f}"
+
+
+def fmt_ci(ci, signed: bool = False, unit: str = "") -> str:
+    """A CI of fractions as percent (or points, signed); "—" when undefined (one seed)."""
+    if not ci or ci[0] is None or ci[1] is None:
+        return "—"
+    f = "{:+.1f}" if signed else "{:.1f}"
+    return f"[{f.format(100 * ci[0])}, {f.format(100 * ci[1])}]{unit}"
+
+
+def fmt_mean_std(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "—"
+    return f"{100 * mean:.1f} %" if std is None else f"{100 * mean:.1f} ± {100 * std:.1f} %"
+
+
+def fmt_p(p: float | None) -> str:
+    return "—" if p is None else f"{p:.3g}"
+
+
+def fmt_num(x, digits: int = 1) -> str:
+    if x is None:
+        return "—"
+    return str(x) if isinstance(x, int) else f"{x:.{digits}f}"
+
+
+def _alpha(c: dict) -> float:
+    return (c.get("comparison") or {}).get("alpha", DEFAULT_ALPHA)
+
+
+def verdict(c: dict) -> str:
+    a = _alpha(c)
+    if c.get("degraded"):
+        return f"⚠ DEGRADED (p < {a:g})"
+    if c.get("worse"):
+        return "⚠ WORSE than baseline (not significant)"
+    if c.get("delta", 0) > 0:
+        p = c.get("p")
+        return f"better (p < {a:g})" if p is not None and p < a else "above baseline (not significant)"
+    return "same as baseline"
+
+
+# -- Markdown --------------------------------------------------------------------------
+
+
+LEGEND = ("⚠ DEGRADED: below the base and significant (p < α). ⚠ WORSE: below the base, not significant. "
+          "Δ is distilled − base in percentage points; its CI is a paired bootstrap over problems.")
+SEED_NOTE_INTRO = ("Per-seed values, to recompute mean, std and CI with `app.stats.seed_summary` "
+                   "(exact values in report.json):")
+
+
+def _cell(x) -> str:
+    return str(x if x is not None else "—").replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return out + [""]
+
+
+def _plot(plots: dict[str, PlotResult], name: str) -> list[str]:
+    p = plots.get(name)
+    if p is None:
+        return []
+    if p.path is None:
+        return [f"_{p.title}: not drawn — {p.reason}._", ""]
+    return [f"![{p.title}](plots/{p.path.name})", ""]
+
+
+def _seed_note(c: dict) -> str:
+    by_seed = c.get("accuracy_by_seed") or {}
+    values = ", ".join(f"{s}: {fmt_pct(v)}" for s, v in by_seed.items())
+    return (f"- {_cell(c['label'])} ({c['tier']}) per-seed accuracies: {values or 'none'} → mean "
+            f"{fmt_mean_std(c.get('mean'), c.get('std'))}, 95 % CI {fmt_ci(c.get('ci'), unit=' %')}")
+
+
+def _headline(report: dict, plots: dict) -> list[str]:
+    configs = report.get("configurations") or []
+    out = ["## Distilled vs base", ""]
+    if not configs:
+        return out + ["No distilled configuration has been evaluated yet (`tailor eval`).", ""] + _plot(plots, "seeds")
+    rows = [[c["label"], c["tier"], len(c.get("seeds") or []), fmt_mean_std(c.get("mean"), c.get("std")),
+             fmt_ci(c.get("ci"), unit=" %"), fmt_pct(c.get("base_mean")), fmt_points(c.get("delta")),
+             fmt_ci(c.get("delta_ci"), signed=True), fmt_p(c.get("p")), c.get("test"), verdict(c)]
+            for c in configs]
+    out += _table(["configuration", "tier", "seeds", "mean ± std", "95 % CI", "base", "Δ (points)",
+                   "Δ 95 % CI", "p", "test", "verdict"], rows)
+    out += [LEGEND, "", SEED_NOTE_INTRO, ""]
+    out += [_seed_note(c) for c in configs] + [""]
+    return out + _plot(plots, "seeds")
+
+
+def _cotqs(report: dict) -> list[str]:
+    configs = report.get("configurations") or []
+    out = ["## Reasoning quality (CoTQS, 1–5)", ""]
+    rated = [c for c in configs if c.get("cotqs") is not None or c.get("base_cotqs") is not None]
+    if rated:
+        rows = [[c["label"], c["tier"], fmt_num(c.get("cotqs"), 2), fmt_num(c.get("base_cotqs"), 2)] for c in rated]
+        return out + _table(["configuration", "tier", "CoTQS", "base CoTQS"], rows)
+    if str(report.get("judge") or "").startswith("rules"):
+        why = "not rated: the judge is the rules judge, which checks answers only and cannot rate reasoning."
+    else:
+        # collect() names the judge from stored ratings, so "none" usually means the rules judge ran.
+        why = ("not rated: no CoT quality ratings are stored. The rules judge checks answers only and "
+               "cannot rate reasoning; an LLM judge rates CoTQS during `tailor eval`.")
+    return out + [f"CoTQS {why}", ""]
+
+
+def _tiers(report: dict, plots: dict) -> list[str]:
+    tiers = report.get("tiers") or []
+    out = ["## Accuracy by response-length tier", ""]
+    if tiers:
+        rows = [[t["label"], t["tier"], fmt_mean_std(t.get("accuracy"), t.get("std")), fmt_num(t.get("mean_words")),
+                 fmt_num(t.get("mean_tokens")), t.get("n"), t.get("seeds")] for t in tiers]
+        out += _table(["label", "tier", "accuracy", "mean words", "mean tokens", "n", "seeds"], rows)
+    else:
+        out += ["No tier evaluations yet.", ""]
+    return out + _plot(plots, "accuracy_by_tier")
+
+
+def _categories(report: dict, plots: dict) -> list[str]:
+    cats = report.get("categories") or []
+    out = ["## Accuracy per category / section", ""]
+    if cats:
+        rows = [[c["label"], c["tier"], c.get("category"), c.get("section"), fmt_pct(c.get("accuracy")), c.get("n")]
+                for c in cats]
+        out += _table(["label", "tier", "category", "section", "accuracy", "n"], rows)
+    else:
+        out += ["No per-category results yet.", ""]
+    return out + _plot(plots, "categories")
+
+
+def _yes_no(x: bool | None) -> str:
+    return "—" if x is None else ("yes" if x else "NO")
+
+
+def _runs(report: dict, plots: dict) -> list[str]:
+    runs = report.get("runs") or []
+    out = ["## Training runs", ""]
+    if runs:
+        rows = [[r["id"], r.get("label"), r.get("seed"), r.get("status"), r.get("best_iter"),
+                 fmt_num(r.get("best_val_loss"), 4), r.get("stop_reason"), _yes_no(r.get("valid_disjoint_from_test"))]
+                for r in runs]
+        out += _table(["run", "configuration", "seed", "status", "best iteration", "best val loss", "stop reason",
+                       "stop chosen on data disjoint from test"], rows)
+    else:
+        out += ["No training runs yet.", ""]
+    return out + _plot(plots, "training_curves")
+
+
+def render_markdown(report: dict, plot_results: list[PlotResult]) -> str:
+    plots = {p.name: p for p in plot_results}
+    ps = report.get("problem_set") or {}
+    g = report.get("grades") or {}
+    out = [
+        "# tailor report", "",
+        (f"Generated by tailor {report['generated_by']['tailor']} at {report.get('generated_at', '—')}. "
+         "Every number here, with the per-seed and per-problem values behind it, is in "
+         "[report.json](report.json)."), "",
+        "## Setup", "",
+        (f"- problem set: split {ps.get('split') or 'all'}, benchmark {ps.get('benchmark') or 'all'}, "
+         f"n = {ps.get('n', 0)} problems"),
+        f"- base model: {report.get('base_model') or 'not evaluated yet'}",
+        f"- judge: {report.get('judge') or '—'}",
+        (f"- judge grades of the diagnosed problems: {g.get('easy', 0)} easy, {g.get('medium', 0)} medium, {g.get('hard', 0)} hard, "
+         f"{g.get('ungraded', 0)} ungraded"), "",
+    ]
+    out += _plot(plots, "grades")
+    out += _headline(report, plots) + _cotqs(report) + _tiers(report, plots)
+    out += _categories(report, plots) + _runs(report, plots)
+    return "\n".join(out).rstrip() + "\n"
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+@dataclass
+class ReportFiles:
+    markdown: Path
+    json: Path
+    plots: list[Path] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # plot name -> why it was not drawn
+
+
+def _commit(tmp: Path, out_dir: Path) -> None:
+    """Move the finished files from tmp into out_dir; report.md last, once all it links to exists."""
+    plots_dir = out_dir / "plots"
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    for name in PLOTS:
+        new, old = tmp / "plots" / f"{name}.png", plots_dir / f"{name}.png"
+        if new.exists():
+            os.replace(new, old)
+        else:  # skipped this time: an older report's PNG must not pass for current data
+            old.unlink(missing_ok=True)
+    os.replace(tmp / "report.json", out_dir / "report.json")
+    os.replace(tmp / "report.md", out_dir / "report.md")
+
+
+def write_report(store, out_dir, *, split: str | None = "test", benchmark: str | None = None,
+                 results: dict | None = None) -> ReportFiles:
+    from app.plots import draw_all
+
+    out_dir = Path(out_dir)
+    report = build_report(store, split=split, benchmark=benchmark, results=results)
+    # Same parent as out_dir, so the final moves are renames on one filesystem.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", suffix=".tmp", dir=out_dir.parent))
+    try:
+        plots = draw_all(report, tmp / "plots")
+        text = json.dumps(report, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False)
+        (tmp / "report.json").write_text(text + "\n", encoding="utf-8")
+        (tmp / "report.md").write_text(render_markdown(report, plots), encoding="utf-8")
+        _commit(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ReportFiles(
+        markdown=out_dir / "report.md",
+        json=out_dir / "report.json",
+        plots=[out_dir / "plots" / p.path.name for p in plots if p.path is not None],
+        skipped={p.name: p.reason for p in plots if p.path is None},
+    )
+
+
+def format_report_summary(files: ReportFiles) -> str:
+    skipped = f"; skipped {', '.join(files.skipped)}" if files.skipped else ""
+    plots_dir = files.markdown.parent / "plots"
+    return (f"report {files.markdown} (numbers in {files.json.name}; "
+            f"{len(files.plots)} plots in {plots_dir}{skipped})")
