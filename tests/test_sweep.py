@@ -1,0 +1,157 @@
+"""Sweep files (`tailor --batch`): parsing, expansion, errors, and an interrupted two-cell sweep that resumes."""
+
+import json
+
+import pytest
+
+from app.cli import BUNDLED, main
+from app.config import DB_NAME
+from app.errors import ConfigError
+from app.pipeline import batch
+from app.store import Store
+from app.sweep import load_sweep
+
+
+def write(tmp_path, text, name="sweep.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_cells_are_explicit_cells_times_the_grid(tmp_path):
+    path = write(tmp_path, """
+[sweep]
+name = "abl"
+seeds = [0, 1, 2]
+[config.student]
+max_tokens = 77
+[defaults]
+k = 100
+profile = "acotd"
+[grid]
+k = [50, 100]
+[[cell]]
+label = "acotd"
+[[cell]]
+label = "random"
+strategy = "random"
+[[cell]]
+label = "short"
+routing = "short"
+set = { rank = 8 }
+""")
+    sw = load_sweep(path, {})
+    assert [c.label for c in sw.cells] == ["acotd-k50", "acotd-k100", "random-k50", "random-k100",
+                                           "short-k50", "short-k100"]
+    by = {c.label: c.keys for c in sw.cells}
+    assert by["random-k50"].strategy == "random" and by["random-k50"].k == 50
+    assert by["short-k100"].routing == "short" and by["short-k100"].set == {"rank": 8}
+    assert all(k.profile == "acotd" for k in by.values())
+    assert sw.config.student.max_tokens == 77 and sw.section.seeds == [0, 1, 2]
+    assert sw.dataset_name(sw.cells[0]) == "abl-acotd-k50"
+
+
+def test_one_default_cell_is_named_after_the_sweep(tmp_path):
+    sw = load_sweep(write(tmp_path, '[sweep]\nname = "main"\n'), {"student": {"max_tokens": 9}})
+    assert [c.label for c in sw.cells] == ["main"] and sw.config.student.max_tokens == 9
+    assert sw.section.stages[0] == "diagnose" and sw.section.stages[-1] == "report"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[sweep]\nname = "x"\nspeed = 1\n', "sweep.speed: unknown key"),
+    ('[sweep]\nname = "x"\nstages = ["train", "dance"]\n', "sweep.stages.1:"),
+    ('[sweep]\nname = "x"\nseeds = []\n', "sweep.seeds:"),
+    ('[sweep]\nname = "x"\nseeds = [1, 1]\n', "repeated seed"),
+    ('[sweep]\nname = "x"\n[grid]\nk = []\n', "grid.k: an empty list makes an empty grid"),
+    ('[sweep]\nname = "x"\n[grid]\ncolour = ["red"]\n', "grid.colour: unknown key"),
+    ('[sweep]\nname = "x"\n[[cell]]\nlabel = "a"\niters = 5\nfind_stop = true\n', "cannot go with max_iters or find_stop"),
+    ('[sweep]\nname = "x"\n[[cell]]\nlabel = "a"\n[[cell]]\nlabel = "a"\n', "both labelled 'a'"),
+    ('[sweep]\nname = "x"\n[[cell]]\nlabel = "a"\nrouting = "sideways"\n', "cell[0].routing"),
+    ('[sweep]\nname = "x"\n[config.student]\nmax_tokens = 0\n', "config.student.max_tokens"),
+    ('[sweep]\nname = "x"\n[config.judge]\nprovider = "openai"\n', "config.judge.base_url: required key is missing"),
+    ('[sweep]\nname = "x"\n[defaults]\nset = { rnak = 8 }\n', "x.set.rnak: unknown key"),
+    ('[sweep]\nname = "x"\n[defaults]\nstrategy = "fixed"\nratio = "6:3"\n', "x.ratio"),
+    ('[sweep]\nname = "x y"\n', "name 'x y'"),
+    ('[sweep\nname = "x"\n', "sweep.toml: "),
+])
+def test_a_bad_sweep_file_is_one_line_naming_the_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_sweep(path, {})
+    assert message in str(e.value) and str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
+def test_bad_sweep_file_exits_before_anything_runs(project, tmp_path, capsys):
+    path = write(tmp_path, '[sweep]\nname = "x"\nbogus = 1\n')
+    assert main(["--project", str(project), "--batch", str(path)]) == 1
+    assert "sweep.bogus: unknown key" in capsys.readouterr().err
+    with Store(project / DB_NAME) as store:
+        assert store.count("attempts") == 0 and store.cells("x") == {}
+
+
+SMALL = """
+[sweep]
+name = "mini"
+seeds = [0]
+diagnose_limit = 12
+eval_limit = 3
+valid_fraction = 0.2
+stages = ["diagnose", "grade", "sample", "teach", "verify", "export", "train", "eval"]
+[config.student]
+model = "{model}"
+max_tokens = 8
+[config.sampling]
+k = 10
+[defaults]
+profile = "obryan"
+iters = 2
+set = {{ batch_size = 2, steps_per_eval = 2, steps_per_report = 1, save_every = 2, max_seq_length = 256 }}
+[[cell]]
+label = "adaptive"
+[[cell]]
+label = "short"
+routing = "short"
+"""
+
+
+def test_an_interrupted_two_cell_sweep_resumes_without_repeating_finished_cells(project, tmp_path, tiny_model_dir,
+                                                                              monkeypatch, capsys):
+    pytest.importorskip("mlx.core")
+    assert main(["--project", str(project), "import", str(BUNDLED)]) == 0
+    path = write(tmp_path, SMALL.format(model=tiny_model_dir))
+    real = batch._cell_stage
+
+    def ctrl_c_in_second_training(stage, sweep, cell, *a, **kw):
+        if cell.label == "short" and stage == "train":
+            raise KeyboardInterrupt
+        return real(stage, sweep, cell, *a, **kw)
+
+    monkeypatch.setattr(batch, "_cell_stage", ctrl_c_in_second_training)
+    assert main(["--project", str(project), "--batch", str(path)]) == 130
+    assert "interrupted in cell short (train)" in capsys.readouterr().err
+    with Store(project / DB_NAME) as store:
+        cells = store.cells("mini")
+        assert (cells["adaptive"]["status"], cells["short"]["status"]) == ("done", "interrupted")
+        first_runs = {r.id for r in store.runs()}
+        assert len(first_runs) == 1 and store.count("attempts") == 12  # diagnosis only: eval never ran
+        assert {r.label for r in store.runs()} == {"adaptive"}
+
+    monkeypatch.setattr(batch, "_cell_stage", real)
+    assert main(["--project", str(project), "--batch", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "sweep mini: adaptive done, short done" in out and "mcnemar" in out
+    with Store(project / DB_NAME) as store:
+        runs = store.runs()
+        assert len(runs) == 2 and first_runs < {r.id for r in runs}  # the finished run was not trained again
+        assert {(r.label, r.sweep, r.status) for r in runs} == {("adaptive", "mini", "done"), ("short", "mini", "done")}
+        assert {c["status"] for c in store.cells("mini").values()} == {"done"}
+        evals = store.eval_attempts()
+        assert len(evals) == 3 * 3  # base + two runs, three problems
+        assert store.count("attempts") == 12 + 9
+        short = store.get_dataset("mini-short")
+        assert short is not None and json.loads(json.dumps(short.params))
+
+    # A third run does nothing new.
+    assert main(["--project", str(project), "--batch", str(path)]) == 0
+    with Store(project / DB_NAME) as store:
+        assert store.count("attempts") == 21 and len(store.runs()) == 2
