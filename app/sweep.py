@@ -63,6 +63,7 @@ class CellKeys(_Strict):
     find_stop: bool = False
     patience: int | None = Field(None, ge=0)
     set: dict[str, Any] = Field(default_factory=dict, description="[train] overrides, as `tailor train --set`")
+    teachers: dict[str, Any] | None = Field(None, description="this cell's [teachers] tables (teacher comparisons)")
 
     @model_validator(mode="after")
     def _lengths(self):
@@ -118,10 +119,14 @@ class Sweep(BaseModel):
     section: SweepSection
     config: Config
     cells: list[Cell]
+    cell_configs: dict[str, Config] = Field(default_factory=dict)  # cells with their own teachers
 
     @property
     def name(self) -> str:
         return self.section.name
+
+    def config_for(self, cell: Cell) -> Config:
+        return self.cell_configs.get(cell.label, self.config)
 
     def dataset_name(self, cell: Cell) -> str:
         return f"{self.name}-{cell.label}"
@@ -193,7 +198,15 @@ def load_sweep(path: Path | str, project_config: dict) -> Sweep:
         msg = format_validation_error(path, e)
         raise ConfigError(msg.replace(f"{path}: ", f"{path}: config.", 1)) from None
     cells = expand(path, doc)
+    cell_configs = {}
     for cell in cells:
+        if cell.keys.teachers is not None:
+            try:
+                cell_configs[cell.label] = Config.model_validate(
+                    _merge(_merge(project_config, doc.config), {"teachers": cell.keys.teachers}))
+            except ValidationError as e:
+                msg = format_validation_error(path, e)
+                raise ConfigError(msg.replace(f"{path}: ", f"{path}: {cell.label}.", 1)) from None
         try:
             config.train.model_validate({**config.train.model_dump(exclude_unset=True), **cell.keys.set})
         except ValidationError as e:
@@ -205,4 +218,4 @@ def load_sweep(path: Path | str, project_config: dict) -> Sweep:
                 parse_ratio(cell.keys.ratio or config.sampling.ratio)
             except Exception as e:  # noqa: BLE001 - the sampler's own message is the clearest
                 raise _fail(path, f"{cell.label}.ratio", str(e)) from None
-    return Sweep(path=str(path), section=doc.sweep, config=config, cells=cells)
+    return Sweep(path=str(path), section=doc.sweep, config=config, cells=cells, cell_configs=cell_configs)

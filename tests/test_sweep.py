@@ -155,3 +155,29 @@ def test_an_interrupted_two_cell_sweep_resumes_without_repeating_finished_cells(
     assert main(["--project", str(project), "--batch", str(path)]) == 0
     with Store(project / DB_NAME) as store:
         assert store.count("attempts") == 21 and len(store.runs()) == 2
+
+
+@pytest.mark.parametrize("name", ["demo", "acotd", "obryan", "teachers"])
+def test_example_sweeps_are_valid(name):
+    from app.demo import REPO_ROOT
+
+    sw = load_sweep(REPO_ROOT / "examples" / f"{name}.toml", {})
+    assert sw.cells and sw.name == name
+
+
+def test_a_cell_can_bring_its_own_teacher(tmp_path):
+    sw = load_sweep(write(tmp_path, """
+[sweep]
+name = "t"
+[[cell]]
+label = "a"
+[[cell]]
+label = "b"
+[cell.teachers.long]
+provider = "openai"
+base_url = "http://localhost:1/v1"
+model = "big"
+"""), {})
+    a, b = sw.cells
+    assert sw.config_for(a).teachers.long.provider == "reference"
+    assert sw.config_for(b).teachers.long.model == "big" and sw.config_for(b).teachers.short.provider == "reference"

@@ -125,7 +125,7 @@ def _check(status: str, stage: str) -> None:
 
 def _cell_stage(stage: str, sweep: Sweep, cell: Cell, store: Store, events: Events, project: Path, job_cls,
                 transport, retry) -> None:
-    cfg, keys = sweep.config, cell.keys
+    cfg, keys = sweep.config_for(cell), cell.keys
     name = sweep.dataset_name(cell)
     only = None if keys.routing == "adaptive" else keys.routing
     if stage == "sample":
