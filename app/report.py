@@ -229,6 +229,19 @@ def _categories(report: dict, plots: dict) -> list[str]:
     return out + _plot(plots, "categories")
 
 
+def _teachers(report: dict) -> list[str]:
+    t = report.get("teachers") or {}
+    out = ["## Teachers (capacity-gap protocol)", ""]
+    if not t.get("rows"):
+        return out + ["No remote teacher traces (reference solutions are not compared).", ""]
+    out += _table(["role", "teacher", "problems", "verified", "accuracy"],
+                  [[r["role"], r["teacher"], r["problems"], r["verified"], fmt_pct(r["accuracy"])] for r in t["rows"]])
+    for role, c in (t.get("choice") or {}).items():
+        out += [f"- {role} CoT, on the {c['shared_problems']} problems every teacher had: "
+                f"**{c['recommendation']}** — {c['reason']}", ""]
+    return out
+
+
 def _yes_no(x: bool | None) -> str:
     return "—" if x is None else ("yes" if x else "NO")
 
@@ -257,8 +270,8 @@ def render_markdown(report: dict, plot_results: list[PlotResult]) -> str:
          "Every number here, with the per-seed and per-problem values behind it, is in "
          "[report.json](report.json)."), "",
         "## Setup", "",
-        (f"- problem set: split {ps.get('split') or 'all'}, benchmark {ps.get('benchmark') or 'all'}, "
-         f"n = {ps.get('n', 0)} problems"),
+        (f"- problem set: {'benchmark ' + ps['benchmark'] if ps.get('benchmark') else 'split ' + str(ps.get('split'))}, "
+         f"n = {ps.get('n', 0)} problems (comparisons use the problems every side answered; see n per row in the JSON)"),
         f"- base model: {report.get('base_model') or 'not evaluated yet'}",
         f"- judge: {report.get('judge') or '—'}",
         (f"- judge grades of the diagnosed problems: {g.get('easy', 0)} easy, {g.get('medium', 0)} medium, {g.get('hard', 0)} hard, "
@@ -266,7 +279,7 @@ def render_markdown(report: dict, plot_results: list[PlotResult]) -> str:
     ]
     out += _plot(plots, "grades")
     out += _headline(report, plots) + _cotqs(report) + _tiers(report, plots)
-    out += _categories(report, plots) + _runs(report, plots)
+    out += _categories(report, plots) + _teachers(report) + _runs(report, plots)
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -111,6 +111,7 @@ def collect(store: Store, *, split: str | None = "test", benchmark: str | None =
         "configurations": out_configs,
         "tiers": out_tiers,
         "categories": out_cats,
+        "teachers": teachers(store),
         "runs": [{"id": r.id, "label": _label(r), "seed": r.seed, "status": r.status, "best_iter": r.best_iter,
                   "best_val_loss": r.best_val_loss, "stop_reason": r.stop_reason,
                   "valid_disjoint_from_test": r.valid_disjoint_from_test}
@@ -179,3 +180,33 @@ def _comparison(label: str, tier: str, seeded: list[tuple[Run, dict]], base: dic
         "p": c.p_value, "test": c.p_source, "worse": c.worse, "degraded": c.degraded,
         "cotqs": cot, "base_cotqs": base_cot, "comparison": comp,
     }
+
+
+def teachers(store: Store) -> dict:
+    """Each teacher's verified examples and accuracy on the problems it was given, and the
+    capacity-gap protocol's choice between the teachers of a role (on the problems they all had)."""
+    from app.pipeline.gap import teacher_choice
+
+    given: dict[tuple, set[str]] = defaultdict(set)
+    solved: dict[tuple, set[str]] = defaultdict(set)
+    for t in store.traces():
+        if t.provider == "reference":
+            continue  # reference solutions are not a teacher to choose
+        key = (t.role, f"{t.provider} {t.model}".strip())
+        given[key].add(t.problem_id)
+        if t.verified:
+            solved[key].add(t.problem_id)
+    rows = [{"role": role, "teacher": name, "problems": len(given[(role, name)]),
+             "verified": len(solved[(role, name)]),
+             "accuracy": len(solved[(role, name)]) / len(given[(role, name)])}
+            for role, name in sorted(given)]
+    choice = {}
+    for role in sorted({r for r, _ in given}):
+        team = [k for k in given if k[0] == role]
+        if len(team) < 2:
+            continue
+        shared = set.intersection(*(given[k] for k in team))
+        counts = {k[1]: len(solved[k] & shared) for k in team}
+        acc = {k[1]: (counts[k[1]] / len(shared) if shared else 0.0) for k in team}
+        choice[role] = {"shared_problems": len(shared), **teacher_choice(counts, acc)}
+    return {"rows": rows, "choice": choice}

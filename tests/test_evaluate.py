@@ -247,3 +247,26 @@ def test_a_budget_too_small_for_an_answer_is_a_wrong_answer(project, store, tiny
     assert len(attempts) == 2
     assert all(a.correct is False and a.finish_reason == "length" and a.n_tokens == 1 for a in attempts)
     assert Path(tiny_model_dir).exists()
+
+
+def test_teacher_choice_compares_teachers_on_the_problems_they_all_had(store):
+    from app.records import Trace
+    from app.results import teachers
+
+    add_problems(store, 10)
+    for i in range(10):
+        store.upsert_trace(Trace(problem_id=f"t{i:02d}", role="long", provider="openai", model="big",
+                                 text="x", verified=i < 8))
+        if i < 9:  # the small teacher never got t09
+            store.upsert_trace(Trace(problem_id=f"t{i:02d}", role="long", provider="openai", model="small",
+                                     text="x", verified=i < 5))
+        store.upsert_trace(Trace(problem_id=f"t{i:02d}", role="short", provider="reference", text="x", verified=True))
+    out = teachers(store)
+    rows = {r["teacher"]: r for r in out["rows"]}
+    assert set(rows) == {"openai big", "openai small"}
+    assert (rows["openai big"]["verified"], rows["openai big"]["accuracy"]) == (8, 0.8)
+    assert (rows["openai small"]["problems"], rows["openai small"]["verified"]) == (9, 5)
+    choice = out["choice"]["long"]
+    assert choice["shared_problems"] == 9 and choice["ratio"] == pytest.approx(8 / 5)
+    assert choice["prefer_strongest"] and choice["strongest"] == "openai big"
+    assert "short" not in out["choice"]
