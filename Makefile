@@ -14,12 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The tour of the loop on the bundled problem set (becomes the full offline demo).
+# The whole loop offline on the bundled problems: tiny model, rules judge, reference teacher.
 demo: $(STAMP)
-	$(BIN)/tailor --help
-	$(BIN)/tailor init demo-project
-	$(BIN)/tailor --project demo-project import data/problems.jsonl
-	$(BIN)/tailor --project demo-project status
+	$(BIN)/tailor demo demo-project
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
