@@ -270,3 +270,33 @@ def test_teacher_choice_compares_teachers_on_the_problems_they_all_had(store):
     assert choice["shared_problems"] == 9 and choice["ratio"] == pytest.approx(8 / 5)
     assert choice["prefer_strongest"] and choice["strongest"] == "openai big"
     assert "short" not in out["choice"]
+
+
+def test_report_json_statistics_recompute_from_its_own_per_seed_values(project, store, tmp_path):
+    from app.report import write_report
+
+    probs = add_problems(store, 10)
+    runs = [add_run(store, project, tmp_path, s) for s in (0, 1, 2)]
+    knows(None, probs[:5])
+    for run, k in zip(runs, (3, 4, 4)):
+        knows(run, probs[:k])
+    evaluate(parse_config(""), store, RecordingEvents(), project=project, tiers=True, job_cls=FakeJob)
+    files = write_report(store, tmp_path / "report")
+    data = json.loads(files.json.read_text())
+    assert set(files.skipped) == {"training_curves", "grades"}  # no metrics, no grades here
+    assert len(data["configurations"]) == 6  # one configuration × six tiers
+    for conf in data["configurations"]:
+        seeds = [conf["accuracy_by_seed"][str(s)] for s in conf["seeds"]]
+        s = seed_summary(seeds)
+        assert conf["mean"] == pytest.approx(s.mean) and conf["std"] == pytest.approx(s.std)
+        assert conf["ci"] == pytest.approx([s.ci_low, s.ci_high])
+        base = statistics.fmean(conf["base_by_seed"].values())
+        assert conf["base_mean"] == pytest.approx(base)
+        assert conf["p"] == pytest.approx(one_sample_t(seeds, base).p)
+        assert conf["worse"] and conf["delta"] == pytest.approx(s.mean - base)
+    # ... and equal what the store holds.
+    for run in runs:
+        mine = [a for a in store.eval_attempts(run_id=run.id) if a.tier == "R1"]
+        (r1,) = [c for c in data["configurations"] if c["tier"] == "R1"]
+        assert r1["accuracy_by_seed"][str(run.seed)] == pytest.approx(statistics.fmean(bool(a.correct) for a in mine))
+    assert "⚠" in files.markdown.read_text()
