@@ -372,14 +372,14 @@ class Store:
         return [_attempt(r) for r in self.db.query(sql + " ORDER BY id", args)]
 
     def attempts_by_key(self, keys: Iterable[str]) -> dict[str, Attempt]:
-        keys = list(keys)
-        out: dict[str, Attempt] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            for r in self.db.query(f"SELECT * FROM attempts WHERE key IN ({marks})", chunk):
-                out[r["key"]] = _attempt(r)
-        return out
+        return {r["key"]: _attempt(r) for r in self._rows_in("SELECT * FROM attempts WHERE key IN ({marks})", keys)}
+
+    def _rows_in(self, sql: str, values: Iterable) -> Iterator[dict]:
+        """Rows of `sql` (with an `IN ({marks})` hole) for many values, asked in chunks."""
+        values = list(values)
+        for i in range(0, len(values), 500):
+            chunk = values[i:i + 500]
+            yield from self.db.query(sql.format(marks=",".join("?" * len(chunk))), chunk)
 
     # -- CoT quality ratings of evaluated attempts --------------------------------
 
@@ -387,14 +387,8 @@ class Store:
         """{attempt_id: evals row}; all rows when no ids are given."""
         if attempt_ids is None:
             return {r["attempt_id"]: r for r in self.db.query("SELECT * FROM evals")}
-        ids = list(attempt_ids)
-        out: dict[int, dict] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            for r in self.db.query(f"SELECT * FROM evals WHERE attempt_id IN ({marks})", chunk):
-                out[r["attempt_id"]] = r
-        return out
+        return {r["attempt_id"]: r for r in self._rows_in("SELECT * FROM evals WHERE attempt_id IN ({marks})",
+                                                          attempt_ids)}
 
     def put_eval_ratings(self, rows: Iterable[dict]) -> None:
         """One rating per attempt: a new judge's rating replaces the old one."""

@@ -57,6 +57,38 @@ def student_model(cfg: Config, project) -> str:
     return str(local.resolve()) if local.exists() else cfg.student.model
 
 
+def stream_attempts(store: Store, events: Events, job, make, *, announce: bool = False):
+    """Run a generate job, turning each result event into an attempt with ``make(event, dtype)``
+    and storing them in small transactions as they arrive (a crash keeps what finished)."""
+    pending: list[Attempt] = []
+    dtype = None
+
+    def flush() -> None:
+        if pending:
+            with store.transaction():
+                for a in pending:
+                    store.insert_attempt(a)
+            pending.clear()
+
+    def on_event(ev: dict) -> None:
+        nonlocal dtype
+        kind = ev.get("event")
+        if kind == "start":
+            dtype = ev.get("dtype")
+            if announce:
+                events.message(f"student {ev.get('model')} on {ev.get('device')} ({dtype})")
+        elif kind == "result":
+            pending.append(make(ev, dtype))
+            events.advance()
+            if len(pending) >= FLUSH_EVERY:
+                flush()
+
+    try:
+        return job.run(on_event)
+    finally:
+        flush()
+
+
 def diagnose(cfg: Config, store: Store, events: Events, *, project=".", split: str = "train",
              limit: int | None = None, seed: int = 0, job_cls=MlxJob) -> DiagnoseResult:
     prompt = load_prompt("student_solve")
@@ -89,45 +121,24 @@ def diagnose(cfg: Config, store: Store, events: Events, *, project=".", split: s
                        "max_batch": cfg.student.max_batch},
             "items": items}
     job = job_cls(spec, blas=blas)
-    pending: list[Attempt] = []
-    dtype = None
 
-    def flush() -> None:
-        if pending:
-            with store.transaction():
-                for a in pending:
-                    store.insert_attempt(a)
-            pending.clear()
+    def make(ev: dict, dtype: str | None) -> Attempt:
+        problem, s = todo[ev["id"]]
+        text = ev.get("text")
+        extracted = extract_answer(text) if text else None
+        correct = None if ev.get("error") else is_equivalent(extracted, problem.answer)
+        result.generated += 1
+        result.failed += bool(ev.get("error"))
+        result.correct += bool(correct)
+        return Attempt(
+            key=ev["id"], problem_id=problem.id, purpose="diagnose", model=model,
+            adapter=adapter, prompt_hash=prompt.hash, params=params, seed=s, text=text,
+            extracted=extracted, correct=correct, n_tokens=ev.get("n_tokens"),
+            finish_reason=ev.get("finish_reason"), error=ev.get("error"),
+            dtype=dtype, blas=blas,
+        )
 
-    def on_event(ev: dict) -> None:
-        nonlocal dtype
-        kind = ev.get("event")
-        if kind == "start":
-            dtype = ev.get("dtype")
-            events.message(f"student {ev.get('model')} on {ev.get('device')} ({dtype})")
-        elif kind == "result":
-            problem, s = todo[ev["id"]]
-            text = ev.get("text")
-            extracted = extract_answer(text) if text else None
-            correct = None if ev.get("error") else is_equivalent(extracted, problem.answer)
-            pending.append(Attempt(
-                key=ev["id"], problem_id=problem.id, purpose="diagnose", model=model,
-                adapter=adapter, prompt_hash=prompt.hash, params=params, seed=s, text=text,
-                extracted=extracted, correct=correct, n_tokens=ev.get("n_tokens"),
-                finish_reason=ev.get("finish_reason"), error=ev.get("error"),
-                dtype=dtype, blas=blas,
-            ))
-            result.generated += 1
-            result.failed += bool(ev.get("error"))
-            result.correct += bool(correct)
-            events.advance()
-            if len(pending) >= FLUSH_EVERY:
-                flush()
-
-    try:
-        outcome = job.run(on_event)
-    finally:
-        flush()
+    outcome = stream_attempts(store, events, job, make, announce=True)
     result.status, result.stats = outcome.status, outcome.stats
     if outcome.status == "error":
         raise JobError(f"diagnose: {outcome.error}")

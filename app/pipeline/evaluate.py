@@ -31,7 +31,7 @@ from app.config import Config
 from app.errors import TailorError
 from app.events import Events
 from app.jobs import JobError, MlxJob
-from app.pipeline.diagnose import attempt_key, item_seed, student_model
+from app.pipeline.diagnose import attempt_key, item_seed, stream_attempts, student_model
 from app.prompts import Prompt, load_prompt
 from app.records import Attempt, Problem, Run
 from app.remote import ChatRequest, open_client
@@ -39,7 +39,6 @@ from app.replies import json_object
 from app.store import Store
 
 PURPOSE = "eval"
-FLUSH_EVERY = 16
 RATING_KEYS = ("coherence", "completeness", "factual")
 RATING_REPAIR = ('Your reply could not be used: {reason}. Reply again with only the JSON object '
                  '{{"coherence": 1-5, "completeness": 1-5, "factual": 1-5, "rationale": "..."}}.')
@@ -236,44 +235,24 @@ def _generate(cfg: Config, store: Store, events: Events, target: Target, todo: d
             "items": items}
     events.message(f"eval {target.label}: {len(items)} answers")
     job = job_cls(spec, blas=blas)
-    pending: list[Attempt] = []
-    dtype = None
 
-    def flush() -> None:
-        if pending:
-            with store.transaction():
-                for a in pending:
-                    store.insert_attempt(a)
-            pending.clear()
+    def make(ev: dict, dtype: str | None) -> Attempt:
+        problem, tier, params, seed = todo[ev["id"]]
+        text = ev.get("text")
+        extracted = extract_answer(text) if text else None
+        # A tier whose budget cannot hold an answer yields a wrong answer, not an error.
+        correct = None if ev.get("error") else is_equivalent(extracted, problem.answer)
+        result.generated += 1
+        result.failed += bool(ev.get("error"))
+        result.correct += bool(correct)
+        return Attempt(
+            key=ev["id"], problem_id=problem.id, purpose=PURPOSE, model=target.model,
+            adapter=target.adapter, run_id=target.run_id, prompt_hash=prompt.hash, params=params,
+            seed=seed, tier=tier, text=text, extracted=extracted, correct=correct,
+            n_tokens=ev.get("n_tokens"), finish_reason=ev.get("finish_reason"), error=ev.get("error"),
+            dtype=dtype, blas=blas)
 
-    def on_event(ev: dict) -> None:
-        nonlocal dtype
-        kind = ev.get("event")
-        if kind == "start":
-            dtype = ev.get("dtype")
-        elif kind == "result":
-            problem, tier, params, seed = todo[ev["id"]]
-            text = ev.get("text")
-            extracted = extract_answer(text) if text else None
-            # A tier whose budget cannot hold an answer yields a wrong answer, not an error.
-            correct = None if ev.get("error") else is_equivalent(extracted, problem.answer)
-            pending.append(Attempt(
-                key=ev["id"], problem_id=problem.id, purpose=PURPOSE, model=target.model,
-                adapter=target.adapter, run_id=target.run_id, prompt_hash=prompt.hash, params=params,
-                seed=seed, tier=tier, text=text, extracted=extracted, correct=correct,
-                n_tokens=ev.get("n_tokens"), finish_reason=ev.get("finish_reason"), error=ev.get("error"),
-                dtype=dtype, blas=blas))
-            result.generated += 1
-            result.failed += bool(ev.get("error"))
-            result.correct += bool(correct)
-            events.advance()
-            if len(pending) >= FLUSH_EVERY:
-                flush()
-
-    try:
-        outcome = job.run(on_event)
-    finally:
-        flush()
+    outcome = stream_attempts(store, events, job, make)
     if outcome.status == "error":
         raise JobError(f"eval {target.label}: {outcome.error}")
     return outcome.status
