@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run a sweep file headless: every cell, resumably (see examples/)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    sub.add_parser("tui", parents=[parent], help="the interactive workbench (also: tailor with no command)")
+
     p = sub.add_parser("demo", help="the whole loop offline on the bundled problems (tiny model, no API key)")
     p.add_argument("dir", nargs="?", type=Path, default=Path("demo-project"),
                    help="project directory to create or resume (default: demo-project)")
@@ -326,6 +328,13 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_tui(args) -> int:
+    from app.tui import run_app
+
+    _open_store(args.project).close()  # a missing or broken project is a one-line error, not a traceback
+    return run_app(args.project)
+
+
 def cmd_doctor(args) -> int:
     from app.config import load_config
     from app.doctor import run_doctor
@@ -441,19 +450,18 @@ def cmd_gap(args) -> int:
     return 0
 
 
-COMMANDS = {"report": cmd_report, "demo": cmd_demo, "eval": cmd_eval, "train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
+COMMANDS = {"tui": cmd_tui, "report": cmd_report, "demo": cmd_demo, "eval": cmd_eval, "train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None and args.batch is None:
-        parser.print_help()
-        return 0
     if args.command is not None and args.batch is not None:
         parser.error("--batch runs a sweep file on its own; give no command with it")
     try:
-        return cmd_batch(args) if args.batch is not None else COMMANDS[args.command](args)
+        if args.batch is not None:
+            return cmd_batch(args)
+        return cmd_tui(args) if args.command is None else COMMANDS[args.command](args)
     except TailorError as e:
         print(f"tailor: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -661,7 +661,7 @@ class Store:
 
     def tui_stage_counts(self) -> dict[str, int]:
         """What each pipeline stage has produced so far, in a handful of aggregate queries."""
-        one = lambda sql: self.db.execute(sql).fetchone()[0] or 0  # noqa: E731
+        one = lambda sql: self.db.execute(sql).fetchone()[0] or 0
         counts = {
             "problems": self.count("problems"),
             "diagnosed": one("SELECT count(DISTINCT problem_id) FROM attempts WHERE purpose = 'diagnose' AND error IS NULL"),

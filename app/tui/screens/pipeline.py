@@ -1,0 +1,134 @@
+"""Pipeline: every stage with its counts, status, progress, run/cancel, usage and errors."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import (
+    Checkbox,
+    Footer,
+    Header,
+    Input,
+    Label,
+    ListView,
+    Log,
+    Select,
+    Static,
+)
+
+from app.records import SPLITS
+from app.tui.stages import STAGES
+from app.tui.widgets.stage_row import StageRow
+
+
+class PipelineScreen(Screen):
+    BINDINGS: ClassVar = [
+        Binding("r", "run", "Run stage"),
+        Binding("c", "cancel", "Cancel stage"),
+        Binding("f5", "reload", "Refresh counts"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="pipeline-options"):
+            yield Label("split", classes="option-label")
+            yield Select([(s, s) for s in SPLITS], value="train", allow_blank=False, id="split", compact=True)
+            yield Label("dataset", classes="option-label")
+            yield Input(placeholder="dataset name", id="dataset", compact=True)
+            yield Checkbox("evaluate tiers R1–R6", id="tiers", compact=True)
+        yield Static("", id="usage")
+        yield ListView(*(StageRow(s.key, s.title, s.make is not None) for s in STAGES), id="stages")
+        with Horizontal(id="pipeline-bottom"):
+            with Vertical(id="log-box"):
+                yield Label("log", classes="section-title")
+                yield Log(id="log", max_lines=500)
+            with Vertical(id="errors-box"):
+                yield Label("last errors", classes="section-title")
+                yield Static("none", id="errors")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        names = self.app.store.dataset_names()
+        if names:
+            self.query_one("#dataset", Input).value = names[-1]
+        # Token and cost counters move while a stage runs; the timer idles otherwise.
+        self._ticker = self.set_interval(1.0, self._tick, pause=True)
+        self._logged = 0
+        self.reload()
+        self.query_one("#stages", ListView).focus()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def options(self) -> dict:
+        return {"split": self.query_one("#split", Select).value,
+                "dataset": self.query_one("#dataset", Input).value.strip(),
+                "tiers": self.query_one("#tiers", Checkbox).value}
+
+    def _selected_key(self) -> str:
+        item = self.query_one("#stages", ListView).highlighted_child
+        return item.key if isinstance(item, StageRow) else STAGES[0].key
+
+    # -- actions ------------------------------------------------------------------
+
+    def action_run(self) -> None:
+        self.app.start_stage(self._selected_key(), self.options())
+
+    def action_cancel(self) -> None:
+        self.app.cancel_stage()
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def on_stage_row_pressed(self, event: StageRow.Pressed) -> None:
+        job = self.app.job
+        if job.running and job.key == event.key:
+            self.app.cancel_stage()
+        else:
+            self.app.start_stage(event.key, self.options())
+
+    # -- rendering ------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Re-read the counts (a few aggregate queries) and redraw every row."""
+        self._counts = self.app.store.tui_stage_counts()
+        self.sync_job()
+
+    def _tick(self) -> None:
+        self.reload()
+
+    def sync_job(self) -> None:
+        job = self.app.job
+        for row in self.query(StageRow):
+            stage = next(s for s in STAGES if s.key == row.key)
+            active = job.key == row.key and job.status != "idle"
+            row.show(stage.counts(self._counts), job.status if active else "", job.total, job.n, active)
+        if job.running:
+            self._ticker.resume()
+        else:
+            self._ticker.pause()
+        self._show_usage()
+        log = self.query_one("#log", Log)
+        new = job.logged - self._logged
+        if new > len(job.log):  # more than the deque kept: redraw what is left
+            log.clear()
+            new = len(job.log)
+        if new:
+            log.write_lines(list(job.log)[-new:])
+        self._logged = job.logged
+        self.query_one("#errors", Static).update("\n".join(job.errors) or "none")
+
+    def _show_usage(self) -> None:
+        u = self.app.store.tui_usage_totals()
+        text = (f"remote: {u['calls']:,} calls ({u['errors']:,} errors) · "
+                f"{u['prompt_tokens']:,} prompt + {u['completion_tokens']:,} completion tokens · ${u['cost']:.4f}")
+        job = self.app.job
+        if job.running and job.usage_start:
+            s = job.usage_start
+            toks = u["prompt_tokens"] + u["completion_tokens"] - s["prompt_tokens"] - s["completion_tokens"]
+            text += f"   this run: +{toks:,} tokens, +${u['cost'] - s['cost']:.4f}"
+        self.query_one("#usage", Static).update(text)

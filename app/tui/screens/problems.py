@@ -1,0 +1,141 @@
+"""Problems: a paged, filtered table over the store (one page of rows in memory at a time)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label, Select
+
+from app.records import SPLITS
+from app.tui.widgets.labels import correct_text, grade_text, one_line
+
+PAGE = 100
+SEARCH_DELAY = 0.3  # seconds of no typing before the query runs
+
+GRADES = [("easy", "easy"), ("medium", "medium"), ("hard", "hard"), ("ungraded", "ungraded")]
+CORRECT = [("correct", True), ("wrong", False)]
+DISAGREE = [("disagreement", True), ("agreement", False)]
+
+
+class ProblemsScreen(Screen):
+    BINDINGS: ClassVar = [
+        Binding("n", "page(1)", "Next page"),
+        Binding("p", "page(-1)", "Prev page"),
+        Binding("slash", "focus_search", "Search"),
+        Binding("x", "clear_filters", "Clear filters"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        store = self.app.store
+        yield Header()
+        with Horizontal(classes="filters"):
+            yield Input(placeholder="/ search question or id", id="search", compact=True)
+            yield Select([(s, s) for s in SPLITS], prompt="split", id="f-split", compact=True)
+            yield Select(GRADES, prompt="grade", id="f-grade", compact=True)
+            yield Select(CORRECT, prompt="correctness", id="f-correct", compact=True)
+        with Horizontal(classes="filters"):
+            yield Select(DISAGREE, prompt="judge/checker", id="f-disagreement", compact=True)
+            yield Select([(t, t) for t in store.tui_eval_tiers()], prompt="tier", id="f-tier", compact=True)
+            yield Select([(c, c) for c in store.tui_distinct("category")], prompt="category", id="f-category",
+                         compact=True)
+            yield Select([(s, s) for s in store.tui_distinct("section")], prompt="section", id="f-section",
+                         compact=True)
+        table = DataTable(id="problem-table", cursor_type="row", zebra_stripes=True)
+        table.add_column("id", key="id", width=18)
+        table.add_column("split", width=9)
+        table.add_column("category", width=14)
+        table.add_column("section", width=8)
+        table.add_column("grade", width=9)
+        table.add_column("ok", width=2)
+        table.add_column("!", width=1)
+        table.add_column("question", width=44)
+        yield table
+        yield Label("", id="page-info")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.row_offset, self.total = 0, 0
+        self._search_timer = None
+        self.reload()
+        self.query_one("#problem-table", DataTable).focus()
+
+    def on_screen_resume(self) -> None:
+        if hasattr(self, "row_offset"):
+            self.reload(keep_cursor=True)  # an override in the detail view changes a row
+
+    # -- filters --------------------------------------------------------------------
+
+    def filters(self) -> dict:
+        def val(sel_id: str):
+            v = self.query_one(f"#f-{sel_id}", Select).value
+            return None if v is Select.NULL else v
+
+        search = self.query_one("#search", Input).value.strip()
+        return {"split": val("split"), "grade": val("grade"), "correct": val("correct"),
+                "disagreement": val("disagreement"), "tier": val("tier"), "category": val("category"),
+                "section": val("section"), "search": search or None}
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self.row_offset = 0
+        self.reload()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._search_timer = self.set_timer(SEARCH_DELAY, self._search_now)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._search_now()
+        self.query_one("#problem-table", DataTable).focus()
+
+    def _search_now(self) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+            self._search_timer = None
+        self.row_offset = 0
+        self.reload()
+
+    def action_focus_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_clear_filters(self) -> None:
+        with self.prevent(Select.Changed, Input.Changed):
+            for sel in self.query(Select):
+                sel.clear()
+            self.query_one("#search", Input).value = ""
+        self.row_offset = 0
+        self.reload()
+
+    def action_page(self, step: int) -> None:
+        new = self.row_offset + step * PAGE
+        if 0 <= new < max(self.total, 1):
+            self.row_offset = new
+            self.reload()
+
+    # -- the table ------------------------------------------------------------------
+
+    def reload(self, keep_cursor: bool = False) -> None:
+        rows, self.total = self.app.store.tui_problem_page(**self.filters(), limit=PAGE, offset=self.row_offset)
+        table = self.query_one("#problem-table", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for r in rows:
+            table.add_row(r["id"], r["split"], r["category"] or "", r["section"] or "",
+                          grade_text(r["grade"], bool(r["is_override"])), correct_text(r["correct"]),
+                          "!" if r["disagreement"] else "", one_line(r["question"], 44), key=r["id"])
+        if keep_cursor and rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1))
+        last = min(self.row_offset + PAGE, self.total)
+        pages = max(1, -(-self.total // PAGE))
+        info = (f"rows {self.row_offset + 1:,}–{last:,} of {self.total:,} · page {self.row_offset // PAGE + 1:,}/{pages:,}"
+                if self.total else "no problem matches these filters")
+        self.query_one("#page-info", Label).update(info + "   (enter: open · n/p: page · x: clear filters)")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        from app.tui.screens.problem import ProblemScreen
+
+        self.app.push_screen(ProblemScreen(event.row_key.value))

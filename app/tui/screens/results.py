@@ -1,0 +1,141 @@
+"""Results: base vs distilled per configuration, accuracy by tier vs mean words, grades, categories.
+
+The numbers come from app.results.collect (the same dict `tailor report` renders); this
+screen only lays them out. Degraded configurations (significantly worse than the base) are red.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Label, Static
+from textual_plotext import PlotextPlot
+
+from app.tui.widgets.labels import GRADE_STYLE, fill_table
+
+
+def pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def interval(ci) -> str:
+    return "—" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def p_value(p: float | None) -> str:
+    return "—" if p is None else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
+
+
+class ResultsScreen(Screen):
+    BINDINGS: ClassVar = [Binding("f5", "reload", "Refresh")]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="results"):
+            yield Static(id="results-head", classes="block")
+            yield Label("Base vs distilled (accuracy %, mean ± std over seeds)", classes="block-title")
+            yield DataTable(id="configs", cursor_type="row")
+            yield Label("Accuracy by response-length tier", classes="block-title")
+            with Horizontal(id="tiers-row"):
+                yield DataTable(id="tiers", cursor_type="row")
+                yield PlotextPlot(id="tier-plot")
+            yield Label("Grade distribution", classes="block-title")
+            yield Static(id="grade-bars")
+            yield Label("By category / section", classes="block-title")
+            yield DataTable(id="categories", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        if self.is_mounted:
+            self.reload()
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def _collect(self) -> dict | None:
+        collect = self.app.collect_results
+        if collect is None:
+            try:
+                from app.results import collect
+            except ImportError:
+                self.query_one("#results-head", Static).update("results are not available in this version of tailor")
+                return None
+        try:
+            return collect(self.app.store, split="test")
+        except Exception as e:  # noqa: BLE001 -- an empty or half-evaluated project must not break the screen
+            self.query_one("#results-head", Static).update(Text(f"no results: {e}", style="yellow"))
+            return None
+
+    def reload(self) -> None:
+        data = self._collect()
+        if data is None:
+            return
+        ps = data.get("problem_set", {})
+        head = Text.assemble(("Problem set: ", "bold"), f"split {ps.get('split') or '—'}",
+                             f", benchmark {ps['benchmark']}" if ps.get("benchmark") else "", f", n = {ps.get('n', 0)}",
+                             ("   Base model: ", "bold"), data.get("base_model") or "—",
+                             ("   Judge: ", "bold"), data.get("judge") or "—")
+        if not data.get("configurations"):
+            head.append("\nNo evaluated configuration yet: run evaluate after training.", style="dim")
+        self.query_one("#results-head", Static).update(head)
+        self._configs(data.get("configurations", []))
+        self._tiers(data.get("tiers", []))
+        self._grades(data.get("grades", {}))
+        self._categories(data.get("categories", []))
+
+    def _configs(self, configs: list[dict]) -> None:
+        rows = []
+        for c in configs:
+            style = "bold red" if c.get("degraded") else ("yellow" if c.get("worse") else "")
+            mean = f"{pct(c['mean'])} ± {pct(c['std'])}" if c.get("std") is not None else pct(c.get("mean"))
+            delta = f"{100 * c['delta']:+.1f}" if c.get("delta") is not None else "—"
+            cells = [c.get("label", ""), c.get("tier") or "", str(len(c.get("seeds", []))), mean, interval(c.get("ci")),
+                     pct(c.get("base_mean")), delta, interval(c.get("delta_ci")), p_value(c.get("p")),
+                     c.get("test", ""), _num(c.get("cotqs")), _num(c.get("base_cotqs"))]
+            if c.get("degraded"):
+                cells[0] += " (degraded)"
+            rows.append([Text(str(x), style=style) for x in cells])
+        fill_table(self.query_one("#configs", DataTable),
+                   ["configuration", "tier", "seeds", "distilled", "95% CI", "base", "Δ", "Δ 95% CI", "p", "test",
+                    "CoTQS", "base CoTQS"], rows)
+
+    def _tiers(self, tiers: list[dict]) -> None:
+        fill_table(self.query_one("#tiers", DataTable), ["model", "tier", "acc %", "± std", "words", "n"],
+                   [[t["label"], t["tier"], pct(t["accuracy"]), pct(t.get("std")), f"{t['mean_words']:.0f}", str(t["n"])]
+                    for t in tiers])
+        plt = self.query_one("#tier-plot", PlotextPlot).plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title("accuracy % vs mean words")
+        plt.xlabel("mean words")
+        for label in dict.fromkeys(t["label"] for t in tiers):
+            pts = sorted((t["mean_words"], 100 * t["accuracy"]) for t in tiers if t["label"] == label)
+            plt.plot([w for w, _ in pts], [a for _, a in pts], label=label, marker="braille")
+        self.query_one("#tier-plot", PlotextPlot).refresh()
+
+    def _grades(self, grades: dict) -> None:
+        total = sum(grades.values()) or 1
+        text = Text()
+        for g in ("easy", "medium", "hard", "ungraded"):
+            n = grades.get(g, 0)
+            text.append(f"{g:<9}", style="bold")
+            text.append("█" * round(40 * n / total), style=GRADE_STYLE.get(g, "dim"))
+            text.append(f" {n:,} ({100 * n / total:.0f}%)\n")
+        self.query_one("#grade-bars", Static).update(text)
+
+    def _categories(self, rows: list[dict]) -> None:
+        fill_table(self.query_one("#categories", DataTable), ["model", "tier", "category", "section", "acc %", "n"],
+                   [[r["label"], r.get("tier") or "", r.get("category") or "—", r.get("section") or "—",
+                     pct(r["accuracy"]), str(r["n"])] for r in rows])
+
+
+def _num(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"

@@ -1,0 +1,279 @@
+"""Pilot tests of the TUI: navigation, filtering, paging, opening a problem, overriding its
+grade, running and cancelling stages, the command palette and the settings screen."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from test_tui_demo import DEMO_RESULTS, FakeJob, build_demo
+from textual.widgets import DataTable, Input, Label, Select
+
+from app.config import DB_NAME
+from app.records import Problem
+from app.store import Store
+from app.tui.app import TailorApp
+from app.tui.runner import StageCancelled, TuiEvents
+
+SIZE = (120, 36)
+
+# anyio's pytest plugin (installed with httpx) runs the async tests on asyncio.
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def demo(tmp_path):
+    return build_demo(tmp_path / "proj")
+
+
+def make_app(project, **kw):
+    kw.setdefault("collect_results", lambda store, split=None: DEMO_RESULTS)
+    return TailorApp(project, **kw)
+
+
+def table_ids(app) -> list[str]:
+    table = app.screen.query_one("#problem-table", DataTable)
+    return [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+
+
+async def test_navigation_between_screens(demo):
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert type(app.screen).__name__ == "PipelineScreen"
+        for key, name in (("2", "ProblemsScreen"), ("3", "RunsScreen"), ("4", "ResultsScreen"),
+                          ("5", "SettingsScreen"), ("1", "PipelineScreen")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert type(app.screen).__name__ == name
+
+
+async def test_pipeline_shows_counts(demo):
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        counts = {row.key: str(row.query_one(".stage-counts", Label).render()) for row in app.screen.query("StageRow")}
+        assert counts["import"] == "12 problems"
+        assert counts["diagnose"] == "8 diagnosed"
+        assert counts["grade"] == "E 3 / M 3 / H 2"
+        assert counts["train"] == "1 of 1 runs done"
+        assert app.screen.query_one("#dataset", Input).value == "demo"
+
+
+async def test_filter_by_grade_split_and_search(demo):
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        assert len(table_ids(app)) == 12
+        app.screen.query_one("#f-grade", Select).value = "hard"
+        await pilot.pause()
+        assert table_ids(app) == ["p003", "p007"]
+        app.screen.query_one("#f-grade", Select).value = "ungraded"
+        app.screen.query_one("#f-split", Select).value = "test"
+        await pilot.pause()
+        assert table_ids(app) == ["p002", "p005", "p008", "p011"]
+        await pilot.press("x")
+        await pilot.pause()
+        assert len(table_ids(app)) == 12
+        app.screen.query_one("#f-correct", Select).value = False
+        await pilot.pause()
+        assert table_ids(app) == ["p001", "p009"]
+        await pilot.press("x", "slash")
+        await pilot.press(*"p010", "enter")
+        await pilot.pause()
+        assert table_ids(app) == ["p010"]
+
+
+async def test_paging_keeps_one_page_in_memory(tmp_path):
+    d = build_demo(tmp_path / "proj")
+    with Store(d / DB_NAME) as s:
+        s.insert_problems(Problem(id=f"z{i:04d}", question=f"q {i}", answer="1") for i in range(240))
+    app = make_app(d)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        assert len(table_ids(app)) == 100
+        info = app.screen.query_one("#page-info", Label)
+        assert "rows 1–100 of 252" in str(info.render())
+        await pilot.press("n", "n")
+        await pilot.pause()
+        assert len(table_ids(app)) == 52
+        assert "page 3/3" in str(info.render())
+        await pilot.press("n")  # past the end: stays
+        await pilot.press("p")
+        await pilot.pause()
+        assert table_ids(app)[0] == "z0088"
+
+
+async def test_open_problem_and_override_grade(demo):
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        await pilot.press("enter")  # p000: easy
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ProblemScreen"
+        text = lambda wid: str(app.screen.query_one(wid).render())
+        assert "What is 0 times 3" in text("#question")
+        assert "EASY" in text("#grade-box") and "steps checked for p000" in text("#grade-box")
+        assert "verified" in str(app.screen.query_one("#traces-short").query(".trace").first().render())
+        assert "answer 1 != reference 0" in str(app.screen.query_one("#traces-long").query(".trace").first().render())
+        await pilot.press("h")
+        await pilot.pause()
+        assert "HARD" in text("#grade-box") and "manual override" in text("#grade-box")
+        with Store(demo / DB_NAME) as s:
+            g = s.current_grades()["p000"]
+        assert g.grade == "hard" and g.is_override
+        await pilot.press("escape")
+        await pilot.pause()
+        table = app.screen.query_one("#problem-table", DataTable)
+        assert str(table.get_row_at(0)[4]) == "hard ✎"
+
+
+async def test_run_grade_stage_to_completion(demo):
+    with Store(demo / DB_NAME) as s:  # drop the demo grades so the rules judge has work
+        s.db.execute("DELETE FROM grades")
+        s.db.conn.commit()
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("down", "down", "r")  # import, diagnose, grade
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.job.key == "grade" and app.job.status == "done", app.job.log
+        row = app.screen.query_one("#stage-grade")
+        assert "done" in str(row.query_one(".stage-status", Label).render())
+        assert str(row.query_one(".stage-counts", Label).render()) == "E 6 / M 0 / H 2"
+
+
+async def test_start_and_cancel_a_stage(demo):
+    FakeJob.reached = threading.Event()
+    with Store(demo / DB_NAME) as s:
+        s.db.execute("DELETE FROM grades")
+        s.db.execute("DELETE FROM attempts")
+        s.db.conn.commit()
+    app = make_app(demo, job_cls=FakeJob)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("down", "r")  # diagnose
+        assert await asyncio.to_thread(FakeJob.reached.wait, 10)
+        await pilot.pause()
+        assert app.job.running
+        await pilot.press("r")  # a second stage is refused while one runs
+        await pilot.press("c")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.job.status == "cancelled"
+        row = app.screen.query_one("#stage-diagnose")
+        assert "cancelled" in str(row.query_one(".stage-status", Label).render())
+        assert str(row.query_one(".stage-counts", Label).render()) == "2 diagnosed"
+    with Store(demo / DB_NAME) as s:  # the attempts that finished were kept, whole
+        assert s.count("attempts", purpose="diagnose") == 2
+
+
+async def test_events_adapter_raises_once_cancelled():
+    posted, flag = [], threading.Event()
+    ev = TuiEvents(posted.append, "grade", flag, interval=0)
+    ev.start("grade", 3)
+    ev.advance()
+    flag.set()
+    with pytest.raises(StageCancelled):
+        ev.advance()
+    with pytest.raises(StageCancelled):
+        ev.message("x")
+    assert [m.kind for m in posted][:2] == ["start", "advance"]
+    assert sum(m.n for m in posted if m.kind == "advance") == 2
+
+
+async def test_runs_screen_plots_selected_run(demo):
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        stats = str(app.screen.query_one("#run-stats", Label).render())
+        assert "best iteration 30" in stats and "peak 1.50 GB" in stats and "6 train / 6 val points" in stats
+
+
+async def test_results_marks_degraded_configuration(demo):
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        table = app.screen.query_one("#configs", DataTable)
+        row = table.get_row_at(1)
+        assert str(row[0]) == "random/acotd (degraded)" and "red" in str(row[0].style)
+        assert str(table.get_row_at(0)[3]) == "72.5 ± 3.5"
+
+
+async def test_settings_shows_validation_error_in_place(demo):
+    (demo / "tailor.toml").write_text('[student]\nmodel = "m"\n\n[judge]\nprovider = "openai"\nbase_url = "ftp://x"\n'
+                                      'model = "j"\n', encoding="utf-8")
+    pings = []
+    app = make_app(demo, ping=lambda cfg: pings.append(cfg) or [])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        await pilot.pause()
+        status = str(app.screen.query_one("#config-status").render())
+        assert "line 6" in status and "judge.base_url" in status
+        await pilot.press("p")  # refused: nothing to ping with a broken config
+        await pilot.pause()
+        assert pings == []
+
+
+async def test_ping_runs_in_a_worker(demo):
+    from app.pipeline.ping import PingResult
+
+    app = make_app(demo, ping=lambda cfg: [PingResult("judge", "openai", "m", False, None, "HTTP 401")])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5", "p")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one("#ping-table", DataTable)
+        assert [str(c) for c in table.get_row_at(0)][:2] == ["FAIL", "judge"]
+
+
+async def test_command_palette_has_every_action_and_theme_toggles(demo):
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Run stage", "Cancel stage", "Problems", "Go to results", "Run stage: evaluate",
+                "Cancel running stage"} <= titles
+        theme = app.theme
+        await pilot.press("t")
+        assert app.theme != theme
+
+
+async def test_a_failing_stage_reports_its_error(demo):
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#stages").index = 3  # sample, into the existing dataset name "demo"
+        await pilot.press("r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.job.status == "error"
+        assert "already exists" in str(app.screen.query_one("#errors").render())
+
+
+async def test_problem_page_query_filters_by_tier_and_escapes_search(demo):
+    from app.records import Attempt
+
+    with Store(demo / DB_NAME) as s:
+        for pid, tier, ok in (("p002", "R1", True), ("p005", "R1", False), ("p005", "R6", True)):
+            s.insert_attempt(Attempt(key=f"e-{pid}-{tier}", problem_id=pid, purpose="eval", model="tiny",
+                                     prompt_hash="h", params={"eval_seed": 0}, tier=tier, correct=ok))
+        rows, total = s.tui_problem_page(tier="R1")
+        assert total == 2 and [r["correct"] for r in rows] == [1, 0]
+        assert s.tui_problem_page(tier="R1", correct=True)[1] == 1
+        assert s.tui_problem_page(tier="R6")[0][0]["id"] == "p005"
+        assert s.tui_problem_page(search="%")[1] == 0  # a literal percent sign, not a wildcard
+        assert s.tui_problem_page(search="times 3, plus 4")[1] == 2
+        assert s.tui_eval_tiers() == ["R1", "R6"]
