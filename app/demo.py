@@ -22,12 +22,33 @@ BANNER = ("OFFLINE DEMO — student: a tiny random-weight model built here (it c
           "accuracies near 0 are expected); judge: rules (answer check only); teachers: reference solutions")
 
 
+# Small sizes, so the loop fits in minutes on a laptop CPU. They live in the project's
+# tailor.toml (not the sweep file) so that stages started from the TUI match the demo's.
+DEMO_EDITS = {
+    'model = "mlx-community/Qwen2.5-1.5B-Instruct-4bit"':
+        f'# The demo\'s tiny random-weight model (built by `tailor demo`).\nmodel = "{MODEL_DIR}"',
+    "max_tokens = 1024": "max_tokens = 64",
+    "max_batch = 16": "max_batch = 32",
+    "k = 200": "k = 64",
+}
+DEMO_TIERS = """
+# The demo's response-length tiers: the same instructions, budgets scaled to max_tokens = 64.
+[eval.tiers]
+R2 = { max_tokens = 48 }
+R3 = { max_tokens = 36 }
+R4 = { max_tokens = 28 }
+R5 = { max_tokens = 20 }
+R6 = { max_tokens = 12 }
+"""
+
+
 def demo_config_text() -> str:
     text = default_config_text()
-    old = 'model = "mlx-community/Qwen2.5-1.5B-Instruct-4bit"'
-    if old not in text:
-        raise TailorError("demo: the default tailor.toml has no student model line to replace")
-    return text.replace(old, f'# The demo\'s tiny random-weight model (built by `tailor demo`).\nmodel = "{MODEL_DIR}"', 1)
+    for old, new in DEMO_EDITS.items():
+        if old not in text:
+            raise TailorError(f"demo: the default tailor.toml has no line {old!r} to replace")
+        text = text.replace(old, new, 1)
+    return text + DEMO_TIERS
 
 
 def prepare(directory: Path, say) -> None:
