@@ -156,6 +156,14 @@ def test_an_interrupted_two_cell_sweep_resumes_without_repeating_finished_cells(
     with Store(project / DB_NAME) as store:
         assert store.count("attempts") == 21 and len(store.runs()) == 2
 
+    # A seed added to the file trains and evaluates just that seed in every cell.
+    path.write_text(path.read_text().replace("seeds = [0]", "seeds = [0, 1]"))
+    assert main(["--project", str(project), "--batch", str(path)]) == 0
+    with Store(project / DB_NAME) as store:
+        runs = store.runs()
+        assert sorted((r.label, r.seed) for r in runs) == [("adaptive", 0), ("adaptive", 1), ("short", 0), ("short", 1)]
+        assert store.count("attempts") == 21 + 2 * 3  # the base and the seed-0 runs came from the store
+
 
 @pytest.mark.parametrize("name", ["demo", "acotd", "obryan", "teachers"])
 def test_example_sweeps_are_valid(name):

@@ -55,9 +55,13 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
     stages = set(sec.stages)
     result = SweepResult(sweep.name)
     previous = store.cells(sweep.name)
+    # A finished cell is skipped only if it ran with these keys and seeds (adding a seed
+    # to the file trains just that seed; the stages skip what they already have).
+    wanted = {cell.label: {**cell.keys.model_dump(), "seeds": sec.seeds} for cell in sweep.cells}
     for cell in sweep.cells:
-        if cell.label not in previous:
-            store.set_cell(sweep.name, cell.label, "pending", keys=cell.keys.model_dump())
+        old = previous.get(cell.label)
+        if old is None or old["keys"] != wanted[cell.label]:
+            store.set_cell(sweep.name, cell.label, "pending", keys=wanted[cell.label])
     n = len(sweep.cells)
     events.message(f"sweep {sweep.name}: {n} cells × seeds {sec.seeds}; stages {', '.join(sec.stages)}")
 
@@ -114,6 +118,9 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
 
         files = write_report(store, project / "reports" / sweep.name, split=split)
         result.report = str(files.markdown)
+        if sec.benchmark and trained:
+            write_report(store, project / "reports" / sweep.name / sec.benchmark, split=None,
+                         benchmark=sec.benchmark)
     result.table = results_table(store, sweep, split=split)
     return result
 
