@@ -310,7 +310,8 @@ def cmd_demo(args) -> int:
     prepare(args.dir, print)
     code = _run_sweep(args.dir, DEMO_SWEEP)
     print(f"db: {_display(args.dir / 'tailor.db')}")
-    print(f"open it in the TUI: tailor --project {args.dir}")
+    prog = sys.argv[0] if Path(sys.argv[0]).name == "tailor" else "tailor"
+    print(f"open it in the TUI: {prog} --project {args.dir}")
     return code
 
 
