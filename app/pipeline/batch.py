@@ -28,6 +28,32 @@ class SweepStopped(TailorError):
     exit_code = 130
 
 
+class OverallEvents:
+    """Every stage's progress, prefixed with the sweep's overall progress (steps done / all)."""
+
+    def __init__(self, inner: Events, total: int, width: int = 10):
+        self.inner, self.total, self.done_steps, self.width = inner, max(total, 1), 0, width
+
+    def _prefix(self) -> str:
+        filled = round(self.width * self.done_steps / self.total)
+        return f"sweep {'▰' * filled}{'▱' * (self.width - filled)} {self.done_steps}/{self.total} · "
+
+    def start(self, stage: str, total: int | None = None) -> None:
+        self.inner.start(self._prefix() + stage, total)
+
+    def advance(self, n: int = 1) -> None:
+        self.inner.advance(n)
+
+    def message(self, text: str) -> None:
+        self.inner.message(text)
+
+    def done(self, summary: str = "") -> None:
+        self.inner.done(summary)
+
+    def finish_step(self) -> None:
+        self.done_steps += 1
+
+
 @dataclass
 class SweepResult:
     name: str
@@ -63,6 +89,9 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
         if old is None or old["keys"] != wanted[cell.label]:
             store.set_cell(sweep.name, cell.label, "pending", keys=wanted[cell.label])
     n = len(sweep.cells)
+    cell_stages = [s for s in ("sample", "teach", "verify", "export", "train") if s in stages]
+    shared = [s for s in ("diagnose", "grade", "eval", "report") if s in stages]
+    events = OverallEvents(events, len(shared) + n * len(cell_stages))
     events.message(f"sweep {sweep.name}: {n} cells × seeds {sec.seeds}; stages {', '.join(sec.stages)}")
 
     if "diagnose" in stages:
@@ -70,15 +99,18 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
 
         _check(diagnose(cfg, store, events, project=project, split="train", limit=sec.diagnose_limit,
                         job_cls=job_cls).status, "diagnose")
+        events.finish_step()
     if "grade" in stages:
         from app.pipeline.grade import grade
 
         grade(cfg, store, events, split="train", transport=transport, retry=retry)
+        events.finish_step()
 
     for i, cell in enumerate(sweep.cells, 1):
         if store.cells(sweep.name)[cell.label]["status"] == "done":
             events.message(f"[{i}/{n}] {cell.label}: already done")
             result.cells[cell.label] = "done"
+            events.done_steps += len(cell_stages)
             continue
         stage = None
         try:
@@ -87,6 +119,7 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
                     events.message(f"[{i}/{n}] {cell.label}: {stage}")
                     store.set_cell(sweep.name, cell.label, "running", stage=stage)
                     _cell_stage(stage, sweep, cell, store, events, project, job_cls, transport, retry)
+                    events.finish_step()
         except (KeyboardInterrupt, SweepStopped):
             store.set_cell(sweep.name, cell.label, "interrupted", stage=stage)
             raise SweepStopped(f"sweep {sweep.name} interrupted in cell {cell.label} ({stage}); "
@@ -95,6 +128,7 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
             store.set_cell(sweep.name, cell.label, "failed", stage=stage, error=str(e))
             result.cells[cell.label], result.failures[cell.label] = "failed", f"{stage}: {e}"
             events.message(f"[{i}/{n}] {cell.label}: FAILED at {stage}: {e}")
+            events.done_steps = len([s for s in shared if s in ("diagnose", "grade")]) + i * len(cell_stages)
             continue
         store.set_cell(sweep.name, cell.label, "done")
         result.cells[cell.label] = "done"
@@ -112,6 +146,8 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
             _check(evaluate(cfg, store, events, project=project, sweep=sweep.name, benchmark=sec.benchmark,
                             tiers=False, limit=sec.eval_limit, job_cls=job_cls, transport=transport,
                             retry=retry).status, "eval")
+    if "eval" in stages:
+        events.finish_step()
     split = sec.split or cfg.eval.split
     if "report" in stages:
         from app.report import write_report
