@@ -138,8 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gap", parents=[parent],
                        help="teacher-student accuracy gap per task: where distillation is likely to pay")
-    p.add_argument("--scores", type=Path, required=True, metavar="FILE.csv",
-                   help="CSV with header task,model,role,accuracy (role student or teacher; percent, or fractions 0-1)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--scores", type=Path, metavar="FILE.csv",
+                     help="CSV with header task,model,role,accuracy (role student or teacher; percent, or fractions 0-1)")
+    src.add_argument("--from-store", action="store_true",
+                     help="per category: the student's diagnosis accuracy vs each remote teacher's verified rate")
     p.add_argument("--threshold", type=float, default=30.0, metavar="POINTS",
                    help="select tasks whose gap is strictly greater than this (default 30)")
     p.add_argument("--json", action="store_true", help="print every number as JSON")
@@ -447,7 +450,11 @@ def cmd_train(args) -> int:
 def cmd_gap(args) -> int:
     from app.pipeline.gap import gap_command
 
-    print(gap_command(args.scores, args.threshold, as_json=args.json))
+    if args.from_store:
+        with _open_store(args.project) as store:
+            print(gap_command(None, args.threshold, as_json=args.json, store=store))
+    else:
+        print(gap_command(args.scores, args.threshold, as_json=args.json))
     return 0
 
 
