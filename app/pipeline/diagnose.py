@@ -57,6 +57,20 @@ def student_model(cfg: Config, project) -> str:
     return str(local.resolve()) if local.exists() else cfg.student.model
 
 
+def answer_fields(ev: dict, problem: Problem, tally) -> dict:
+    """The attempt fields a result event determines (the answer checked against the
+    reference), counted into `tally` (anything with generated / failed / correct)."""
+    text = ev.get("text")
+    extracted = extract_answer(text) if text else None
+    # Out of budget before an answer is a wrong answer; only a failed item has no verdict.
+    correct = None if ev.get("error") else is_equivalent(extracted, problem.answer)
+    tally.generated += 1
+    tally.failed += bool(ev.get("error"))
+    tally.correct += bool(correct)
+    return {"key": ev["id"], "problem_id": problem.id, "text": text, "extracted": extracted, "correct": correct,
+            "n_tokens": ev.get("n_tokens"), "finish_reason": ev.get("finish_reason"), "error": ev.get("error")}
+
+
 def stream_attempts(store: Store, events: Events, job, make, *, announce: bool = False):
     """Run a generate job, turning each result event into an attempt with ``make(event, dtype)``
     and storing them in small transactions as they arrive (a crash keeps what finished)."""
@@ -124,19 +138,8 @@ def diagnose(cfg: Config, store: Store, events: Events, *, project=".", split: s
 
     def make(ev: dict, dtype: str | None) -> Attempt:
         problem, s = todo[ev["id"]]
-        text = ev.get("text")
-        extracted = extract_answer(text) if text else None
-        correct = None if ev.get("error") else is_equivalent(extracted, problem.answer)
-        result.generated += 1
-        result.failed += bool(ev.get("error"))
-        result.correct += bool(correct)
-        return Attempt(
-            key=ev["id"], problem_id=problem.id, purpose="diagnose", model=model,
-            adapter=adapter, prompt_hash=prompt.hash, params=params, seed=s, text=text,
-            extracted=extracted, correct=correct, n_tokens=ev.get("n_tokens"),
-            finish_reason=ev.get("finish_reason"), error=ev.get("error"),
-            dtype=dtype, blas=blas,
-        )
+        return Attempt(**answer_fields(ev, problem, result), purpose="diagnose", model=model, adapter=adapter,
+                       prompt_hash=prompt.hash, params=params, seed=s, dtype=dtype, blas=blas)
 
     outcome = stream_attempts(store, events, job, make, announce=True)
     result.status, result.stats = outcome.status, outcome.stats

@@ -25,13 +25,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from app.answers import extract_answer, is_equivalent
 from app.blas import find_blas, hint_once
 from app.config import Config
 from app.errors import TailorError
 from app.events import Events
 from app.jobs import JobError, MlxJob
-from app.pipeline.diagnose import attempt_key, item_seed, stream_attempts, student_model
+from app.pipeline.diagnose import answer_fields, attempt_key, item_seed, stream_attempts, student_model
 from app.prompts import Prompt, load_prompt
 from app.records import Attempt, Problem, Run
 from app.remote import ChatRequest, open_client
@@ -238,19 +237,9 @@ def _generate(cfg: Config, store: Store, events: Events, target: Target, todo: d
 
     def make(ev: dict, dtype: str | None) -> Attempt:
         problem, tier, params, seed = todo[ev["id"]]
-        text = ev.get("text")
-        extracted = extract_answer(text) if text else None
-        # A tier whose budget cannot hold an answer yields a wrong answer, not an error.
-        correct = None if ev.get("error") else is_equivalent(extracted, problem.answer)
-        result.generated += 1
-        result.failed += bool(ev.get("error"))
-        result.correct += bool(correct)
-        return Attempt(
-            key=ev["id"], problem_id=problem.id, purpose=PURPOSE, model=target.model,
-            adapter=target.adapter, run_id=target.run_id, prompt_hash=prompt.hash, params=params,
-            seed=seed, tier=tier, text=text, extracted=extracted, correct=correct,
-            n_tokens=ev.get("n_tokens"), finish_reason=ev.get("finish_reason"), error=ev.get("error"),
-            dtype=dtype, blas=blas)
+        return Attempt(**answer_fields(ev, problem, result), purpose=PURPOSE, model=target.model,
+                       adapter=target.adapter, run_id=target.run_id, prompt_hash=prompt.hash, params=params,
+                       seed=seed, tier=tier, dtype=dtype, blas=blas)
 
     outcome = stream_attempts(store, events, job, make)
     if outcome.status == "error":
