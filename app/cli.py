@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N problems of the split")
     p.add_argument("--seed", type=int, default=0, help="base sampling seed (default 0)")
 
+    sub.add_parser("runs", parents=[parent], help="list the training runs: configuration, seed, status, best iteration")
+
     p = sub.add_parser("eval", parents=[parent],
                        help="evaluate the base student and trained adapters on the same problems")
     which = p.add_mutually_exclusive_group()
@@ -265,6 +267,24 @@ def cmd_diagnose(args) -> int:
     if res.status == "cancelled":
         print(f"diagnose cancelled: {res.generated} attempts kept; run it again to continue")
         return 130
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from app.pipeline.evaluate import run_label
+
+    with _open_store(args.project) as store:
+        runs = store.runs()
+    if not runs:
+        print("no training runs yet (`tailor train --dataset NAME`)")
+        return 0
+    print(f"{'run':<44} {'configuration':<24} {'seed':>4}  {'status':<11} {'best iter':>9}  {'val loss':>8}  sweep")
+    for r in runs:
+        loss = f"{r.best_val_loss:.4f}" if r.best_val_loss is not None else "—"
+        best = "—" if r.best_iter is None else str(r.best_iter)
+        kind = " (find-stop)" if r.config.get("find_stop") else ""
+        print(f"{r.id:<44} {run_label(r) + kind:<24} {'—' if r.seed is None else r.seed:>4}  {r.status:<11} "
+              f"{best:>9}  {loss:>8}  {r.sweep or '—'}")
     return 0
 
 
@@ -458,7 +478,7 @@ def cmd_gap(args) -> int:
     return 0
 
 
-COMMANDS = {"tui": cmd_tui, "report": cmd_report, "demo": cmd_demo, "eval": cmd_eval, "train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
+COMMANDS = {"runs": cmd_runs, "tui": cmd_tui, "report": cmd_report, "demo": cmd_demo, "eval": cmd_eval, "train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:

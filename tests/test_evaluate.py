@@ -300,3 +300,17 @@ def test_report_json_statistics_recompute_from_its_own_per_seed_values(project, 
         (r1,) = [c for c in data["configurations"] if c["tier"] == "R1"]
         assert r1["accuracy_by_seed"][str(run.seed)] == pytest.approx(statistics.fmean(bool(a.correct) for a in mine))
     assert "⚠" in files.markdown.read_text()
+
+
+def test_runs_command_lists_runs(project, store, tmp_path, capsys):
+    from app.cli import main
+
+    assert main(["--project", str(project), "runs"]) == 0
+    assert "no training runs yet" in capsys.readouterr().out
+    add_run(store, project, tmp_path, 3, label="acotd")
+    assert main(["--project", str(project), "runs"]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.split()[:4] == ["acotd-s3", "acotd", "3", "done"]
+    add_problems(store, 1)
+    with pytest.raises(EvalError, match="no run 'zzz' \\(see `tailor runs`\\)"):
+        evaluate(parse_config(""), store, RecordingEvents(), project=project, runs=["zzz"], job_cls=FakeJob)

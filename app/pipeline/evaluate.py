@@ -113,7 +113,7 @@ def select_runs(store: Store, *, runs: list[str] | None, sweep: str | None) -> l
         for ref in runs:
             found = store.find_runs(ref)
             if not found:
-                raise EvalError(f"--runs: no run {ref!r} (see `tailor train --list`)")
+                raise EvalError(f"--runs: no run {ref!r} (see `tailor runs`)")
             if len(found) > 1:
                 raise EvalError(f"--runs: {ref!r} matches {len(found)} runs; give more of the id")
             out.append(found[0])
