@@ -52,6 +52,14 @@ class MlxJob:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
 
+    def _stop_child(self) -> None:
+        self.cancel()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
     def run(self, on_event: Callable[[dict], None]) -> JobOutcome:
         """Start the child, call `on_event` for every event line, wait for it to end.
 
@@ -76,28 +84,34 @@ class MlxJob:
                 )
                 outcome = JobOutcome(status="error", returncode=-1, blas=self.blas)
                 interrupted = False
-                while True:
-                    try:
-                        line = self.proc.stdout.readline()
-                    except KeyboardInterrupt:
-                        interrupted = True
-                        self.cancel()
-                        continue
-                    if not line:
-                        break
-                    event = _parse(line)
-                    if event is None:
-                        continue
-                    kind = event.get("event")
-                    if kind == "start":
-                        outcome.start = event
-                    elif kind == "done":
-                        outcome.status, outcome.stats = "done", event.get("stats", {})
-                    elif kind == "cancelled":
-                        outcome.status = "cancelled"
-                    elif kind == "error":
-                        outcome.error = event.get("message")
-                    on_event(event)
+                try:
+                    while True:
+                        try:
+                            line = self.proc.stdout.readline()
+                        except KeyboardInterrupt:
+                            interrupted = True
+                            self.cancel()
+                            continue
+                        if not line:
+                            break
+                        event = _parse(line)
+                        if event is None:
+                            continue
+                        kind = event.get("event")
+                        if kind == "start":
+                            outcome.start = event
+                        elif kind == "done":
+                            outcome.status, outcome.stats = "done", event.get("stats", {})
+                        elif kind == "cancelled":
+                            outcome.status = "cancelled"
+                        elif kind == "error":
+                            outcome.error = event.get("message")
+                        on_event(event)
+                except BaseException:
+                    # on_event failed (or the caller cancels by raising): the child must not
+                    # outlive us, writing into a temp dir that is about to disappear.
+                    self._stop_child()
+                    raise
                 outcome.returncode = self.proc.wait()
                 if outcome.returncode != 0 and outcome.status == "done":
                     outcome.status = "error"

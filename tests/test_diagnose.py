@@ -64,6 +64,34 @@ def test_cancel_keeps_finished_attempts(tiny_project, store):
     assert rest.generated == 30 - kept and store.count("attempts") == 30
 
 
+def test_an_exception_in_the_event_handler_stops_the_child(tiny_project, store):
+    """A stage that fails (or is cancelled by raising, as the TUI does) mid-job must not
+    leave the MLX child running; what was stored before stays."""
+    jobs = []
+
+    class Remember(MlxJob):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            jobs.append(self)
+
+    class Boom(Exception):
+        pass
+
+    class Failing(RecordingEvents):
+        def advance(self, n=1):
+            super().advance(n)
+            if sum(e[1] for e in self.log if e[0] == "advance") >= 3:
+                raise Boom
+
+    cfg = load_config(tiny_project)
+    cfg.student.max_batch = 1
+    with pytest.raises(Boom):
+        diagnose(cfg, store, Failing(), project=tiny_project, limit=30, job_cls=Remember)
+    (job,) = jobs
+    assert job.proc.poll() is not None
+    assert 1 <= store.count("attempts") < 30
+
+
 def test_cli_diagnose_bad_model_is_one_line(project, capsys):
     (project / "tailor.toml").write_text('[student]\nmodel = "/no/such/model/dir"\n')
     main(["--project", str(project), "import", str(BUNDLED)])
