@@ -234,7 +234,7 @@ def _stage(args):
 
     cfg = load_config(args.project)
     with Store(args.project / DB_NAME) as store:
-        yield cfg, store, ConsoleEvents()
+        yield cfg, store, ConsoleEvents(summaries=False)  # each command prints its result
 
 
 def cmd_import(args) -> int:

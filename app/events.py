@@ -21,8 +21,10 @@ class Events(Protocol):
 class ConsoleEvents:
     """A one-line progress bar on a terminal; plain, throttled log lines otherwise."""
 
-    def __init__(self, stream: TextIO | None = None, width: int = 30):
+    def __init__(self, stream: TextIO | None = None, width: int = 30, summaries: bool = True):
         self.stream = stream or sys.stderr
+        # A command that prints its own result turns summaries off so it is not said twice.
+        self.summaries = summaries
         self.tty = self.stream.isatty()
         self.width = width
         self.stage, self.total, self.n = "", None, 0
@@ -53,7 +55,7 @@ class ConsoleEvents:
         secs = time.monotonic() - self._t0
         if self.tty:
             self.stream.write("\r\033[K")
-        self._line(f"{self.stage}: done in {secs:.1f}s" + (f" — {summary}" if summary else ""))
+        self._line(f"{self.stage}: done in {secs:.1f}s" + (f" — {summary}" if summary and self.summaries else ""))
 
     def _progress(self) -> None:
         if self.total:
