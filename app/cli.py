@@ -255,6 +255,11 @@ def cmd_status(args) -> int:
         print("problems: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
         for table in ("attempts", "grades", "datasets", "traces", "runs", "evals", "api_calls"):
             print(f"{table}: {store.count(table)}")
+        for name in store.sweeps():
+            cells = store.cells(name)
+            states = ", ".join(f"{label} {c['status']}" + (f" at {c['stage']}" if c["stage"] else "")
+                               for label, c in cells.items())
+            print(f"sweep {name}: {states}")
     return 0
 
 

@@ -584,6 +584,9 @@ class Store:
             else:
                 self.db["sweep_cells"].insert({"keys": "{}", **row})
 
+    def sweeps(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT sweep FROM sweep_cells ORDER BY sweep")]
+
     def cells(self, sweep: str) -> dict[str, dict]:
         rows = self.db.query("SELECT * FROM sweep_cells WHERE sweep = ? ORDER BY rowid", [sweep])
         return {r["label"]: {**r, "keys": json.loads(r["keys"])} for r in rows}

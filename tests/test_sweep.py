@@ -151,6 +151,8 @@ def test_an_interrupted_two_cell_sweep_resumes_without_repeating_finished_cells(
         short = store.get_dataset("mini-short")
         assert short is not None and json.loads(json.dumps(short.params))
 
+    assert main(["--project", str(project), "status"]) == 0
+    assert "sweep mini: adaptive done, short done" in capsys.readouterr().out
     # A third run does nothing new.
     assert main(["--project", str(project), "--batch", str(path)]) == 0
     with Store(project / DB_NAME) as store:
