@@ -314,7 +314,7 @@ def _run_sweep(project: Path, sweep_path: Path) -> int:
 
     sweep = open_sweep(project, sweep_path)
     with Store(project / DB_NAME) as store:
-        res = run_sweep(sweep, store, ConsoleEvents(), project=project)
+        res = run_sweep(sweep, store, ConsoleEvents(), project=project, color=sys.stdout.isatty())
     print(f"\nsweep {res.name}: " + ", ".join(f"{label} {status}" for label, status in res.cells.items()))
     print(res.table)
     if res.report:

@@ -191,3 +191,14 @@ model = "big"
     a, b = sw.cells
     assert sw.config_for(a).teachers.long.provider == "reference"
     assert sw.config_for(b).teachers.long.model == "big" and sw.config_for(b).teachers.short.provider == "reference"
+
+
+def test_results_table_marks_a_degraded_configuration_in_red(monkeypatch, tmp_path):
+    sw = load_sweep(write(tmp_path, '[sweep]\nname = "s"\n'), {})
+    conf = {"label": "s", "sweep": "s", "tier": "R1", "seeds": [0, 1], "mean": 0.4, "std": 0.05,
+            "base_mean": 0.6, "delta": -0.2, "p": 0.012, "test": "one-sample t", "worse": True, "degraded": True}
+    monkeypatch.setattr("app.results.collect", lambda store, split: {"configurations": [conf]})
+    plain = batch.results_table(None, sw, split="test")
+    assert "DEGRADED vs base" in plain and "0.012" in plain and "-20.0" in plain and "\033[" not in plain
+    red = batch.results_table(None, sw, split="test", color=True)
+    assert "\033[31m" in red.splitlines()[-1]

@@ -75,7 +75,7 @@ def open_sweep(project: Path, path: Path | str) -> Sweep:
 
 
 def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str = ".", job_cls=MlxJob,
-              transport=None, retry=None) -> SweepResult:
+              transport=None, retry=None, color: bool = False) -> SweepResult:
     project = Path(project)
     cfg, sec = sweep.config, sweep.section
     stages = set(sec.stages)
@@ -157,7 +157,7 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
         if sec.benchmark and trained:
             write_report(store, project / "reports" / sweep.name / sec.benchmark, split=None,
                          benchmark=sec.benchmark)
-    result.table = results_table(store, sweep, split=split)
+    result.table = results_table(store, sweep, split=split, color=color)
     return result
 
 
@@ -252,8 +252,12 @@ def _train_status(res) -> None:
         raise TailorError(f"training failed: {errors}")
 
 
-def results_table(store: Store, sweep: Sweep, *, split: str | None) -> str:
-    """Configuration × mean ± std, Δ vs the base, p-value, for the sweep's first tier."""
+RED, RESET = "\033[31m", "\033[0m"
+
+
+def results_table(store: Store, sweep: Sweep, *, split: str | None, color: bool = False) -> str:
+    """Configuration × mean ± std, Δ vs the base, p-value, for the sweep's first tier;
+    a configuration worse than its baseline in red (on a terminal) with its p-value."""
     from app.results import collect
 
     res = collect(store, split=split)
@@ -267,6 +271,7 @@ def results_table(store: Store, sweep: Sweep, *, split: str | None) -> str:
         std = f" ± {100 * c['std']:.1f}" if c["std"] is not None else ""
         p = "n/a" if c["p"] is None else f"{c['p']:.3g}"
         flag = "  DEGRADED vs base" if c["degraded"] else ("  worse than base" if c["worse"] else "")
-        lines.append(f"{c['label']:<28} {len(c['seeds']):>5}  {100 * c['mean']:>9.1f} %{std:<6}  "
-                     f"{100 * c['base_mean']:>5.1f} %  {100 * c['delta']:>+6.1f}  {p:>8}  {c['test']}{flag}")
+        line = (f"{c['label']:<28} {len(c['seeds']):>5}  {100 * c['mean']:>9.1f} %{std:<6}  "
+                f"{100 * c['base_mean']:>5.1f} %  {100 * c['delta']:>+6.1f}  {p:>8}  {c['test']}{flag}")
+        lines.append(f"{RED}{line}{RESET}" if color and c["worse"] else line)
     return "\n".join(lines)
