@@ -13,6 +13,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = REPO_ROOT / "data" / "problems.jsonl"
 
 TOUR = """\
+Start here:
+
+  tailor demo [DIR]                  the whole loop offline on the bundled problems (~1 minute)
+  tailor --project DIR               the interactive workbench (TUI) on a project
+  tailor --project DIR --batch SWEEP.toml   run a sweep file headless, resumably (examples/)
+
 The loop, one command per stage (each is resumable; re-running skips finished work):
 
   tailor init DIR                    write DIR/tailor.toml and create DIR/tailor.db
@@ -28,6 +34,9 @@ The loop, one command per stage (each is resumable; re-running skips finished wo
   tailor --project DIR verify --dataset D   keep traces whose final answer matches the reference
   tailor --project DIR export --dataset D   train.jsonl / valid.jsonl + manifest for mlx_lm
   tailor --project DIR train --dataset D    LoRA runs (early stopping, one per seed; --find-stop, --resume)
+  tailor --project DIR runs          the training runs
+  tailor --project DIR eval --tiers  base vs adapters on the test split, tiers R1-R6, CoT quality
+  tailor --project DIR report        report/report.md + plots + report.json (every number)
 
 Global option --project DIR (default: the current directory) works before or after
 the command. Configuration lives in DIR/tailor.toml; API keys only in environment
@@ -489,11 +498,16 @@ COMMANDS = {"runs": cmd_runs, "tui": cmd_tui, "report": cmd_report, "demo": cmd_
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from app.config import CONFIG_NAME
+
     if args.command is not None and args.batch is not None:
         parser.error("--batch runs a sweep file on its own; give no command with it")
     try:
         if args.batch is not None:
             return cmd_batch(args)
+        if args.command is None and not (args.project / CONFIG_NAME).exists() and args.project == Path("."):
+            parser.print_help()  # a bare `tailor` outside a project: help, not an error
+            return 0
         return cmd_tui(args) if args.command is None else COMMANDS[args.command](args)
     except TailorError as e:
         print(f"tailor: error: {e}", file=sys.stderr)
