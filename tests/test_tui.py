@@ -277,3 +277,48 @@ async def test_problem_page_query_filters_by_tier_and_escapes_search(demo):
         assert s.tui_problem_page(search="%")[1] == 0  # a literal percent sign, not a wildcard
         assert s.tui_problem_page(search="times 3, plus 4")[1] == 2
         assert s.tui_eval_tiers() == ["R1", "R6"]
+
+
+class SolveJob:
+    """A generate job that answers "What is I times 3, plus J?" correctly for even I."""
+
+    def __init__(self, spec, blas=None):
+        self.spec = spec
+
+    def cancel(self) -> None:
+        pass
+
+    def run(self, on_event):
+        import re
+
+        from app.jobs import JobOutcome
+
+        on_event({"event": "start", "model": "fake", "device": "cpu", "dtype": "float32"})
+        for item in self.spec["items"]:
+            i, j = map(int, re.search(r"What is (\d+) times 3, plus (\d+)", item["messages"][-1]["content"]).groups())
+            answer = 3 * i + j if i % 2 == 0 else -1
+            on_event({"event": "result", "id": item["id"], "text": f"So \\boxed{{{answer}}}", "n_tokens": 4,
+                      "finish_reason": "stop"})
+        return JobOutcome(status="done", returncode=0)
+
+
+async def test_evaluate_from_the_pipeline_then_read_the_results(demo):
+    """Start an evaluation from the Pipeline screen, let it finish, read it on Results
+    (the real app.results.collect, not the fixed demo dict)."""
+    with Store(demo / DB_NAME) as s:  # the fixture's run has no adapter: evaluate the base model only
+        s.db.execute("UPDATE runs SET status = 'interrupted'")
+        s.db.conn.commit()
+    app = TailorApp(demo, job_cls=SolveJob)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press(*["down"] * 8, "r")  # import ... train, evaluate
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.job.key == "evaluate" and app.job.status == "done", app.job.log
+        await pilot.press("4")
+        await pilot.pause()
+        tiers = app.screen.query_one("#tiers", DataTable)
+        row = [str(c) for c in tiers.get_row_at(0)]
+        assert row[:2] == ["base", "R1"] and row[2] == "50.0"  # test problems p002, p005, p008, p011
+    with Store(demo / DB_NAME) as s:
+        assert s.count("attempts", purpose="eval") == 4
