@@ -7,10 +7,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from app import BUNDLED
 from app.errors import TailorError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED = REPO_ROOT / "data" / "problems.jsonl"
 
 TOUR = """\
 Start here:

@@ -11,12 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app import BUNDLED, REPO_ROOT
 from app.config import CONFIG_NAME, DB_NAME, default_config_text
 from app.errors import TailorError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SWEEP = REPO_ROOT / "examples" / "demo.toml"
-BUNDLED = REPO_ROOT / "data" / "problems.jsonl"
 MODEL_DIR = "model"
 BANNER = ("OFFLINE DEMO — student: a tiny random-weight model built here (it cannot really solve problems; "
           "accuracies near 0 are expected); judge: rules (answer check only); teachers: reference solutions")

@@ -17,10 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import REPO_ROOT
 from app.blas import child_env
 from app.errors import TailorError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class JobError(TailorError):

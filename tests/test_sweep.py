@@ -169,7 +169,7 @@ def test_an_interrupted_two_cell_sweep_resumes_without_repeating_finished_cells(
 
 @pytest.mark.parametrize("name", ["demo", "acotd", "obryan", "teachers"])
 def test_example_sweeps_are_valid(name):
-    from app.demo import REPO_ROOT
+    from app import REPO_ROOT
 
     sw = load_sweep(REPO_ROOT / "examples" / f"{name}.toml", {})
     assert sw.cells and sw.name == name
