@@ -96,6 +96,18 @@ class ChatRequest:
     variant: str | None = None  # part of the cache key only: tells repeated samples apart
 
 
+def repair_request(req: ChatRequest, bad: ChatResult, instruction: str) -> ChatRequest:
+    """The one retry for an unusable reply: the bad reply and an instruction appended (so
+    its cache key differs from the first call's)."""
+    messages = req.messages + [
+        {"role": "assistant", "content": bad.content or ""},
+        {"role": "user", "content": instruction},
+    ]
+    return ChatRequest(messages=messages, stage=req.stage, prompt_hash=req.prompt_hash,
+                       temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens,
+                       json_mode=True, variant="repair")
+
+
 @dataclass
 class ChatResult:
     key: str

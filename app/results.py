@@ -51,7 +51,7 @@ def _mean(xs):
 def collect(store: Store, *, split: str | None = "test", benchmark: str | None = None,
             n_boot: int = N_BOOT) -> dict:
     if benchmark:
-        problems = [p for p in store.problems() if p.source == benchmark]
+        problems = store.problems(source=benchmark)
         split = None
     else:
         problems = store.problems(split=split)

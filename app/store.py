@@ -295,13 +295,7 @@ class Store:
 
     def _present(self, sql: str, values: Iterable[str]) -> set[str]:
         """The values that `sql` (with an `IN ({marks})` hole) finds, asked in chunks."""
-        values = list(values)
-        found: set[str] = set()
-        for i in range(0, len(values), 500):
-            chunk = values[i : i + 500]
-            rows = self.db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
-            found.update(r[0] for r in rows)
-        return found
+        return {next(iter(r.values())) for r in self._rows_in(sql, values)}
 
     def insert_problems(self, problems: Iterable[Problem]) -> int:
         """Insert problems not yet present; returns how many were new. Atomic."""
@@ -321,8 +315,9 @@ class Store:
         category: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        source: str | None = None,
     ) -> list[Problem]:
-        where, args = _where(split=split, category=category)
+        where, args = _where(split=split, category=category, source=source)
         sql = f"SELECT * FROM problems {where} ORDER BY split, category, id"
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"

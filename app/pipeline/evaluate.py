@@ -31,9 +31,10 @@ from app.errors import TailorError
 from app.events import Events
 from app.jobs import JobError, MlxJob
 from app.pipeline.diagnose import answer_fields, attempt_key, item_seed, stream_attempts, student_model
+from app.pipeline.grade import judge_of
 from app.prompts import Prompt, load_prompt
 from app.records import Attempt, Problem, Run
-from app.remote import ChatRequest, open_client
+from app.remote import ChatRequest, open_client, repair_request
 from app.replies import json_object
 from app.store import Store
 
@@ -90,7 +91,7 @@ class EvalResult:
 def eval_problems(cfg: Config, store: Store, *, split: str | None, benchmark: str | None,
                   limit: int | None = None) -> list[Problem]:
     if benchmark:
-        rows = [p for p in store.problems() if p.source == benchmark]
+        rows = store.problems(source=benchmark)
         if not rows:
             sources = sorted({p.source for p in store.problems()})
             raise EvalError(f"--benchmark {benchmark!r}: no problems imported from that source "
@@ -202,9 +203,10 @@ def evaluate(cfg: Config, store: Store, events: Events, *, project=".", runs: li
                 result.status = status
                 break
 
+    got = store.attempts_by_key(k for plan in plans for k in plan)
     if result.status == "done":
-        _rate(cfg, store, events, [k for plan in plans for k in plan], tier_names, result, transport, retry)
-    _fill_accuracy(store, targets, plans, result)
+        _rate(cfg, store, events, got, {p.id: p for p in problems}, tier_names, result, transport, retry)
+    _fill_accuracy(got, targets, plans, result)
     events.done(result.summary())
     return result
 
@@ -284,8 +286,8 @@ def parse_rating(text: str | None) -> Rating:
         raise ValueError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
-def _rate(cfg: Config, store: Store, events: Events, keys: list[str], tier_names: list[str],
-          result: EvalResult, transport, retry) -> None:
+def _rate(cfg: Config, store: Store, events: Events, got: dict[str, Attempt], problems: dict[str, Problem],
+          tier_names: list[str], result: EvalResult, transport, retry) -> None:
     mode = cfg.eval.cot_quality
     if mode == "none":
         return
@@ -295,21 +297,20 @@ def _rate(cfg: Config, store: Store, events: Events, keys: list[str], tier_names
         return
     rated_tiers = set(tier_names) if mode == "all" else {list(cfg.eval.tiers)[0]}
     prompt = load_prompt("cot_quality")
-    model = cfg.judge.model + (f"+{cfg.judge.adapter}" if getattr(cfg.judge, "adapter", None) else "")
-    attempts = [a for a in store.attempts_by_key(keys).values() if a.tier in rated_tiers and not a.error]
+    judge = judge_of(cfg, prompt.hash)
+    attempts = [a for a in got.values() if a.tier in rated_tiers and not a.error]
     have = store.eval_ratings(a.id for a in attempts)
     todo = []
     for a in attempts:
         old = have.get(a.id)
-        if old and (old["provider"], old["model"], old["prompt_hash"]) == (cfg.judge.provider, model, prompt.hash):
+        if old and (old["provider"], old["model"], old["prompt_hash"]) == (judge.provider, judge.model, judge.prompt_hash):
             result.rating_skipped += 1
         else:
             todo.append(a)
     if not todo:
         return
-    problems = {p.id: p for p in store.problems() if p.id in {a.problem_id for a in todo}}
     events.start("cot quality", len(todo))
-    asyncio.run(_rate_remote(cfg, store, events, prompt, model, todo, problems, result, transport, retry))
+    asyncio.run(_rate_remote(cfg, store, events, prompt, judge.model, todo, problems, result, transport, retry))
 
 
 async def _rate_remote(cfg, store, events, prompt: Prompt, model: str, todo: list[Attempt],
@@ -333,7 +334,8 @@ async def _rate_remote(cfg, store, events, prompt: Prompt, model: str, todo: lis
                 except ValueError as e:
                     repairs.append((a, req, res, str(e)))
             if repairs:
-                fixes = await client.chat_many([_repair(req, res, why) for _, req, res, why in repairs])
+                fixes = await client.chat_many([repair_request(req, res, RATING_REPAIR.format(reason=why))
+                                                for _, req, res, why in repairs])
                 for (a, _req, _res, _why), fix in zip(repairs, fixes):
                     try:
                         if fix.error:
@@ -345,24 +347,16 @@ async def _rate_remote(cfg, store, events, prompt: Prompt, model: str, todo: lis
             result.rated += len(rows)
 
 
-def _repair(req: ChatRequest, bad, reason: str) -> ChatRequest:
-    messages = req.messages + [{"role": "assistant", "content": bad.content or ""},
-                               {"role": "user", "content": RATING_REPAIR.format(reason=reason)}]
-    return ChatRequest(messages=messages, stage=req.stage, prompt_hash=req.prompt_hash, json_mode=True,
-                       variant="repair")
-
-
 def _row(a: Attempt, r: Rating, cfg: Config, model: str, prompt: Prompt, key: str | None) -> dict:
     return {"attempt_id": a.id, "coherence": r.coherence, "completeness": r.completeness, "factual": r.factual,
             "cotqs": r.cotqs, "provider": cfg.judge.provider, "model": model, "prompt_hash": prompt.hash,
             "api_call_key": key}
 
 
-def _fill_accuracy(store: Store, targets: list[Target], plans: list[dict], result: EvalResult) -> None:
+def _fill_accuracy(got: dict[str, Attempt], targets: list[Target], plans: list[dict], result: EvalResult) -> None:
     for target, plan in zip(targets, plans):
-        got = store.attempts_by_key(plan)
         for tier in result.tiers:
-            marks = [bool(a.correct) for k, a in got.items() if plan[k][1] == tier]
+            marks = [bool(got[k].correct) for k, (_, t, _, _) in plan.items() if t == tier and k in got]
             if marks:
                 result.accuracy.setdefault(target.label, {})[tier] = statistics.fmean(marks)
 

@@ -45,7 +45,7 @@ from app.events import Events
 from app.prompts import load_prompt
 from app.records import Attempt, GradeRecord, Problem
 from app.replies import json_object
-from app.remote import ChatRequest, ChatResult, open_client, rules_grade
+from app.remote import ChatRequest, open_client, repair_request, rules_grade
 from app.store import Store
 
 GRADES: tuple[str, ...] = ("easy", "medium", "hard")
@@ -267,7 +267,7 @@ class _Judge:
         return f"{self.provider} {self.model} (prompt grade {self.prompt_hash})"
 
 
-def _judge_of(cfg: Config, prompt_hash: str) -> _Judge:
+def judge_of(cfg: Config, prompt_hash: str) -> _Judge:
     prov = cfg.judge
     if prov.provider == "rules":
         return _Judge("rules", "rules", None)
@@ -317,7 +317,7 @@ def grade(cfg: Config, store: Store, events: Events, *, split: str = "train", li
 
     ``transport`` / ``retry`` are passed to the remote client (tests)."""
     prompt = load_prompt(PROMPT_NAME)
-    judge = _judge_of(cfg, prompt.hash)
+    judge = judge_of(cfg, prompt.hash)
     result = GradeResult(split=split, judge=judge.label())
 
     problems = store.problems(split=split)
@@ -395,17 +395,6 @@ def _messages(prompt, problem: Problem, attempt: Attempt) -> list[dict]:
     )
 
 
-def repair_request(req: ChatRequest, bad: ChatResult, reason: str) -> ChatRequest:
-    """The one retry for an unusable reply: the bad reply and an instruction appended."""
-    messages = req.messages + [
-        {"role": "assistant", "content": bad.content or ""},
-        {"role": "user", "content": REPAIR_INSTRUCTION.format(reason=reason)},
-    ]
-    return ChatRequest(messages=messages, stage=req.stage, prompt_hash=req.prompt_hash,
-                       temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens,
-                       json_mode=True, variant="repair")
-
-
 async def _grade_remote(cfg, store, events, prompt, judge: _Judge, todo, failed, write, transport,
                         retry) -> None:
     pending = list(failed)
@@ -426,7 +415,8 @@ async def _grade_remote(cfg, store, events, prompt, judge: _Judge, todo, failed,
                 except JudgeOutputError as e:
                     repairs.append((i, str(e)))
             if repairs:
-                fixes = await client.chat_many([repair_request(reqs[i], results[i], why) for i, why in repairs])
+                fixes = await client.chat_many([repair_request(reqs[i], results[i], REPAIR_INSTRUCTION.format(reason=why))
+                                              for i, why in repairs])
                 for (i, why), res in zip(repairs, fixes):
                     p, a, correct = chunk[i]
                     if res.error:
