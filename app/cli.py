@@ -169,11 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--runs", type=_csv, metavar="RUN,...", help="these runs (ids or unique prefixes)")
     which.add_argument("--sweep", metavar="NAME", help="the finished runs of one sweep")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--split", choices=["train", "valid", "test", "placement"],
-                       help="problems of this split (default: [eval] split, test)")
-    where.add_argument("--benchmark", metavar="SOURCE",
-                       help="every problem imported with --source SOURCE, e.g. math500")
+    _problem_set_args(p)
     p.add_argument("--tiers", action="store_true", help="also the response-length tiers R2..R6 ([eval.tiers])")
     p.add_argument("--limit", type=int, help="only the first N problems")
 
@@ -181,11 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Markdown report with PNG plots and a JSON file holding every number")
     p.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: PROJECT/report)")
     p.add_argument("--json", action="store_true", help="also print the report's JSON (every number) to stdout")
+    _problem_set_args(p)
+    return parser
+
+
+def _problem_set_args(p: argparse.ArgumentParser) -> None:
+    """--split | --benchmark: which evaluated problems (eval and report)."""
     where = p.add_mutually_exclusive_group()
     where.add_argument("--split", choices=["train", "valid", "test", "placement"],
-                       help="the evaluated split to report (default: [eval] split, test)")
-    where.add_argument("--benchmark", metavar="SOURCE", help="report the evaluation on an imported source")
-    return parser
+                       help="problems of this split (default: [eval] split, test)")
+    where.add_argument("--benchmark", metavar="SOURCE",
+                       help="every problem imported with --source SOURCE, e.g. math500")
 
 
 def _csv(text: str) -> list[str]:
