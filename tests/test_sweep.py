@@ -202,3 +202,32 @@ def test_results_table_marks_a_degraded_configuration_in_red(monkeypatch, tmp_pa
     assert "DEGRADED vs base" in plain and "0.012" in plain and "-20.0" in plain and "\033[" not in plain
     red = batch.results_table(None, sw, split="test", color=True)
     assert "\033[31m" in red.splitlines()[-1]
+
+
+def test_a_failing_cell_is_listed_and_the_others_still_run(project, tmp_path, capsys):
+    from app.records import GradeRecord, Problem
+
+    with Store(project / DB_NAME) as store:
+        store.insert_problems([Problem(id=f"p{i}", question=f"q{i}", answer="1", split="train") for i in range(4)])
+        for i in range(4):
+            store.insert_grade(GradeRecord(problem_id=f"p{i}", grade="hard", answer_correct=False, provider="rules"))
+    path = write(tmp_path, """
+[sweep]
+name = "f"
+stages = ["sample"]
+[[cell]]
+label = "big"
+k = 50
+[[cell]]
+label = "small"
+k = 2
+""")
+    assert main(["--project", str(project), "--batch", str(path)]) == 1
+    out = capsys.readouterr()
+    assert "sweep f: big failed, small done" in out.out
+    assert "1 cell(s) failed:" in out.err and "big: sample:" in out.err
+    with Store(project / DB_NAME) as store:
+        cells = store.cells("f")
+        assert (cells["big"]["status"], cells["big"]["stage"]) == ("failed", "sample") and cells["big"]["error"]
+        assert cells["small"]["status"] == "done"
+        assert store.get_dataset("f-small") is not None and store.get_dataset("f-big") is None

@@ -50,8 +50,8 @@ class OverallEvents:
     def done(self, summary: str = "") -> None:
         self.inner.done(summary)
 
-    def finish_step(self) -> None:
-        self.done_steps += 1
+    def finish_step(self, n: int = 1) -> None:
+        self.done_steps += n
 
 
 @dataclass
@@ -110,16 +110,16 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
         if store.cells(sweep.name)[cell.label]["status"] == "done":
             events.message(f"[{i}/{n}] {cell.label}: already done")
             result.cells[cell.label] = "done"
-            events.done_steps += len(cell_stages)
+            events.finish_step(len(cell_stages))
             continue
-        stage = None
+        stage, finished = None, 0
         try:
-            for stage in ("sample", "teach", "verify", "export", "train"):
-                if stage in stages:
-                    events.message(f"[{i}/{n}] {cell.label}: {stage}")
-                    store.set_cell(sweep.name, cell.label, "running", stage=stage)
-                    _cell_stage(stage, sweep, cell, store, events, project, job_cls, transport, retry)
-                    events.finish_step()
+            for stage in cell_stages:
+                events.message(f"[{i}/{n}] {cell.label}: {stage}")
+                store.set_cell(sweep.name, cell.label, "running", stage=stage)
+                _cell_stage(stage, sweep, cell, store, events, project, job_cls, transport, retry)
+                events.finish_step()
+                finished += 1
         except (KeyboardInterrupt, SweepStopped):
             store.set_cell(sweep.name, cell.label, "interrupted", stage=stage)
             raise SweepStopped(f"sweep {sweep.name} interrupted in cell {cell.label} ({stage}); "
@@ -128,7 +128,7 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
             store.set_cell(sweep.name, cell.label, "failed", stage=stage, error=str(e))
             result.cells[cell.label], result.failures[cell.label] = "failed", f"{stage}: {e}"
             events.message(f"[{i}/{n}] {cell.label}: FAILED at {stage}: {e}")
-            events.done_steps = len([s for s in shared if s in ("diagnose", "grade")]) + i * len(cell_stages)
+            events.finish_step(len(cell_stages) - finished)  # the failed cell's remaining stages are skipped
             continue
         store.set_cell(sweep.name, cell.label, "done")
         result.cells[cell.label] = "done"
