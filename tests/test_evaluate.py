@@ -7,7 +7,6 @@ a budget too small for an answer is recorded as a wrong answer, not a crash.
 
 import json
 import statistics
-from pathlib import Path
 
 import httpx
 import pytest
@@ -107,7 +106,7 @@ def test_tiers_apply_instruction_and_budget_and_base_is_cached(project, store, t
     again = evaluate(cfg, store, RecordingEvents(), project=project, tiers=True, job_cls=FakeJob)
     assert again.generated == 6 * 4 and again.skipped == 2 * 6 * 4
     assert [s["adapter"] for s in FakeJob.specs] == [str(tmp_path / "runrandom0" / "adapters")]
-    assert len(probs) == 4
+    assert {a.problem_id for a in store.eval_attempts()} == {p.id for p in probs}
 
 
 def test_adapter_trained_on_another_model_is_refused(project, store, tmp_path):
@@ -246,7 +245,6 @@ def test_a_budget_too_small_for_an_answer_is_a_wrong_answer(project, store, tiny
     attempts = store.eval_attempts()
     assert len(attempts) == 2
     assert all(a.correct is False and a.finish_reason == "length" and a.n_tokens == 1 for a in attempts)
-    assert Path(tiny_model_dir).exists()
 
 
 def test_teacher_choice_compares_teachers_on_the_problems_they_all_had(store):
