@@ -285,8 +285,6 @@ def cmd_diagnose(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from app.pipeline.evaluate import run_label
-
     with _open_store(args.project) as store:
         runs = store.runs()
     if not runs:
@@ -297,7 +295,7 @@ def cmd_runs(args) -> int:
         loss = f"{r.best_val_loss:.4f}" if r.best_val_loss is not None else "—"
         best = "—" if r.best_iter is None else str(r.best_iter)
         kind = " (find-stop)" if r.config.get("find_stop") else ""
-        print(f"{r.id:<44} {run_label(r) + kind:<24} {'—' if r.seed is None else r.seed:>4}  {r.status:<11} "
+        print(f"{r.id:<44} {r.configuration + kind:<24} {'—' if r.seed is None else r.seed:>4}  {r.status:<11} "
               f"{best:>9}  {loss:>8}  {r.sweep or '—'}")
     return 0
 

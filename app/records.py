@@ -152,6 +152,12 @@ class Run(BaseModel):
     label: str | None = None  # the configuration this run is one seed of
     sweep: str | None = None
 
+    @property
+    def configuration(self) -> str:
+        """The configuration a run is one seed of; runs from before labels existed fall
+        back to their id without the seed and time (DATASET[-find-stop])."""
+        return self.label or self.id.rsplit("-s", 1)[0]
+
 
 class Metric(BaseModel):
     """One point of a run's curve: kind is train_loss, val_loss, learning_rate, tokens_per_s, ..."""

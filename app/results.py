@@ -37,12 +37,6 @@ def _latest(attempts: list[Attempt]) -> dict[tuple, Attempt]:
     return out
 
 
-def _label(run: Run) -> str:
-    from app.pipeline.evaluate import run_label
-
-    return run_label(run)
-
-
 def _mean(xs):
     xs = [x for x in xs if x is not None]
     return statistics.fmean(xs) if xs else None
@@ -70,7 +64,7 @@ def collect(store: Store, *, split: str | None = "test", benchmark: str | None =
     runs = {r.id: r for r in store.runs() if any(k[0] == r.id for k in groups)}
     labels: dict[str, list[Run]] = defaultdict(list)
     for r in sorted(runs.values(), key=lambda r: (r.seed is None, r.seed, r.id)):
-        labels[_label(r)].append(r)
+        labels[r.configuration].append(r)
 
     def run_group(run: Run, tier: str) -> dict[str, Attempt] | None:
         seeds = sorted(s for (rid, t, s) in groups if rid == run.id and t == tier)
@@ -112,7 +106,7 @@ def collect(store: Store, *, split: str | None = "test", benchmark: str | None =
         "tiers": out_tiers,
         "categories": out_cats,
         "teachers": teachers(store),
-        "runs": [{"id": r.id, "label": _label(r), "seed": r.seed, "status": r.status, "best_iter": r.best_iter,
+        "runs": [{"id": r.id, "label": r.configuration, "seed": r.seed, "status": r.status, "best_iter": r.best_iter,
                   "best_val_loss": r.best_val_loss, "stop_reason": r.stop_reason,
                   "valid_disjoint_from_test": r.valid_disjoint_from_test}
                  for rs in labels.values() for r in rs],

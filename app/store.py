@@ -697,11 +697,8 @@ class Store:
 
     def tui_usage_totals(self) -> dict[str, float]:
         """Remote calls, errors, tokens and cost summed over the whole project."""
-        row = self.db.execute(
-            """SELECT count(*), coalesce(sum(status = 'error'), 0), coalesce(sum(prompt_tokens), 0),
-                      coalesce(sum(completion_tokens), 0), coalesce(sum(cost), 0) FROM api_calls"""
-        ).fetchone()
-        return dict(zip(("calls", "errors", "prompt_tokens", "completion_tokens", "cost"), row))
+        rows = self.usage()
+        return {k: sum(r[k] or 0 for r in rows) for k in ("calls", "errors", "prompt_tokens", "completion_tokens", "cost")}
 
 
 def _attempt(row: dict) -> Attempt:

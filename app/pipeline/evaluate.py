@@ -127,11 +127,6 @@ def select_runs(store: Store, *, runs: list[str] | None, sweep: str | None) -> l
     return chosen
 
 
-def run_label(run: Run) -> str:
-    """The configuration a run is one seed of (runs that differ only by seed share it)."""
-    return run.label or run.id.rsplit("-s", 1)[0]
-
-
 def targets_for(cfg: Config, project, selected: list[Run]) -> list[Target]:
     model = student_model(cfg, project)
     out = [Target("base", model)]
@@ -144,7 +139,7 @@ def targets_for(cfg: Config, project, selected: list[Run]) -> list[Target]:
             raise EvalError(f"run {run.id}: status {run.status}, no adapter to evaluate")
         if not (Path(run.adapter_path) / "adapters.safetensors").exists():
             raise EvalError(f"run {run.id}: adapter {run.adapter_path}/adapters.safetensors is missing")
-        out.append(Target(f"{run_label(run)} seed {run.seed}", model, run.adapter_path, run))
+        out.append(Target(f"{run.configuration} seed {run.seed}", model, run.adapter_path, run))
     return out
 
 
