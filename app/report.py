@@ -13,7 +13,6 @@ Markdown's numbers with app.stats — see `how_to_recompute` in the JSON.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -46,17 +45,6 @@ def tailor_version() -> str:
         return "unknown"
 
 
-def _json_safe(obj):
-    """Plain-JSON copy (tuples -> lists, NaN / ±inf -> None), never aliasing the caller's data."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def _curve(store, run: dict) -> dict:
     stored = store.get_run(run["id"])
     # A run that results knows but the store no longer has still gets its (empty) entry.
@@ -76,11 +64,13 @@ def build_report(store, *, split: str | None = "test", benchmark: str | None = N
         from app.results import collect
 
         results = collect(store, split=split, benchmark=benchmark)
-    report = _json_safe(results)
+    from app.stats import json_safe  # numpy/scipy: only when a report is built
+
+    report = json_safe(results)
     clash = set(ADDED_KEYS) & set(report)
     if clash:
         raise ValueError(f"results already hold report keys {sorted(clash)}")
-    report["curves"] = _json_safe({r["id"]: _curve(store, r) for r in report.get("runs") or []})
+    report["curves"] = json_safe({r["id"]: _curve(store, r) for r in report.get("runs") or []})
     report["generated_by"] = {"tailor": tailor_version()}
     report["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     report["how_to_recompute"] = dict(HOW_TO_RECOMPUTE)

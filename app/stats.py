@@ -40,12 +40,12 @@ class StatsError(TailorError, ValueError):
     """Inputs that cannot be compared (lengths differ, nothing to test, not 0/1)."""
 
 
-def _clean(obj):
+def json_safe(obj):
     """Plain-JSON copy: numpy scalars -> Python numbers, NaN / ±inf -> None."""
     if isinstance(obj, Mapping):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
     if isinstance(obj, (int, np.integer)):
@@ -58,7 +58,7 @@ def _clean(obj):
 
 class _ToDict:
     def to_dict(self) -> dict:
-        return _clean(asdict(self))
+        return json_safe(asdict(self))
 
 
 def _floats(values, what: str) -> list[float]:
