@@ -80,6 +80,14 @@ def test_a_bad_sweep_file_is_one_line_naming_the_key(tmp_path, text, message):
     assert message in str(e.value) and str(e.value).startswith(str(path)) and "\n" not in str(e.value)
 
 
+def test_an_error_in_tailor_toml_names_tailor_toml_not_the_sweep(project, tmp_path, capsys):
+    (project / "tailor.toml").write_text("[student]\nmax_tokens = 0\n")
+    path = write(tmp_path, '[sweep]\nname = "x"\n')
+    assert main(["--project", str(project), "--batch", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "tailor.toml: student.max_tokens" in err and "sweep.toml" not in err
+
+
 def test_bad_sweep_file_exits_before_anything_runs(project, tmp_path, capsys):
     path = write(tmp_path, '[sweep]\nname = "x"\nbogus = 1\n')
     assert main(["--project", str(project), "--batch", str(path)]) == 1

@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.config import CONFIG_NAME
+from app.config import CONFIG_NAME, load_config
 from app.errors import TailorError
 from app.events import Events
 from app.jobs import MlxJob
@@ -68,10 +68,9 @@ class SweepResult:
 
 
 def open_sweep(project: Path, path: Path | str) -> Sweep:
-    cfg_path = project / CONFIG_NAME
-    if not cfg_path.exists():
-        raise TailorError(f"{cfg_path}: not found (run `tailor init {project}` first)")
-    return load_sweep(path, tomllib.loads(cfg_path.read_text("utf-8")))
+    # The project's own tailor.toml is checked first, so its errors name that file, not the sweep.
+    load_config(project)
+    return load_sweep(path, tomllib.loads((project / CONFIG_NAME).read_text("utf-8")))
 
 
 def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str = ".", job_cls=MlxJob,
