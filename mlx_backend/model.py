@@ -134,8 +134,8 @@ def load_model(model: str, adapter_path: str | None = None, dtype: str = "auto")
     ``TAILOR_FAST_BLAS=1`` (OpenBLAS preloaded by the parent), where float32 goes
     through BLAS and is many times faster than bf16, which never does.
     """
-    if dtype != "auto" and dtype not in DTYPES:
-        raise ModelLoadError(f"unknown dtype {dtype!r} (use auto, {', '.join(DTYPES)})")
+    if dtype not in ("auto", "keep-quantized") and dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r} (use auto, keep-quantized, {', '.join(DTYPES)})")
     path = resolve_model_path(model)
     adapter = _check_adapter(adapter_path) if adapter_path else None
     if not (path / "config.json").is_file():
@@ -157,6 +157,8 @@ def load_model(model: str, adapter_path: str | None = None, dtype: str = "auto")
     target = dtype
     if dtype == "auto":
         target = "float32" if device_name() == "cpu" and _fast_blas() else native
+    elif dtype == "keep-quantized":
+        target = native  # quantized layers are never cast; the rest stays as stored
     if target in DTYPES and target != native:
         cast_floating(m, DTYPES[target])
 

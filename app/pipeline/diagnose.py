@@ -49,12 +49,12 @@ def attempt_key(problem_id: str, purpose: str, model: str, adapter: str | None,
     return _hash([problem_id, purpose, model, adapter, prompt_hash, params, seed, tier])
 
 
-def student_model(cfg: Config, project) -> str:
-    """The configured model: a local path relative to the project, else an HF repo id."""
-    from pathlib import Path
+def student_model(cfg: Config, project, say=lambda s: None) -> str:
+    """The configured model: a local path relative to the project, a GGUF file or a
+    fetchable name (converted once into the cache), else an HF repo id."""
+    from app.models import resolve_student
 
-    local = Path(project) / cfg.student.model
-    return str(local.resolve()) if local.exists() else cfg.student.model
+    return resolve_student(cfg.student.model, project, cfg.student.dtype, say)
 
 
 def answer_fields(ev: dict, problem: Problem, tally) -> dict:
@@ -106,7 +106,7 @@ def stream_attempts(store: Store, events: Events, job, make, *, announce: bool =
 def diagnose(cfg: Config, store: Store, events: Events, *, project=".", split: str = "train",
              limit: int | None = None, seed: int = 0, job_cls=MlxJob) -> DiagnoseResult:
     prompt = load_prompt("student_solve")
-    model = student_model(cfg, project)
+    model = student_model(cfg, project, events.message)
     adapter = cfg.student.adapter
     params = {"temperature": cfg.student.temperature, "top_p": cfg.student.top_p,
               "max_tokens": cfg.student.max_tokens}

@@ -484,7 +484,7 @@ def train(cfg: Config, store: Store, events: Events, *, project: Path | str = ".
 
     result = TrainResult(find_stop=find_stop, dataset=name, valid_disjoint_from_test=check.valid_disjoint_from_test,
                          valid_detail=check.detail, profile=params["profile"])
-    model = student_model(cfg, project)
+    model = student_model(cfg, project, events.message)
     for seed in seed_list:
         run_id = new_run_id(store, project, name, seed, find_stop)
         run_dir = (project / "runs" / run_id).resolve()
