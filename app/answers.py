@@ -5,6 +5,9 @@ gives a light canonical form for display and cheap equality, and `is_equivalent`
 decides whether a predicted answer means the same as a reference. The symbolic part
 is math-verify; cheap exact paths run first because most answers are plain numbers,
 choice letters or words, and sympy is slow and occasionally pathological.
+
+`reference_steps` lists the results a reference solution computes and `steps_reached`
+which of them a CoT writes down (by the same equivalence), for the offline ``steps`` judge.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import re
 import threading
 from fractions import Fraction
 
-__all__ = ["extract_answer", "normalize_answer", "is_equivalent"]
+__all__ = ["extract_answer", "normalize_answer", "is_equivalent", "numbers_in", "reference_steps",
+           "steps_reached"]
 
 # Beyond this, answers are compared as normalized strings only: real final answers are
 # short, and sympy time grows badly with input size.
@@ -342,3 +346,54 @@ def is_equivalent(predicted: str | None, reference: str) -> bool:
         return _is_equivalent(predicted, reference)
     except Exception:
         return False
+
+
+# ---------------------------------------------------------------------------
+# Reference steps (for the offline ``steps`` judge)
+# ---------------------------------------------------------------------------
+
+# A computed result is the number right after "=" (or "≡", a residue); it may be followed
+# by units or words ("= 49 trading cards", "= 7/90 of the tank", "= 10°") but not by more
+# arithmetic ("= 3 × 16", "= 8!", "= 2x"), which is a rewriting, not a result.
+_RESULT_SIGN_RE = re.compile(r"[=≡]")
+_RESULT_LEAD_RE = re.compile(r"\s*(?:\\?\$\s*)?")
+_NOT_A_RESULT_RE = re.compile(
+    r"[ \t]*(?:[-+−×*·÷/^!]|\\(?:times|cdot|div|pm|frac|dfrac|sqrt)\b)"
+    r"|[(\w]"  # attached: "2(3)", "2x"
+)
+
+
+def numbers_in(text: str | None) -> list[str]:
+    """Every number written in `text` (integers, decimals, fractions, percents, \\frac)."""
+    return _NUMBER_TOKEN_RE.findall(text or "")
+
+
+def reference_steps(solution: str | None, answer: str, question: str = "") -> list[str]:
+    """The results a reference solution computes, in order and distinct by value, ending
+    with the final answer.
+
+    A step is the number right after an "=" or "≡" (see `_NOT_A_RESULT_RE` for what is
+    left out). Values the question already gives are not steps (restating the question
+    would reach them), and a value equal to the final answer is the last step once, however
+    often it is written (the "= 79" before "\\boxed{79}"). A solution with no computed
+    results, or none at all, has the final answer as its only step.
+    """
+    given = numbers_in(question)
+    steps: list[str] = []
+    text = solution or ""
+    for m in _RESULT_SIGN_RE.finditer(text):
+        start = _RESULT_LEAD_RE.match(text, m.end()).end()
+        num = _NUMBER_TOKEN_RE.match(text, start)
+        if not num or _NOT_A_RESULT_RE.match(text, num.end()):
+            continue
+        value = num.group().replace(",", "")
+        if not any(is_equivalent(value, s) for s in [answer, *steps, *given]):
+            steps.append(value)
+    return steps + [answer]
+
+
+def steps_reached(steps: list[str], text: str | None) -> list[bool]:
+    """For each step, whether some number in `text` is equivalent to it (29.4 for "29.40",
+    0.75 for "3/4")."""
+    found = set(numbers_in(text))
+    return [any(is_equivalent(n, s) for n in found) for s in steps]

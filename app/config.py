@@ -71,8 +71,23 @@ class RulesProvider(_Section):
     provider: Literal["rules"]
 
 
+class StepsProvider(_Section):
+    """Judge only: grades from answer correctness and the reference solution's steps the CoT reaches."""
+
+    provider: Literal["steps"]
+
+
+# The offline judges are deterministic stand-ins for an LLM judge: no calls, and they do
+# not read reasoning, so CoT quality and the consistency check are skipped with them and
+# every label says "stand-in". The value is what they check, for those labels. A new
+# offline judge is one entry here, its provider model above and its rule in app/remote.py.
+OFFLINE_JUDGES: dict[str, str] = {
+    "rules": "answer check only",
+    "steps": "answer check + reference steps found in the CoT",
+}
+
 JudgeConfig = Annotated[
-    Union[RulesProvider, OpenAIProvider, MlxServerProvider], Field(discriminator="provider")
+    Union[RulesProvider, StepsProvider, OpenAIProvider, MlxServerProvider], Field(discriminator="provider")
 ]
 TeacherConfig = Annotated[
     Union[ReferenceProvider, OpenAIProvider, MlxServerProvider], Field(discriminator="provider")
@@ -82,7 +97,8 @@ TeacherConfig = Annotated[
 class StudentConfig(_Section):
     model: str = "mlx-community/Qwen2.5-1.5B-Instruct-4bit"
     adapter: str | None = None
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # keep-quantized: a GGUF student keeps its own quantization (see app/models.py)
+    dtype: Literal["auto", "float32", "bfloat16", "float16", "keep-quantized"] = "auto"
     temperature: float = Field(0.6, ge=0)
     top_p: float = Field(0.9, gt=0, le=1)
     max_tokens: int = Field(1024, ge=1)
@@ -280,7 +296,7 @@ class Config(_Section):
 
 def _loc(loc: tuple) -> str:
     # Discriminated unions put the tag ("openai") into the location; users never wrote it.
-    tags = {"openai", "mlx-server", "reference", "rules"}
+    tags = {"openai", "mlx-server", "reference", *OFFLINE_JUDGES}
     return ".".join(str(p) for p in loc if p not in tags)
 
 

@@ -18,8 +18,9 @@ stored request, a log line, a result or an exception message (server messages th
 it are scrubbed).
 
 Offline providers live here too so later stages see one interface: `reference_result`
-(teacher: the problem's reference solution is the CoT) and `rules_grade` (judge: grade
-from answer correctness alone). Every result carries its provider label.
+(teacher: the problem's reference solution is the CoT), `rules_grade` (judge: grade
+from answer correctness alone) and `steps_grade` (judge: answer correctness and the
+reference solution's steps found in the CoT). Every result carries its provider label.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import Any, Callable
 
 import httpx
 
+from app.answers import reference_steps, steps_reached
 from app.errors import ConfigError, TailorError
 from app.events import Events
 from app.records import ApiCall, Problem
@@ -676,7 +678,8 @@ async def open_client(
 ) -> AsyncIterator[RemoteClient]:
     """A ready client for a role of the config; starts (and stops) mlx_lm.server if needed.
 
-    Raises ConfigError for the offline providers (reference, rules) and for a missing key.
+    Raises ConfigError for the offline providers (reference, the offline judges) and for a
+    missing key.
     """
     prov = config.role(role)
     if prov.provider == "openai":
@@ -713,7 +716,8 @@ def reference_result(problem: Problem, role: str = "teachers") -> ChatResult:
 
 @dataclass
 class RulesGrade:
-    """Judge ``rules``: Easy when the answer is correct, Hard otherwise (no CoT judgement)."""
+    """An offline judge's grade: ``rules`` (Easy when the answer is correct, Hard otherwise,
+    no CoT judgement) or ``steps`` (see `steps_grade`)."""
 
     grade: str
     answer_correct: bool
@@ -726,3 +730,34 @@ def rules_grade(answer_correct: bool | None) -> RulesGrade:
     if answer_correct:
         return RulesGrade("easy", True, "rules judge: answer correct (CoT not assessed)")
     return RulesGrade("hard", False, "rules judge: answer wrong or missing (CoT not assessed)")
+
+
+def steps_grade(problem: Problem, cot: str | None, answer_correct: bool | None) -> RulesGrade:
+    """Judge ``steps``: how many of the reference solution's steps the CoT reaches.
+
+    The steps are `reference_steps` (the results the reference computes, the final answer
+    last); a step is reached when a number in the CoT is equivalent to it, and the final
+    one also when the answer checker says the answer is right (it may not be a number).
+    "Half" is at least half the steps, the final answer included:
+
+    * answer right and half the steps reached -> easy
+    * answer right, fewer steps               -> medium (README: answer right, reasoning flawed)
+    * answer wrong or missing, half reached   -> medium (the working is mostly there)
+    * answer wrong or missing, fewer          -> hard
+
+    A reference with no computed results (or no solution) has the final answer as its
+    only step, so it grades like ``rules`` unless the right value appears in the CoT.
+    """
+    steps = reference_steps(problem.solution, problem.answer, problem.question)
+    hit = steps_reached(steps, cot)
+    hit[-1] = hit[-1] or bool(answer_correct)
+    reached, total = sum(hit), len(steps)
+    half = 2 * reached >= total
+    if answer_correct:
+        grade = "easy" if half else "medium"
+    else:
+        grade = "medium" if half else "hard"
+    answer = "answer correct" if answer_correct else "answer wrong or missing"
+    return RulesGrade(grade, bool(answer_correct),
+                      f"steps judge: {reached}/{total} reference steps reached; {answer} "
+                      "(stand-in, CoT not read by an LLM)", provider="steps", model="steps")

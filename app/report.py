@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.config import OFFLINE_JUDGES
 from app.plots import PLOTS, PlotResult
 
 DEFAULT_ALPHA = 0.05
@@ -186,12 +187,14 @@ def _cotqs(report: dict) -> list[str]:
     if rated:
         rows = [[c["label"], c["tier"], fmt_num(c.get("cotqs"), 2), fmt_num(c.get("base_cotqs"), 2)] for c in rated]
         return out + _table(["configuration", "tier", "CoTQS", "base CoTQS"], rows)
-    if str(report.get("judge") or "").startswith("rules"):
-        why = "not rated: the judge is the rules judge, which checks answers only and cannot rate reasoning."
+    name = str(report.get("judge") or "").split(" ")[0]
+    if name in OFFLINE_JUDGES:
+        why = (f"not rated: the judge is the {name} judge, an offline stand-in ({OFFLINE_JUDGES[name]}) "
+               "that cannot rate reasoning.")
     else:
-        # collect() names the judge from stored ratings, so "none" usually means the rules judge ran.
-        why = ("not rated: no CoT quality ratings are stored. The rules judge checks answers only and "
-               "cannot rate reasoning; an LLM judge rates CoTQS during `tailor eval`.")
+        # collect() names the judge from stored ratings, so "none" usually means an offline judge ran.
+        why = ("not rated: no CoT quality ratings are stored. The offline stand-in judges "
+               f"({', '.join(OFFLINE_JUDGES)}) cannot rate reasoning; an LLM judge rates CoTQS during `tailor eval`.")
     return out + [f"CoTQS {why}", ""]
 
 

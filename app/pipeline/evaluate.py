@@ -12,8 +12,9 @@ that determines it, so the base is generated once and reused by every configurat
 that shares it, and a re-run only generates what is missing.
 
 Then the judge rates each new CoT 1–5 for coherence, completeness and factual
-correctness (prompts/cot_quality.md); CoTQS is their mean, stored in ``evals``. The
-``rules`` judge cannot read a CoT, so with it nothing is rated (and the report says so).
+correctness (prompts/cot_quality.md); CoTQS is their mean, stored in ``evals``. An
+offline stand-in judge (``rules``, ``steps``) cannot rate a CoT, so with it nothing is
+rated (and the report says so).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from app.blas import find_blas, hint_once
-from app.config import Config
+from app.config import OFFLINE_JUDGES, Config
 from app.errors import TailorError
 from app.events import Events
 from app.jobs import JobError, MlxJob
@@ -286,8 +287,9 @@ def _rate(cfg: Config, store: Store, events: Events, got: dict[str, Attempt], pr
     mode = cfg.eval.cot_quality
     if mode == "none":
         return
-    if cfg.judge.provider == "rules":
-        result.notes.append("CoT quality not rated: the rules judge reads answers, not reasoning")
+    if cfg.judge.provider in OFFLINE_JUDGES:
+        result.notes.append(f"CoT quality not rated: the {cfg.judge.provider} judge is an offline stand-in "
+                            f"({OFFLINE_JUDGES[cfg.judge.provider]}) that does not rate reasoning")
         events.message(result.notes[-1])
         return
     rated_tiers = set(tier_names) if mode == "all" else {list(cfg.eval.tiers)[0]}

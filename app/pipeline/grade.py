@@ -25,8 +25,14 @@ again (a cached reply costs nothing). Grades are written in small transactions a
 chunks of results arrive. A manual override (`record_overrides`) always wins and is
 never re-graded by the judge.
 
-The judge ``rules`` (offline) grades from answer correctness alone: Easy if correct,
-else Hard; its rationale says the CoT was not assessed.
+The offline judges (`app.config.OFFLINE_JUDGES`) are deterministic stand-ins for an LLM
+judge and make no calls; the stored grade is theirs (no combination, no disagreement):
+``rules`` grades from answer correctness alone (Easy if correct, else Hard; its rationale
+says the CoT was not assessed); ``steps`` also counts the reference solution's steps the
+CoT reaches (`app.remote.steps_grade`: answer right and at least half the steps -> Easy,
+right with fewer -> Medium, wrong with at least half -> Medium, else Hard; its rationale
+says e.g. "2/3 reference steps reached"). Their identity has no prompt hash, so switching
+between them, or to an LLM judge, grades everything again.
 """
 
 from __future__ import annotations
@@ -39,13 +45,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from app.answers import is_equivalent
-from app.config import Config
+from app.config import OFFLINE_JUDGES, Config
 from app.errors import TailorError
 from app.events import Events
 from app.prompts import load_prompt
 from app.records import Attempt, GradeRecord, Problem
 from app.replies import json_object
-from app.remote import ChatRequest, open_client, repair_request, rules_grade
+from app.remote import ChatRequest, open_client, repair_request, rules_grade, steps_grade
 from app.store import Store
 
 GRADES: tuple[str, ...] = ("easy", "medium", "hard")
@@ -262,15 +268,15 @@ class _Judge:
     prompt_hash: str | None
 
     def label(self) -> str:
-        if self.provider == "rules":
-            return "rules (answer check only)"
+        if self.provider in OFFLINE_JUDGES:
+            return f"{self.provider} ({OFFLINE_JUDGES[self.provider]}; offline stand-in)"
         return f"{self.provider} {self.model} (prompt grade {self.prompt_hash})"
 
 
 def judge_of(cfg: Config, prompt_hash: str) -> _Judge:
     prov = cfg.judge
-    if prov.provider == "rules":
-        return _Judge("rules", "rules", None)
+    if prov.provider in OFFLINE_JUDGES:
+        return _Judge(prov.provider, prov.provider, None)
     model = prov.model + (f"+{prov.adapter}" if getattr(prov, "adapter", None) else "")
     return _Judge(prov.provider, model, prompt_hash)
 
@@ -299,8 +305,8 @@ def _graded(judge: _Judge, problem: Problem, attempt: Attempt, correct: bool, v:
     )
 
 
-def _rules(judge: _Judge, problem: Problem, attempt: Attempt, correct: bool) -> GradeRecord:
-    r = rules_grade(correct)
+def _offline(judge: _Judge, problem: Problem, attempt: Attempt, correct: bool) -> GradeRecord:
+    r = steps_grade(problem, attempt.text, correct) if judge.provider == "steps" else rules_grade(correct)
     return GradeRecord(problem_id=problem.id, attempt_id=attempt.id, grade=r.grade, answer_correct=correct,
                        judge_grade=r.grade, disagreement=False, rationale=r.rationale,
                        provider=judge.provider, model=judge.model, prompt_hash=None)
@@ -368,7 +374,7 @@ def grade(cfg: Config, store: Store, events: Events, *, split: str = "train", li
 
     if failed:
         events.advance(len(failed))
-    if todo and judge.provider != "rules":
+    if todo and judge.provider not in OFFLINE_JUDGES:
         # The failed diagnoses go with the first chunk: a judge that cannot even start
         # (missing key, server that will not start) leaves the store as it was.
         asyncio.run(_grade_remote(cfg, store, events, prompt, judge, todo, failed, write, transport, retry))
@@ -376,7 +382,7 @@ def grade(cfg: Config, store: Store, events: Events, *, split: str = "train", li
         if failed:
             write(failed)
         for chunk in _chunks(todo, 64):
-            write([_rules(judge, p, a, c) for p, a, c in chunk])
+            write([_offline(judge, p, a, c) for p, a, c in chunk])
             events.advance(len(chunk))
 
     _fill_in_force(result, store)

@@ -2,7 +2,7 @@
 
 One cheap call per distinct endpoint (a 1-token chat completion, never cached, never
 recorded): latency, the model the server reports, and whether the key works. Offline
-providers (reference, rules) need no call. An mlx-server role starts mlx_lm.server,
+providers (reference, the offline judges) need no call. An mlx-server role starts mlx_lm.server,
 calls it once and stops it.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from app.config import OFFLINE_JUDGES
 from app.errors import TailorError
 from app.remote import RemoteClient, RemoteFatalError, RetryPolicy
 
@@ -44,8 +45,9 @@ def _endpoint_id(prov: Any) -> tuple:
 async def _ping_one(config: Any, role: str, *, transport: httpx.AsyncBaseTransport | None,
                     retry: RetryPolicy) -> PingResult:
     prov = config.role(role)
-    if prov.provider in ("reference", "rules"):
-        what = "reference solutions as CoT" if prov.provider == "reference" else "grades from answer correctness alone"
+    if prov.provider == "reference" or prov.provider in OFFLINE_JUDGES:
+        what = ("reference solutions as CoT" if prov.provider == "reference"
+                else f"judge stand-in: {OFFLINE_JUDGES[prov.provider]}")
         return PingResult(role, prov.provider, None, True, None, f"offline provider ({what}); no call needed")
     base = PingResult(role, prov.provider, prov.model, False,
                       endpoint=getattr(prov, "base_url", None) or f"mlx-server:{prov.model}")

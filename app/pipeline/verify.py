@@ -8,8 +8,8 @@ For every (problem, teacher) of a dataset (the plan `tailor teach` used, same ``
 - optional consistency check (``consistency=True``): the judge reads the worked solution
   with prompts/verify.md and answers ``{"consistent": bool, "reason": str}``; a trace it
   calls inconsistent is rejected with ``inconsistent (reason)``; a check that could not be
-  made rejects it with ``consistency check failed: ...`` (re-run to retry). With the
-  offline ``rules`` judge the check is skipped, with a message;
+  made rejects it with ``consistency check failed: ...`` (re-run to retry). With an
+  offline stand-in judge (``rules``, ``steps``) the check is skipped, with a message;
 - optional rejection sampling (``resample=N``): a problem whose trace was rejected is
   asked again, variant 1, 2, ... N (a new cache key each, at the configured temperature),
   stopping at the first accepted trace. Only rejected problems are asked; the reference
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from app.answers import extract_answer, is_equivalent
-from app.config import Config
+from app.config import OFFLINE_JUDGES, Config
 from app.events import Events
 from app.prompts import load_prompt
 from app.records import Problem, Trace
@@ -171,7 +171,7 @@ class VerifyResult:
     size_ratio_teachers: tuple[str, str] | None = None  # (larger, smaller)
     size_ratio_by_style: dict[str, float | None] = field(default_factory=dict)  # teachers of one style
     solved_by_all: dict[str, int] = field(default_factory=dict)  # per style: problems every teacher solved
-    consistency: str = "off"  # off | on | skipped (rules judge)
+    consistency: str = "off"  # off | on | skipped (<offline> judge)
     judge_calls: int = 0
     resample_calls: int = 0
     resample_accepted: int = 0
@@ -278,10 +278,10 @@ def verify(cfg: Config, store: Store, events: Events, *, dataset: str, only: str
                        f"(run `tailor teach` to fill them)")
 
     use_judge = consistency
-    if consistency and cfg.judge.provider == "rules":
-        events.message("consistency check skipped: the judge is the offline 'rules' provider "
+    if consistency and cfg.judge.provider in OFFLINE_JUDGES:
+        events.message(f"consistency check skipped: the judge is the offline stand-in '{cfg.judge.provider}' "
                        "(configure an openai or mlx-server [judge] to use it)")
-        result.consistency, use_judge = "skipped (rules judge)", False
+        result.consistency, use_judge = f"skipped ({cfg.judge.provider} judge)", False
     elif consistency:
         result.consistency = "on"
 
