@@ -22,4 +22,4 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) demo-project
+	rm -rf $(VENV) demo-project demo-tiny

