@@ -16,6 +16,7 @@ from pathlib import Path
 
 from app.blas import INSTALL_HINT, child_env, find_blas
 from app.config import Config
+from app.models import FETCHABLE, converted_dir, fetched_path
 from app.errors import TailorError
 
 
@@ -85,6 +86,25 @@ def planned_dtype(setting: str, device: str, fast_blas: bool) -> str:
     return "model's own (auto)"
 
 
+def _gguf_student(r: Report, model: str, dtype: str) -> str:
+    """A fetchable name or GGUF file: what the first job will do, and its converted
+    directory when it exists (for the size check)."""
+    gguf = fetched_path(model) if model in FETCHABLE else Path(model).expanduser()
+    if not gguf.is_file():
+        if model in FETCHABLE:
+            r.advice.append(f"student.model {model} is not fetched yet: the first job fetches it "
+                            f"(or `tailor model fetch {model}`)")
+            return str(gguf)
+        r.problems.append(f"student.model: GGUF file {gguf} does not exist")
+        return model
+    out = converted_dir(gguf, dtype)
+    if not (out / "config.json").is_file():
+        r.advice.append(f"student.model {model} is not converted yet: the first job converts it "
+                        f"(or `tailor model import {gguf}`)")
+        return str(gguf)
+    return str(out)
+
+
 def _gb(n: int | None) -> str:
     return "unknown" if n is None else f"{n / 1e9:.1f} GB"
 
@@ -120,6 +140,8 @@ def run_doctor(cfg: Config | None, project: Path, config_error: str | None = Non
         local = Path(project) / model
         if local.exists():
             model = str(local)
+        gguf = model.lower().endswith(".gguf") or model in FETCHABLE
+        model = _gguf_student(r, model, cfg.student.dtype) if gguf else model
         r.fact("student", model)
         r.fact("dtype", planned_dtype(cfg.student.dtype, device, bool(blas)))
         total, avail = memory_bytes()
@@ -127,7 +149,7 @@ def run_doctor(cfg: Config | None, project: Path, config_error: str | None = Non
         r.fact("memory", f"{_gb(avail)} available of {_gb(total)}; student weights {_gb(size)} on disk")
         if size and avail and size * 1.3 > avail:
             r.problems.append(f"student weights ({_gb(size)}) do not fit in available memory ({_gb(avail)})")
-        if size is None and not Path(model).expanduser().exists():
+        if size is None and not gguf and not Path(model).expanduser().exists():
             if "/" in model:
                 r.advice.append(f"student.model {model} is not downloaded yet: the first job downloads it")
             else:

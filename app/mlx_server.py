@@ -77,7 +77,9 @@ class MlxServer:
     def argv(self) -> list[str]:
         if self._command is not None:
             return [a.replace("{port}", str(self.port)) for a in self._command]
-        argv = [sys.executable, "-m", "mlx_lm", "server", "--model", self.model,
+        from app.models import resolve_student  # a GGUF file or a fetchable name is converted first
+
+        argv = [sys.executable, "-m", "mlx_lm", "server", "--model", resolve_student(self.model),
                 "--host", HOST, "--port", str(self.port)]
         if self.adapter:
             argv += ["--adapter-path", self.adapter]
