@@ -80,8 +80,8 @@ class SweepSection(_Strict):
     tiers: bool = False
     split: Literal["train", "valid", "test", "placement"] | None = None
     benchmark: str | None = None
-    diagnose_limit: int | None = Field(None, ge=1, description="diagnose only the first N train problems")
-    eval_limit: int | None = Field(None, ge=1, description="evaluate only the first N problems")
+    diagnose_limit: int | None = Field(None, ge=1, description="diagnose only N train problems (the first N by id: a fixed draw across categories)")
+    eval_limit: int | None = Field(None, ge=1, description="evaluate only N problems (the first N by id: a fixed draw across categories)")
     valid_fraction: float = Field(0.1, gt=0, lt=1)
 
     @model_validator(mode="after")

@@ -49,6 +49,16 @@ def attempt_key(problem_id: str, purpose: str, model: str, adapter: str | None,
     return _hash([problem_id, purpose, model, adapter, prompt_hash, params, seed, tier])
 
 
+def spread_limit(problems: list[Problem], limit: int | None) -> list[Problem]:
+    """The first ``limit`` problems in id order. Ids hash question and answer, so this is a
+    fixed pseudo-random draw across categories; the store's own order (by category) would
+    make `--limit 32` all algebra."""
+    if limit is None:
+        return problems
+    chosen = {p.id for p in sorted(problems, key=lambda p: p.id)[:limit]}
+    return [p for p in problems if p.id in chosen]
+
+
 def student_model(cfg: Config, project, say=lambda s: None) -> str:
     """The configured model: a local path relative to the project, a GGUF file or a
     fetchable name (converted once into the cache), else an HF repo id."""
@@ -110,7 +120,7 @@ def diagnose(cfg: Config, store: Store, events: Events, *, project=".", split: s
     adapter = cfg.student.adapter
     params = {"temperature": cfg.student.temperature, "top_p": cfg.student.top_p,
               "max_tokens": cfg.student.max_tokens}
-    problems: list[Problem] = store.problems(split=split, limit=limit)
+    problems: list[Problem] = spread_limit(store.problems(split=split), limit)
     todo: dict[str, tuple[Problem, int]] = {}
     for p in problems:
         s = item_seed(seed, p.id)

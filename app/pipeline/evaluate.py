@@ -31,7 +31,8 @@ from app.config import OFFLINE_JUDGES, Config
 from app.errors import TailorError
 from app.events import Events
 from app.jobs import JobError, MlxJob
-from app.pipeline.diagnose import answer_fields, attempt_key, item_seed, stream_attempts, student_model
+from app.pipeline.diagnose import (answer_fields, attempt_key, item_seed, spread_limit, stream_attempts,
+                                   student_model)
 from app.pipeline.grade import judge_of
 from app.prompts import Prompt, load_prompt
 from app.records import Attempt, Problem, Run
@@ -102,7 +103,7 @@ def eval_problems(cfg: Config, store: Store, *, split: str | None, benchmark: st
         rows = store.problems(split=split)
         if not rows:
             raise EvalError(f"eval: no problems in split {split!r}; run `tailor import` first")
-    return rows[:limit] if limit is not None else rows
+    return spread_limit(rows, limit)
 
 
 def select_runs(store: Store, *, runs: list[str] | None, sweep: str | None) -> list[Run]:
