@@ -177,7 +177,7 @@ def test_an_interrupted_two_cell_sweep_resumes_without_repeating_finished_cells(
         assert store.count("attempts") == 21 + 2 * 3  # the base and the seed-0 runs came from the store
 
 
-@pytest.mark.parametrize("name", ["demo", "demo-tiny", "acotd", "obryan", "teachers", "smol"])
+@pytest.mark.parametrize("name", ["demo", "demo-tiny", "acotd", "obryan", "teachers", "smol", "smol-knobs"])
 def test_example_sweeps_are_valid(name):
     from app import REPO_ROOT
 
