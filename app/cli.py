@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", nargs="?", type=Path,
                    help="project directory to create or resume (default: demo-project, demo-tiny with --tiny)")
     p.add_argument("--tiny", action="store_true",
-                   help="a random-weight model instead: about a minute, a smoke test of the machinery")
+                   help="a random-weight model instead: a few minutes, a smoke test of the machinery")
 
     p = sub.add_parser("init", parents=[parent], help="create tailor.toml and tailor.db in a directory")
     p.add_argument("dir", nargs="?", type=Path, help="project directory (default: --project or .)")

@@ -6,8 +6,8 @@ demo's sweep file. Running it again resumes and redoes nothing already done.
 * the real demo: SmolLM2-135M-Instruct (fetched from the package index as a GGUF and
   converted, no model hub), the offline ``steps`` judge (it can say Medium), the
   ``reference`` teachers; sized to finish in under 10 minutes on a 2-core CPU.
-* ``--tiny``: a random-weight model built on the spot, the ``rules`` judge; about a
-  minute, for smoke tests of the machinery. Its accuracies are noise.
+* ``--tiny``: a random-weight model built on the spot, the ``rules`` judge; two or three
+  minutes, for smoke tests of the machinery. Its accuracies are noise.
 """
 
 from __future__ import annotations
