@@ -112,7 +112,6 @@ def read_gguf(path: Path) -> tuple[dict[str, mx.array], dict]:
 def _read_with_gguf_py(path: Path, why: str) -> tuple[dict[str, mx.array], dict]:
     try:
         import gguf
-        from gguf import GGMLQuantizationType as T
         from gguf.quants import dequantize
     except ImportError:
         raise ModelLoadError(f"{path}: MLX cannot read a tensor type in this file ({why}); "
@@ -126,10 +125,7 @@ def _read_with_gguf_py(path: Path, why: str) -> tuple[dict[str, mx.array], dict]
     for t in reader.tensors:
         shape = tuple(int(n) for n in reversed(t.shape))  # GGUF lists the fastest axis first
         try:
-            if t.tensor_type in (T.F32, T.F16, T.BF16):
-                arr = dequantize(t.data, t.tensor_type).reshape(shape).astype(np.float32)
-            else:
-                arr = dequantize(t.data, t.tensor_type).reshape(shape)
+            arr = dequantize(t.data, t.tensor_type).reshape(shape)
         except NotImplementedError:
             raise ModelLoadError(f"{path}: tensor {t.name} has type {t.tensor_type.name}, "
                                  "which neither MLX nor the gguf package can decode") from None
