@@ -243,9 +243,11 @@ DEFAULT_TIERS: dict[str, dict] = {
 class EvalConfig(_Section):
     temperature: float = Field(0.6, ge=0)
     top_p: float = Field(0.9, gt=0, le=1)
-    # The base model is evaluated at every seed; a run at its own training seed when it is
-    # listed here (so base and distilled pair up by seed), else at the first one.
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    # Sampling seeds. Unset (the default): every run is evaluated at its own training seed
+    # and the base at every seed of the runs evaluated with it, so each comparison pairs
+    # by seed (the base's sampling noise is as large as the effects tested). Set: an
+    # override — the base at these seeds, a run at its own seed when listed, else the first.
+    seeds: list[int] | None = Field(None, min_length=1)
     split: Literal["train", "valid", "test", "placement"] = "test"
     # Which evaluated CoTs the judge rates for CoT quality: the first tier only, all, or none.
     cot_quality: Literal["first", "all", "none"] = "first"

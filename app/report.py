@@ -27,13 +27,21 @@ DEFAULT_ALPHA = 0.05
 ADDED_KEYS = ("curves", "generated_by", "generated_at", "how_to_recompute")
 HOW_TO_RECOMPUTE = {
     "units": "accuracies are fractions 0-1; the Markdown shows them x100 (percent, delta in points)",
-    "mean, std, ci": "app.stats.seed_summary(list(accuracy_by_seed.values()), 0.95): "
-                     "mean, sample std (ddof 1), t-distribution 95 % CI of the mean",
-    "p, test": "comparison.seed_test: one-sample t of the seeds vs the base accuracy, or a paired t "
-               "by seed when the base has the same seeds; its inputs are stored with it",
-    "delta_ci": "app.stats.bootstrap_diff_ci over problems of the per-problem mean correctness "
-                "(comparison.base.correct vs comparison.distilled.correct), n_boot and boot_seed as stored",
-    "degraded": "delta < 0 and p < comparison.alpha",
+    "inputs": "each row's comparison.reference.correct and comparison.other.correct: per seed, per problem "
+              "0/1, seeds labelled as in comparison.*.seeds (the same label = the same sampling seed)",
+    "mean, std, ci": "app.stats.seed_summary(list(accuracy_by_seed.values()), 0.95): mean, sample std "
+                     "(ddof 1), t 95 % CI of the mean; no CI when the seeds have zero spread",
+    "p, test": "headline, problem-level: app.stats.sign_flip_test(reference, other) when paired (exact "
+               "McNemar with one seed), else app.stats.within_problem_test; p is the mid-p value, "
+               "comparison.test.p_conventional the conventional one",
+    "seed_p": "app.stats.paired_t (or welch_t when unpaired) over the seed accuracies; undefined (null) "
+              "with one seed or zero spread",
+    "p_adjusted": "app.stats.holm over the first tier's rows with the same sweep and reference; "
+                  "app.stats.benjamini_hochberg over the other tiers' rows (exploratory)",
+    "delta_ci": "app.stats.delta_interval(reference, other, paired=paired, n_boot, seed=boot_seed): "
+                "BCa, resampling seeds and problems",
+    "mde": "app.stats.min_detectable_effect(reference, other): |delta| detectable at 80 % power, alpha",
+    "verdict": "better / DEGRADED when p_adjusted < alpha (by the sign of delta), else no significant difference",
 }
 
 
@@ -118,22 +126,44 @@ def _alpha(c: dict) -> float:
 
 
 def verdict(c: dict) -> str:
-    a = _alpha(c)
-    if c.get("degraded"):
-        return f"⚠ DEGRADED (p < {a:g})"
-    if c.get("worse"):
-        return "⚠ WORSE than baseline (not significant)"
-    if c.get("delta", 0) > 0:
-        p = c.get("p")
-        return f"better (p < {a:g})" if p is not None and p < a else "above baseline (not significant)"
-    return "same as baseline"
+    a, v = _alpha(c), c.get("verdict")
+    tag = " (exploratory)" if c.get("exploratory") else ""
+    if v == "DEGRADED":
+        return f"⚠ DEGRADED (adjusted p < {a:g}){tag}"
+    if v == "better":
+        return f"better (adjusted p < {a:g}){tag}"
+    return f"no significant difference, Δ {fmt_ci(c.get('delta_ci'), signed=True)}{tag}"
+
+
+def fmt_seed_ci(c: dict) -> str:
+    """The seeds' t CI, or why there is none."""
+    if c.get("zero_spread"):
+        return f"zero spread over {len(c.get('seeds') or [])} seeds"
+    return fmt_ci(c.get("ci"), unit=" %")
+
+
+def fmt_flips(c: dict) -> str:
+    f = c.get("flips") or {}
+    return f"+{f.get('gained', 0)} / −{f.get('lost', 0)}" if f else "—"
+
+
+def fmt_mde(x: float | None) -> str:
+    return "undefined" if x is None else f"{100 * x:.1f}"
 
 
 # -- Markdown --------------------------------------------------------------------------
 
 
-LEGEND = ("⚠ DEGRADED: below the base and significant (p < α). ⚠ WORSE: below the base, not significant. "
-          "Δ is distilled − base in percentage points; its CI is a paired bootstrap over problems.")
+LEGEND = (
+    "Δ is the configuration minus its reference in percentage points; its 95 % CI is a BCa bootstrap that "
+    "resamples training seeds and problems. **p** is the headline test, problem-level and valid at any spread: "
+    "a paired sign-flip permutation test on each problem's difference of seed-mean correctness (exact McNemar "
+    "with one seed; a within-problem permutation test when the seeds do not pair up), computed exactly, mid-p. "
+    "**adj. p**: Holm across the configurations compared with the same reference at the first tier; other tiers "
+    "are exploratory, Benjamini–Hochberg. Verdicts use adj. p. **seed t** is the paired t-test over seed "
+    "accuracies, shown beside p; it is undefined with one seed or zero spread. **flips**: answers that became "
+    "right / wrong, pooled over seeds. **MDE**: the smallest |Δ| (points) this test detects with 80 % power at "
+    "α — a Δ much smaller than it cannot be told from noise here.")
 SEED_NOTE_INTRO = ("Per-seed values, to recompute mean, std and CI with `app.stats.seed_summary` "
                    "(exact values in report.json):")
 
@@ -161,23 +191,46 @@ def _seed_note(c: dict) -> str:
     by_seed = c.get("accuracy_by_seed") or {}
     values = ", ".join(f"{s}: {fmt_pct(v)}" for s, v in by_seed.items())
     return (f"- {_cell(c['label'])} ({c['tier']}) per-seed accuracies: {values or 'none'} → mean "
-            f"{fmt_mean_std(c.get('mean'), c.get('std'))}, 95 % CI {fmt_ci(c.get('ci'), unit=' %')}")
+            f"{fmt_mean_std(c.get('mean'), c.get('std'))}, 95 % CI {fmt_seed_ci(c)}")
+
+
+COMPARISON_HEADER = ["configuration", "tier", "seeds", "mean ± std", "95 % CI", "reference", "Δ (points)",
+                     "Δ 95 % CI", "flips", "p", "adj. p", "seed t p", "MDE", "test", "verdict"]
+
+
+def comparison_cells(c: dict) -> list:
+    return [c["label"], c["tier"], len(c.get("seeds") or []), fmt_mean_std(c.get("mean"), c.get("std")),
+            fmt_seed_ci(c), fmt_pct(c.get("reference_mean")), fmt_points(c.get("delta")),
+            fmt_ci(c.get("delta_ci"), signed=True), fmt_flips(c), fmt_p(c.get("p")), fmt_p(c.get("p_adjusted")),
+            fmt_p(c.get("seed_p")), fmt_mde(c.get("mde")), c.get("test"), verdict(c)]
 
 
 def _headline(report: dict, plots: dict) -> list[str]:
     configs = report.get("configurations") or []
     out = ["## Distilled vs base", ""]
     if not configs:
-        return out + ["No distilled configuration has been evaluated yet (`tailor eval`).", ""] + _plot(plots, "seeds")
-    rows = [[c["label"], c["tier"], len(c.get("seeds") or []), fmt_mean_std(c.get("mean"), c.get("std")),
-             fmt_ci(c.get("ci"), unit=" %"), fmt_pct(c.get("base_mean")), fmt_points(c.get("delta")),
-             fmt_ci(c.get("delta_ci"), signed=True), fmt_p(c.get("p")), c.get("test"), verdict(c)]
-            for c in configs]
-    out += _table(["configuration", "tier", "seeds", "mean ± std", "95 % CI", "base", "Δ (points)",
-                   "Δ 95 % CI", "p", "test", "verdict"], rows)
-    out += [LEGEND, "", SEED_NOTE_INTRO, ""]
+        out += ["No distilled configuration has been evaluated yet (`tailor eval`).", ""]
+        return out + _notes(report) + _plot(plots, "seeds")
+    out += _table(COMPARISON_HEADER, [comparison_cells(c) for c in configs])
+    out += [LEGEND, ""] + _notes(report) + [SEED_NOTE_INTRO, ""]
     out += [_seed_note(c) for c in configs] + [""]
     return out + _plot(plots, "seeds")
+
+
+def _ablations(report: dict) -> list[str]:
+    rows = report.get("ablations") or []
+    if not rows:
+        return []
+    out = ["## Ablations vs the main cell", "",
+           "Each ablation against its sweep's main cell (ACoTD's Table 4), paired by problem and seed; "
+           "the reference column is the main cell's mean.", ""]
+    header = ["main"] + COMPARISON_HEADER
+    return out + _table(header, [[c["against"]] + comparison_cells(c) for c in rows])
+
+
+def _notes(report: dict) -> list[str]:
+    notes = report.get("notes") or []
+    return (["Notes:", ""] + [f"- {_cell(n)}" for n in notes] + [""]) if notes else []
 
 
 def _cotqs(report: dict) -> list[str]:
@@ -271,7 +324,7 @@ def render_markdown(report: dict, plot_results: list[PlotResult]) -> str:
          f"{g.get('ungraded', 0)} ungraded"), "",
     ]
     out += _plot(plots, "grades")
-    out += _headline(report, plots) + _cotqs(report) + _tiers(report, plots)
+    out += _headline(report, plots) + _ablations(report) + _cotqs(report) + _tiers(report, plots)
     out += _categories(report, plots) + _teachers(report) + _runs(report, plots)
     return "\n".join(out).rstrip() + "\n"
 

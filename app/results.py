@@ -1,16 +1,22 @@
 """Every number the report and the TUI show, gathered from the store in one JSON-safe dict.
 
-A *configuration* is the set of finished runs sharing a label (they differ only by
-seed). For each configuration and tier it is compared with the base model on the same
-problems through `app.stats.compare`: per-seed accuracies, mean ± std with a t CI, a
-one-sample t-test against the base accuracy (or a paired t-test when the base was
-evaluated at the same seeds), McNemar per seed and a bootstrap CI of the difference.
+A *configuration* is the set of finished runs of one sweep sharing a label (they differ
+only by seed). For each configuration and tier it is compared with the base model on the
+same problems (`configurations`), and — for a sweep's cells other than its main one —
+with the main cell (`ablations`), through `app.comparison.compare`: a problem-level
+permutation test (the headline p), the seed-level t-test beside it, a BCa bootstrap
+interval of Δ over seeds and problems, flips and the minimum detectable effect.
+
+Multiplicity: at the first tier, the configurations of one sweep compared with the same
+reference are a family, Holm-adjusted; every other tier's comparisons are exploratory,
+Benjamini–Hochberg-adjusted within the sweep. Verdicts use the adjusted p.
 
 Which attempts count: the evaluation attempts of the newest student model evaluated,
 the latest one per (target, tier, eval seed, problem). A run is represented by the
 attempts at its own training seed when it was evaluated there, else at its lowest eval
-seed; the comparison is limited to the problems both sides answered. An attempt that
-failed (error) or ran out of budget counts as wrong.
+seed; sides pair up by eval seed when each run has its own. The comparison is limited
+to the problems both sides answered, and `notes` says so whenever that drops any. An
+attempt that failed (error) or ran out of budget counts as wrong.
 """
 
 from __future__ import annotations
@@ -18,11 +24,17 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
+from app.comparison import compare
 from app.records import Attempt, Problem, Run
-from app.stats import StatsError, compare, seed_summary
+from app.stats import StatsError, benjamini_hochberg, holm
 from app.store import Store
 
 N_BOOT = 2000
+ALPHA = 0.05
+BETTER, DEGRADED, NO_DIFFERENCE = "better", "DEGRADED", "no significant difference"
+
+# A side of a comparison: one entry per run, (run, the eval seed it was evaluated at, {problem id: attempt}).
+Seeded = list[tuple[Run, int, dict[str, Attempt]]]
 
 
 def _words(text: str | None) -> int:
@@ -43,7 +55,7 @@ def _mean(xs):
 
 
 def collect(store: Store, *, split: str | None = "test", benchmark: str | None = None,
-            n_boot: int = N_BOOT) -> dict:
+            n_boot: int = N_BOOT, alpha: float = ALPHA) -> dict:
     if benchmark:
         problems = store.problems(source=benchmark)
         split = None
@@ -61,35 +73,59 @@ def collect(store: Store, *, split: str | None = "test", benchmark: str | None =
     for (run_id, tier, s, pid), a in latest.items():
         groups[(run_id, tier, s)][pid] = a
     tiers = sorted({k[1] for k in groups}, key=_tier_order)
-    runs = {r.id: r for r in store.runs() if any(k[0] == r.id for k in groups)}
-    labels: dict[str, list[Run]] = defaultdict(list)
+    all_runs = store.runs()
+    runs = {r.id: r for r in all_runs if any(k[0] == r.id for k in groups)}
+    labels: dict[tuple, list[Run]] = defaultdict(list)  # (sweep, label) -> runs
     for r in sorted(runs.values(), key=lambda r: (r.seed is None, r.seed, r.id)):
-        labels[r.configuration].append(r)
+        labels[(r.sweep, r.configuration)].append(r)
+    notes = [f"run {r.id} ({r.configuration}) finished but has no evaluations on this problem set; "
+             "run `tailor eval` to include it"
+             for r in all_runs if attempts and r.status == "done" and r.id not in runs
+             and not r.config.get("find_stop")]
 
-    def run_group(run: Run, tier: str) -> dict[str, Attempt] | None:
+    def run_group(run: Run, tier: str):
         seeds = sorted(s for (rid, t, s) in groups if rid == run.id and t == tier)
         if not seeds:
             return None
-        return groups[(run.id, tier, run.seed if run.seed in seeds else seeds[0])]
+        s = run.seed if run.seed in seeds else seeds[0]
+        return run, s, groups[(run.id, tier, s)]
 
-    base_groups = {t: {s: g for (rid, tt, s), g in groups.items() if rid is None and tt == t} for t in tiers}
-    out_configs, out_tiers, out_cats = [], [], []
+    mains = store.sweep_mains()
+    vs_base, vs_main, out_tiers, out_cats = [], [], [], []
     for tier in tiers:
-        base = base_groups[tier]
+        base = dict(sorted(((s, g) for (rid, tt, s), g in groups.items() if rid is None and tt == tier),
+                           key=lambda sg: (sg[0] is None, sg[0] or 0)))
         if base:
             out_tiers.append(_tier_row("base", tier, list(base.values())))
             out_cats += _category_rows("base", tier, list(base.values()), by_id)
-        for label, members in labels.items():
-            seeded = [(r, run_group(r, tier)) for r in members]
-            seeded = [(r, g) for r, g in seeded if g]
-            if not seeded:
+        sides: dict[tuple, Seeded] = {}
+        for key, members in labels.items():
+            seeded = [g for r in members if (g := run_group(r, tier))]
+            if seeded:
+                sides[key] = seeded
+                out_tiers.append(_tier_row(key[1], tier, [g for _, _, g in seeded]))
+                out_cats += _category_rows(key[1], tier, [g for _, _, g in seeded], by_id)
+        for (sweep, label), seeded in sides.items():
+            if not base:
+                notes.append(f"{label} ({tier}): the base was not evaluated at tier {tier}; not compared")
                 continue
-            out_tiers.append(_tier_row(label, tier, [g for _, g in seeded]))
-            out_cats += _category_rows(label, tier, [g for _, g in seeded], by_id)
-            if base:
-                row = _comparison(label, tier, seeded, base, ratings, n_boot)
-                if row:
-                    out_configs.append(row)
+            ref = {str(s): g for s, g in base.items()}
+            if row := _comparison(label, "base", tier, seeded, ref, ratings, n_boot, alpha, notes):
+                vs_base.append(row)
+            main = mains.get(sweep) if sweep else None
+            if main is None or main == label:
+                continue
+            if (sweep, main) not in sides:
+                notes.append(f"{label} ({tier}): the main cell {main!r} of sweep {sweep} has no evaluations "
+                             f"at tier {tier}; not compared with it")
+                continue
+            main_side = sides[(sweep, main)]
+            if row := _comparison(label, main, tier, seeded, _keyed(main_side), ratings, n_boot, alpha, notes):
+                row["reference_runs"] = [r.id for r, _, _ in main_side]
+                vs_main.append(row)
+    primary = tiers[0] if tiers else None
+    adjust(vs_base, primary, alpha)
+    adjust(vs_main, primary, alpha)
 
     grades = store.current_grades(split="train")
     evals = list(ratings.values())
@@ -98,16 +134,19 @@ def collect(store: Store, *, split: str | None = "test", benchmark: str | None =
         "problem_set": {"split": split, "benchmark": benchmark, "n": len(problems)},
         "base_model": base_model,
         "judge": judge,
+        "alpha": alpha,
         "grades": {"easy": sum(g.grade == "easy" for g in grades.values()),
                    "medium": sum(g.grade == "medium" for g in grades.values()),
                    "hard": sum(g.grade == "hard" for g in grades.values()),
                    "ungraded": sum(g.grade is None for g in grades.values())},
-        "configurations": out_configs,
+        "configurations": vs_base,
+        "ablations": vs_main,
+        "notes": notes,
         "tiers": out_tiers,
         "categories": out_cats,
         "teachers": teachers(store),
-        "runs": [{"id": r.id, "label": r.configuration, "seed": r.seed, "status": r.status, "best_iter": r.best_iter,
-                  "best_val_loss": r.best_val_loss, "stop_reason": r.stop_reason,
+        "runs": [{"id": r.id, "label": r.configuration, "sweep": r.sweep, "seed": r.seed, "status": r.status,
+                  "best_iter": r.best_iter, "best_val_loss": r.best_val_loss, "stop_reason": r.stop_reason,
                   "valid_disjoint_from_test": r.valid_disjoint_from_test}
                  for rs in labels.values() for r in rs],
     }
@@ -139,41 +178,86 @@ def _category_rows(label: str, tier: str, groups: list[dict[str, Attempt]], by_i
             for (c, s), v in sorted(cells.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))]
 
 
-def _comparison(label: str, tier: str, seeded: list[tuple[Run, dict]], base: dict[int, dict],
-                ratings: dict[int, dict], n_boot: int) -> dict | None:
-    common = set.intersection(*(set(g) for _, g in seeded), *(set(g) for g in base.values()))
+def _keyed(seeded: Seeded) -> dict[str, dict]:
+    """A configuration's groups keyed by eval seed, so they pair with another side's same
+    sampling seed. When two runs share an eval seed (an `[eval] seeds` override) they are
+    keyed by run seed instead and nothing pairs: one base draw reused for two runs would
+    break the sign-flip test's symmetry."""
+    eval_seeds = [s for _, s, _ in seeded]
+    if len(set(eval_seeds)) == len(eval_seeds):
+        return {str(s): g for _, s, g in seeded}
+    return {f"run seed {r.seed}": g for r, _, g in seeded}
+
+
+def _comparison(label: str, against: str, tier: str, seeded: Seeded, ref: dict[str, dict],
+                ratings: dict[int, dict], n_boot: int, alpha: float, notes: list[str]) -> dict | None:
+    mine = _keyed(seeded)
+    own, theirs = set.union(*(set(g) for g in mine.values())), set.union(*(set(g) for g in ref.values()))
+    common = set.intersection(*(set(g) for g in [*mine.values(), *ref.values()]))
+    where = f"{label} ({tier}) vs {against}"
     if not common:
+        notes.append(f"{where}: no problems in common; not compared")
         return None
+    if own != common or theirs != common:
+        notes.append(f"{where}: {label} answered {len(own)} problems, {against} {len(theirs)}; "
+                     f"compared on the {len(common)} both answered at every seed")
     pids = sorted(common)
-    dist = {str(r.seed): [bool(g[p].correct) for p in pids] for r, g in seeded}
-    run_seeds = {r.seed for r, _ in seeded}
-    # Pair by seed only when the base was evaluated at exactly the runs' seeds.
-    if len(base) > 1 and run_seeds <= set(base) and len(run_seeds) > 1:
-        base_in = {str(s): [bool(base[s][p].correct) for p in pids] for s in sorted(run_seeds)}
-        base_groups = [base[s] for s in sorted(run_seeds)]
-    else:
-        s0 = min(base)
-        base_in = [bool(base[s0][p].correct) for p in pids]
-        base_groups = [base[s0]]
+    other = {k: [bool(g[p].correct) for p in pids] for k, g in mine.items()}
+    reference = {k: [bool(g[p].correct) for p in pids] for k, g in ref.items()}
     try:
-        c = compare(base_in, dist, label=label, n_boot=n_boot)
-    except StatsError:
+        c = compare(reference, other, reference_label=against, label=label, n_boot=n_boot, alpha=alpha)
+    except StatsError as e:
+        notes.append(f"{where}: not compared: {e}")
         return None
-    comp = c.to_dict()
-    summ = seed_summary(c.distilled.accuracies)
-    cot = _mean(ratings[g[p].id]["cotqs"] for _, g in seeded for p in pids if g[p].id in ratings)
-    base_cot = _mean(ratings[g[p].id]["cotqs"] for g in base_groups for p in pids if g[p].id in ratings)
-    return {
-        "label": label, "sweep": seeded[0][0].sweep, "tier": tier, "n": len(pids),
-        "runs": [r.id for r, _ in seeded], "seeds": [r.seed for r, _ in seeded],
-        "accuracy_by_seed": {str(r.seed): acc for (r, _), acc in zip(seeded, c.distilled.accuracies)},
-        "base_by_seed": {k: statistics.fmean(v) for k, v in base_in.items()} if isinstance(base_in, dict)
-        else {str(min(base)): statistics.fmean(base_in)},
-        "mean": summ.mean, "std": summ.std, "ci": [summ.ci_low, summ.ci_high] if summ.ci_low is not None else None,
-        "base_mean": c.base.summary.mean, "delta": c.delta, "delta_ci": list(c.delta_ci),
-        "p": c.p_value, "test": c.p_source, "worse": c.worse, "degraded": c.degraded,
-        "cotqs": cot, "base_cotqs": base_cot, "comparison": comp,
+    if c.seeds_note:
+        notes.append(f"{where}: {c.seeds_note}")
+    summ = c.other.summary
+    cot = _mean(ratings[g[p].id]["cotqs"] for g in mine.values() for p in pids if g[p].id in ratings)
+    ref_cot = _mean(ratings[g[p].id]["cotqs"] for k in c.reference.seeds for g in [ref[k]] for p in pids
+                    if g[p].id in ratings)
+    row = {
+        "label": label, "against": against, "sweep": seeded[0][0].sweep, "tier": tier, "n": len(pids),
+        "runs": [r.id for r, _, _ in seeded], "seeds": [r.seed for r, _, _ in seeded],
+        "eval_seeds": [s for _, s, _ in seeded],
+        "accuracy_by_seed": {str(r.seed): acc for (r, _, _), acc in zip(seeded, c.other.accuracies)},
+        "reference_by_seed": dict(zip(c.reference.seeds, c.reference.accuracies)),
+        "paired": c.paired, "seeds_note": c.seeds_note,
+        "mean": summ.mean, "std": summ.std, "zero_spread": summ.zero_spread,
+        "ci": [summ.ci_low, summ.ci_high] if summ.ci_low is not None else None,
+        "reference_mean": c.reference.summary.mean, "delta": c.delta,
+        "delta_ci": [c.delta_ci.low, c.delta_ci.high], "delta_ci_method": c.delta_ci.method,
+        "p": c.test.p, "test": c.test.test, "p_note": c.test.note,
+        "seed_p": c.seed_test.p, "seed_test": c.seed_test.test, "seed_test_note": c.seed_test.note,
+        "flips": c.flips, "mde": c.mde,
+        "cotqs": cot, "reference_cotqs": ref_cot, "comparison": c.to_dict(),
     }
+    if against == "base":
+        row.update(base_mean=row["reference_mean"], base_cotqs=ref_cot)
+    return row
+
+
+def adjust(rows: list[dict], primary: str | None, alpha: float = ALPHA) -> None:
+    """Adjusted p and a verdict on every row, in place. Families: (sweep, reference) at the
+    primary tier, Holm; (sweep, reference) over the other tiers, Benjamini–Hochberg."""
+    families: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        families[(r["sweep"], r["against"], r["tier"] == primary)].append(r)
+    for (_sweep, _against, is_primary), fam in families.items():
+        ps = [r["p"] for r in fam]
+        adjusted = (holm if is_primary else benjamini_hochberg)(ps)
+        size = sum(p is not None for p in ps)
+        how = f"Holm over {size} comparisons" if is_primary else f"Benjamini–Hochberg over {size} tier comparisons"
+        for r, a in zip(fam, adjusted):
+            r["p_adjusted"], r["family_size"], r["exploratory"] = a, size, not is_primary
+            r["adjustment"] = how if size > 1 else "none (one comparison)"
+            r["verdict"] = verdict_of(r["delta"], a, alpha)
+            r["degraded"] = r["verdict"] == DEGRADED
+
+
+def verdict_of(delta: float, p_adjusted: float | None, alpha: float) -> str:
+    if p_adjusted is None or p_adjusted >= alpha or delta == 0:
+        return NO_DIFFERENCE
+    return BETTER if delta > 0 else DEGRADED
 
 
 def teachers(store: Store) -> dict:

@@ -236,8 +236,13 @@ def _m004_sweep_cells(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m005_sweep_main(db: sqlite_utils.Database) -> None:
+    # Which cell of a sweep the others are ablations of: the report compares each with it.
+    db.execute("CREATE TABLE sweep_main (sweep TEXT PRIMARY KEY, label TEXT NOT NULL, updated_at TEXT NOT NULL)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_run_labels, _m003_tui_indexes,
-                                                             _m004_sweep_cells]
+                                                             _m004_sweep_cells, _m005_sweep_main]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -578,6 +583,14 @@ class Store:
                 self.db["sweep_cells"].update((sweep, label), row)
             else:
                 self.db["sweep_cells"].insert({"keys": "{}", **row})
+
+    def set_sweep_main(self, sweep: str, label: str) -> None:
+        with self.transaction():
+            self.db["sweep_main"].upsert({"sweep": sweep, "label": label, "updated_at": now()}, pk="sweep")
+
+    def sweep_mains(self) -> dict[str, str]:
+        """{sweep: its main cell's label}."""
+        return {r[0]: r[1] for r in self.db.execute("SELECT sweep, label FROM sweep_main")}
 
     def sweeps(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT sweep FROM sweep_cells ORDER BY sweep")]

@@ -6,6 +6,7 @@ name = "acotd"                       # runs are tagged with it; reports/<name>/ 
 stages = ["diagnose", "grade", "sample", "teach", "verify", "export", "train", "eval", "report"]
 seeds = [0, 1, 2, 3, 4]              # training seeds: every cell trains one run per seed
 tiers = false                        # evaluate the response-length tiers too
+main = "acotd"                       # the cell the others are ablations of (default: the first)
 
 [config]                             # overrides of tailor.toml for this sweep (same keys)
 student.max_tokens = 512
@@ -78,6 +79,7 @@ class SweepSection(_Strict):
     stages: list[Literal[STAGES]] = Field(default_factory=lambda: list(STAGES), min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     tiers: bool = False
+    main: str | None = Field(None, description="the cell every other cell is also compared with (default: the first)")
     split: Literal["train", "valid", "test", "placement"] | None = None
     benchmark: str | None = None
     diagnose_limit: int | None = Field(None, ge=1, description="diagnose only N train problems (the first N by id: a fixed draw across categories)")
@@ -124,6 +126,10 @@ class Sweep(BaseModel):
     @property
     def name(self) -> str:
         return self.section.name
+
+    @property
+    def main(self) -> str:
+        return self.section.main or self.cells[0].label
 
     def config_for(self, cell: Cell) -> Config:
         return self.cell_configs.get(cell.label, self.config)
@@ -198,6 +204,8 @@ def load_sweep(path: Path | str, project_config: dict) -> Sweep:
         msg = format_validation_error(path, e)
         raise ConfigError(msg.replace(f"{path}: ", f"{path}: config.", 1)) from None
     cells = expand(path, doc)
+    if doc.sweep.main is not None and doc.sweep.main not in {c.label for c in cells}:
+        raise _fail(path, "sweep.main", f"{doc.sweep.main!r} is not a cell; cells: {', '.join(c.label for c in cells)}")
     cell_configs = {}
     for cell in cells:
         if cell.keys.teachers is not None:

@@ -87,6 +87,7 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
         old = previous.get(cell.label)
         if old is None or old["keys"] != wanted[cell.label]:
             store.set_cell(sweep.name, cell.label, "pending", keys=wanted[cell.label])
+    store.set_sweep_main(sweep.name, sweep.main)
     n = len(sweep.cells)
     cell_stages = [s for s in ("sample", "teach", "verify", "export", "train") if s in stages]
     shared = [s for s in ("diagnose", "grade", "eval", "report") if s in stages]
@@ -255,22 +256,35 @@ RED, RESET = "\033[31m", "\033[0m"
 
 
 def results_table(store: Store, sweep: Sweep, *, split: str | None, color: bool = False) -> str:
-    """Configuration × mean ± std, Δ vs the base, p-value, for the sweep's first tier;
-    a configuration worse than its baseline in red (on a terminal) with its p-value."""
+    """For the sweep's first tier: each configuration vs the base, then each ablation vs the
+    main cell — mean ± std, Δ with its interval, headline p and Holm-adjusted p, verdict;
+    a DEGRADED configuration in red (on a terminal)."""
     from app.results import collect
 
     res = collect(store, split=split)
     first = next(iter(sweep.config.eval.tiers))
-    rows = [c for c in res["configurations"] if c["sweep"] == sweep.name and c["tier"] == first]
-    if not rows:
+    lines = []
+    for key, title in (("configurations", "vs base"), ("ablations", f"vs main cell {sweep.main}")):
+        rows = [c for c in res[key] if c["sweep"] == sweep.name and c["tier"] == first]
+        if not rows:
+            continue
+        head = (f"{title:<24} {'seeds':>5}  {'accuracy':>14}  {'ref':>6}  {'Δ':>6}  {'Δ 95% CI':>15}  "
+                f"{'p':>6}  {'adj p':>6}  verdict")
+        lines += [head, "-" * len(head)]
+        for c in rows:
+            std = f" ± {100 * c['std']:.1f}" if c["std"] is not None else ""
+            lo, hi = c["delta_ci"]
+            line = (f"{c['label']:<24} {len(c['seeds']):>5}  {100 * c['mean']:>7.1f} %{std:<6}  "
+                    f"{100 * c['reference_mean']:>4.1f} %  {100 * c['delta']:>+6.1f}  "
+                    f"[{100 * lo:+5.1f}, {100 * hi:+5.1f}]  {_p(c['p']):>6}  {_p(c['p_adjusted']):>6}  {c['verdict']}")
+            lines.append(f"{RED}{line}{RESET}" if color and c["degraded"] else line)
+        lines.append("")
+    if not lines:
         return "no evaluated configurations yet"
-    head = f"{'configuration':<28} {'seeds':>5}  {'accuracy':>16}  {'base':>7}  {'Δ':>7}  {'p':>8}  test"
-    lines = [head, "-" * len(head)]
-    for c in rows:
-        std = f" ± {100 * c['std']:.1f}" if c["std"] is not None else ""
-        p = "n/a" if c["p"] is None else f"{c['p']:.3g}"
-        flag = "  DEGRADED vs base" if c["degraded"] else ("  worse than base" if c["worse"] else "")
-        line = (f"{c['label']:<28} {len(c['seeds']):>5}  {100 * c['mean']:>9.1f} %{std:<6}  "
-                f"{100 * c['base_mean']:>5.1f} %  {100 * c['delta']:>+6.1f}  {p:>8}  {c['test']}{flag}")
-        lines.append(f"{RED}{line}{RESET}" if color and c["worse"] else line)
+    lines.append("p: problem-level sign-flip permutation test, mid-p (exact McNemar with one seed); "
+                 "adj p: Holm within each table; report.md names each row's test")
     return "\n".join(lines)
+
+
+def _p(p: float | None) -> str:
+    return "undef" if p is None else f"{p:.3g}"

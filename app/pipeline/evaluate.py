@@ -5,9 +5,9 @@ Targets: the base model (always) and every selected run's adapter. Problems: a s
 (``--benchmark math500``). Each target answers each problem with the student prompt, the
 ``[eval]`` sampling (temperature 0.6, top-p 0.9) and a per-problem seed, once per tier
 (R1 only, or R1–R6 with ``tiers=True``): a tier appends its length instruction to the
-prompt and caps the tokens. Seeds: the base at every ``[eval] seeds`` value; a run at its
-own training seed when that is listed (so base and distilled pair up by seed), else at
-the first. Every answer is an attempt (purpose "eval", run_id, tier); its key hashes all
+prompt and caps the tokens. Seeds: each run at its own training seed and the base at every one of
+those seeds, so base and distilled pair up by seed (``[eval] seeds`` overrides: the base
+at those, a run at its own seed when listed, else the first). Every answer is an attempt (purpose "eval", run_id, tier); its key hashes all
 that determines it, so the base is generated once and reused by every configuration
 that shares it, and a re-run only generates what is missing.
 
@@ -145,10 +145,18 @@ def targets_for(cfg: Config, project, selected: list[Run]) -> list[Target]:
     return out
 
 
-def target_seeds(cfg: Config, target: Target) -> list[int]:
+def target_seeds(cfg: Config, target: Target, runs: list[Run]) -> list[int]:
+    """The base at every training seed of the runs evaluated with it (so every comparison
+    pairs by seed), each run at its own; `[eval] seeds` overrides."""
+    fixed = cfg.eval.seeds
     if target.run is None:
-        return list(cfg.eval.seeds)
-    return [target.run.seed] if target.run.seed in cfg.eval.seeds else [cfg.eval.seeds[0]]
+        if fixed:
+            return list(fixed)
+        return sorted({r.seed for r in runs if r.seed is not None}) or [0]
+    own = target.run.seed if target.run.seed is not None else 0
+    if not fixed or own in fixed:
+        return [own]
+    return [fixed[0]]
 
 
 def tier_params(cfg: Config, tier: str, eval_seed: int) -> dict:
@@ -182,7 +190,8 @@ def evaluate(cfg: Config, store: Store, events: Events, *, project=".", runs: li
     prompt = load_prompt("student_solve")
     result = EvalResult(problems=len(problems), targets=[t.label for t in targets], tiers=tier_names)
 
-    plans = [_plan(cfg, prompt, t, problems, tier_names) for t in targets]
+    trained = [t.run for t in targets if t.run is not None]
+    plans = [_plan(cfg, prompt, t, problems, tier_names, target_seeds(cfg, t, trained)) for t in targets]
     done = store.attempt_keys(k for plan in plans for k in plan)
     total = sum(len(plan) for plan in plans)
     result.skipped = len(done)
@@ -209,11 +218,11 @@ def evaluate(cfg: Config, store: Store, events: Events, *, project=".", runs: li
 
 
 def _plan(cfg: Config, prompt: Prompt, target: Target, problems: list[Problem],
-          tier_names: list[str]) -> dict[str, tuple]:
+          tier_names: list[str], seeds: list[int]) -> dict[str, tuple]:
     """{attempt key: (problem, tier, params, item seed)} of everything this target answers."""
     plan = {}
     for tier in tier_names:
-        for s in target_seeds(cfg, target):
+        for s in seeds:
             params = tier_params(cfg, tier, s)
             for p in problems:
                 seed = item_seed(s, p.id)

@@ -1,7 +1,9 @@
 """Results: base vs distilled per configuration, accuracy by tier vs mean words, grades, categories.
 
 The numbers come from app.results.collect (the same dict `tailor report` renders); this
-screen only lays them out. Degraded configurations (significantly worse than the base) are red.
+screen only lays them out: each configuration vs the base, then each ablation vs its
+sweep's main cell, with the headline p and the multiplicity-adjusted p the verdict uses.
+DEGRADED rows (adjusted p < α, below the reference) are red, better ones green.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class ResultsScreen(Screen):
         yield Header()
         with VerticalScroll(id="results"):
             yield Static(id="results-head", classes="block")
-            yield Label("Base vs distilled (accuracy %, mean ± std over seeds)", classes="block-title")
+            yield Label("Distilled vs base, ablations vs main (accuracy %, mean ± std over seeds)",
+                        classes="block-title")
             yield DataTable(id="configs", cursor_type="row")
             yield Label("Accuracy by response-length tier", classes="block-title")
             with Horizontal(id="tiers-row"):
@@ -86,7 +89,7 @@ class ResultsScreen(Screen):
         if not data.get("configurations"):
             head.append("\nNo evaluated configuration yet: run evaluate after training.", style="dim")
         self.query_one("#results-head", Static).update(head)
-        self._configs(data.get("configurations", []))
+        self._configs(data.get("configurations", []) + data.get("ablations", []))
         self._tiers(data.get("tiers", []))
         self._grades(data.get("grades", {}))
         self._categories(data.get("categories", []))
@@ -94,18 +97,20 @@ class ResultsScreen(Screen):
     def _configs(self, configs: list[dict]) -> None:
         rows = []
         for c in configs:
-            style = "bold red" if c.get("degraded") else ("yellow" if c.get("worse") else "")
+            verdict = c.get("verdict") or "—"
+            style = {"DEGRADED": "bold red", "better": "green"}.get(verdict, "")
             mean = f"{pct(c['mean'])} ± {pct(c['std'])}" if c.get("std") is not None else pct(c.get("mean"))
             delta = f"{100 * c['delta']:+.1f}" if c.get("delta") is not None else "—"
-            cells = [c.get("label", ""), c.get("tier") or "", str(len(c.get("seeds", []))), mean, interval(c.get("ci")),
-                     pct(c.get("base_mean")), delta, interval(c.get("delta_ci")), p_value(c.get("p")),
-                     c.get("test", ""), _num(c.get("cotqs")), _num(c.get("base_cotqs"))]
+            cells = [c.get("label", ""), c.get("against", "base"), c.get("tier") or "", str(len(c.get("seeds", []))),
+                     mean, pct(c.get("reference_mean")), delta, interval(c.get("delta_ci")), p_value(c.get("p")),
+                     p_value(c.get("p_adjusted")), verdict + (" (expl.)" if c.get("exploratory") else ""),
+                     _num(c.get("cotqs")), _num(c.get("reference_cotqs"))]
             if c.get("degraded"):
                 cells[0] += " (degraded)"
             rows.append([Text(str(x), style=style) for x in cells])
         fill_table(self.query_one("#configs", DataTable),
-                   ["configuration", "tier", "seeds", "distilled", "95% CI", "base", "Δ", "Δ 95% CI", "p", "test",
-                    "CoTQS", "base CoTQS"], rows)
+                   ["configuration", "vs", "tier", "seeds", "accuracy", "ref", "Δ", "Δ 95% CI", "p", "adj p",
+                    "verdict", "CoTQS", "ref CoTQS"], rows)
 
     def _tiers(self, tiers: list[dict]) -> None:
         fill_table(self.query_one("#tiers", DataTable), ["model", "tier", "acc %", "± std", "words", "n"],
