@@ -40,3 +40,19 @@ def rejection_rate(n_problems: int, seeds: int, reps: int, *, delta: float = 0.0
         t = sign_flip_test(base, other) if base_seeds is None else within_problem_test(base, other)
         hits += t.p < alpha
     return hits / reps
+
+
+def family_rejection_rate(n_problems: int, seeds: int, reps: int, *, configs: int = 3, alpha: float = 0.05,
+                          seed: int = 0) -> float:
+    """How often at least one of `configs` configurations with no effect, each compared with
+    the same base, is rejected after Holm's adjustment (the family-wise error rate)."""
+    from app.stats import holm, sign_flip_test
+
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(reps):
+        p = problem_probabilities(rng, n_problems)
+        base = outcomes(rng, p, seeds)
+        ps = [sign_flip_test(base, outcomes(rng, p, seeds)).p for _ in range(configs)]
+        hits += any(a is not None and a < alpha for a in holm(ps))
+    return hits / reps

@@ -24,7 +24,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from app.comparison import compare
+from app.comparison import Comparison, compare
 from app.records import Attempt, Problem, Run
 from app.stats import StatsError, benjamini_hochberg, holm
 from app.store import Store
@@ -211,15 +211,24 @@ def _comparison(label: str, against: str, tier: str, seeded: Seeded, ref: dict[s
         return None
     if c.seeds_note:
         notes.append(f"{where}: {c.seeds_note}")
-    summ = c.other.summary
     cot = _mean(ratings[g[p].id]["cotqs"] for g in mine.values() for p in pids if g[p].id in ratings)
     ref_cot = _mean(ratings[g[p].id]["cotqs"] for k in c.reference.seeds for g in [ref[k]] for p in pids
                     if g[p].id in ratings)
+    return comparison_row(c, sweep=seeded[0][0].sweep, tier=tier, runs=[r.id for r, _, _ in seeded],
+                          seeds=[r.seed for r, _, _ in seeded], eval_seeds=[s for _, s, _ in seeded],
+                          cotqs=cot, reference_cotqs=ref_cot)
+
+
+def comparison_row(c: Comparison, *, sweep: str | None, tier: str, runs: list[str], seeds: list,
+                   eval_seeds: list | None = None, cotqs: float | None = None,
+                   reference_cotqs: float | None = None) -> dict:
+    """One row of `configurations` / `ablations` from a comparison (`adjust` adds the
+    family's adjusted p and the verdict). seeds: the training seeds, in c.other's order."""
+    summ, against = c.other.summary, c.reference.label
     row = {
-        "label": label, "against": against, "sweep": seeded[0][0].sweep, "tier": tier, "n": len(pids),
-        "runs": [r.id for r, _, _ in seeded], "seeds": [r.seed for r, _, _ in seeded],
-        "eval_seeds": [s for _, s, _ in seeded],
-        "accuracy_by_seed": {str(r.seed): acc for (r, _, _), acc in zip(seeded, c.other.accuracies)},
+        "label": c.other.label, "against": against, "sweep": sweep, "tier": tier, "n": c.n_problems,
+        "runs": runs, "seeds": seeds, "eval_seeds": eval_seeds,
+        "accuracy_by_seed": {str(s): acc for s, acc in zip(seeds, c.other.accuracies)},
         "reference_by_seed": dict(zip(c.reference.seeds, c.reference.accuracies)),
         "paired": c.paired, "seeds_note": c.seeds_note,
         "mean": summ.mean, "std": summ.std, "zero_spread": summ.zero_spread,
@@ -229,10 +238,10 @@ def _comparison(label: str, against: str, tier: str, seeded: Seeded, ref: dict[s
         "p": c.test.p, "test": c.test.test, "p_note": c.test.note,
         "seed_p": c.seed_test.p, "seed_test": c.seed_test.test, "seed_test_note": c.seed_test.note,
         "flips": c.flips, "mde": c.mde,
-        "cotqs": cot, "reference_cotqs": ref_cot, "comparison": c.to_dict(),
+        "cotqs": cotqs, "reference_cotqs": reference_cotqs, "comparison": c.to_dict(),
     }
     if against == "base":
-        row.update(base_mean=row["reference_mean"], base_cotqs=ref_cot)
+        row.update(base_mean=row["reference_mean"], base_cotqs=reference_cotqs)
     return row
 
 

@@ -6,7 +6,9 @@ import subprocess
 import sys
 import types
 
+import numpy as np
 import pytest
+from scipy import stats as sps
 
 import app.plots
 from app.plots import PLOTS
@@ -22,7 +24,10 @@ from app.report import (
     render_markdown,
     write_report,
 )
-from app.stats import bootstrap_diff_ci, compare, seed_summary
+from app.comparison import compare
+from app.results import adjust, comparison_row
+from app.stats import (benjamini_hochberg, delta_interval, holm, min_detectable_effect, paired_t, seed_summary,
+                       sign_flip_test, within_problem_test)
 from app.store import Store
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -34,19 +39,25 @@ def right(k: int) -> list[int]:
     return [1] * k + [0] * (N - k)
 
 
+def shifted(run: list[int], k: int) -> list[int]:
+    """The base run with its first k right answers turned wrong (k < 0: k wrong ones right)."""
+    out = list(run)
+    if k >= 0:
+        for i in [i for i, x in enumerate(out) if x][:k]:
+            out[i] = 0
+    else:
+        for i in [i for i, x in enumerate(out) if not x][:-k]:
+            out[i] = 1
+    return out
+
+
+BASE_SEEDS = {"0": BASE, "1": shifted(BASE, 1), "2": shifted(BASE, -1)}
+
+
 def configuration(label: str, seeds: dict[str, list[int]], runs: list[str], tier: str = "R1") -> dict:
-    """One results["configurations"] entry built the way app.results does: from app.stats.compare."""
-    c = compare(BASE, seeds, label=label, n_boot=2000)
-    d = c.to_dict()
-    s = c.distilled.summary
-    return {
-        "label": label, "sweep": None, "tier": tier, "runs": runs, "seeds": [int(k) for k in seeds],
-        "accuracy_by_seed": dict(zip(c.distilled.seeds, c.distilled.accuracies)),
-        "mean": s.mean, "std": s.std, "ci": [s.ci_low, s.ci_high],
-        "base_mean": c.base.summary.mean, "delta": c.delta, "delta_ci": list(c.delta_ci),
-        "p": c.p_value, "test": c.p_source, "worse": c.worse, "degraded": c.degraded,
-        "cotqs": None, "base_cotqs": None, "comparison": d,
-    }
+    """One results["configurations"] entry built the way app.results does."""
+    c = compare(BASE_SEEDS, seeds, label=label, n_boot=2000)
+    return comparison_row(c, sweep=None, tier=tier, runs=runs, seeds=[int(k) for k in seeds])
 
 
 def tier(label, t, acc, words, std=None):
@@ -60,14 +71,16 @@ def run_row(rid, label, seed, best):
 
 
 def make_results() -> dict:
-    good = configuration("adaptive", {"0": right(33), "1": right(34), "2": right(35)}, ["ad-0", "ad-1", "ad-2"])
+    good = configuration("adaptive", {"0": right(36), "1": right(37), "2": right(38)}, ["ad-0", "ad-1", "ad-2"])
     bad = configuration("short-only", {"0": right(18), "1": right(19), "2": right(17)}, ["so-0"])
+    adjust([good, bad], "R1")
     return {
         "problem_set": {"split": "test", "benchmark": None, "n": N},
         "base_model": "tiny-qwen",
         "judge": "rules (answer check only)",
         "grades": {"easy": 53, "medium": 10, "hard": 31, "ungraded": 2},
         "configurations": [good, bad],
+        "ablations": [], "notes": [],
         "tiers": [tier("base", t, a, w) for t, a, w in (("R1", 0.75, 220.0), ("R2", 0.7, 150.0), ("R3", 0.6, 90.0))]
         + [tier("adaptive", t, a, w, 0.02) for t, a, w in (("R1", 0.8, 200.0), ("R2", 0.72, 140.0), ("R3", 0.65, 85.0))],
         "categories": [
@@ -169,21 +182,51 @@ def test_json_is_the_build_report_dict_with_curves(written):
     assert data["curves"]["so-0"] == {"train_loss": [], "val_loss": [], "best_iter": None}
 
 
+def recompute(c: dict) -> None:
+    """Every statistic of one report.json row, from the per-problem outcomes it stores."""
+    s = seed_summary(list(c["accuracy_by_seed"].values()), 0.95)
+    assert s.mean == pytest.approx(c["mean"]) and s.std == pytest.approx(c["std"])
+    assert c["ci"] is None if s.zero_spread else [s.ci_low, s.ci_high] == pytest.approx(c["ci"])
+    cmp = c["comparison"]
+    ref = np.array(cmp["reference"]["correct"])
+    other = np.array(cmp["other"]["correct"])
+    assert c["delta"] == pytest.approx(other.mean() - ref.mean())
+    assert c["delta"] == pytest.approx(c["mean"] - c["reference_mean"])
+    test = (sign_flip_test if c["paired"] else within_problem_test)(ref, other)
+    assert (test.p, test.test) == (c["p"], c["test"])
+    if c["paired"]:
+        # scipy's own exact binomial (McNemar) / t-test agree where they apply.
+        if ref.shape[0] == 1:
+            b, k = int(((ref == 1) & (other == 0)).sum()), int((ref != other).sum())
+            assert test.p_conventional == pytest.approx(sps.binomtest(b, k, 0.5).pvalue)
+        t = paired_t(ref.mean(axis=1), other.mean(axis=1))
+        assert t.p == c["seed_p"]
+        if t.p is not None:
+            assert t.p == pytest.approx(sps.ttest_rel(other.mean(axis=1), ref.mean(axis=1)).pvalue)
+    ci = delta_interval(ref, other, paired=c["paired"], n_boot=cmp["n_boot"], seed=cmp["boot_seed"],
+                        alpha=cmp["alpha"])
+    assert [ci.low, ci.high] == pytest.approx(c["delta_ci"])
+    assert c["mde"] == pytest.approx(min_detectable_effect(ref, other, alpha=cmp["alpha"]))
+    gained, lost = int(((other == 1) & (ref == 0)).sum()), int(((other == 0) & (ref == 1)).sum())
+    assert c["flips"] == {"gained": gained, "lost": lost, "unit": "seed × problem pairs"}
+
+
+def recompute_family(rows: list[dict], primary: str) -> None:
+    first = [r for r in rows if r["tier"] == primary]
+    for r, a in zip(first, holm([r["p"] for r in first])):
+        assert r["p_adjusted"] == pytest.approx(a)
+        assert r["verdict"] == ("no significant difference" if a is None or a >= 0.05
+                                else ("better" if r["delta"] > 0 else "DEGRADED"))
+    rest = [r for r in rows if r["tier"] != primary]
+    for r, a in zip(rest, benjamini_hochberg([r["p"] for r in rest])):
+        assert r["p_adjusted"] == pytest.approx(a) and r["exploratory"]
+
+
 def test_statistics_recompute_from_the_json_alone(written):
     data = load(written.files)
     for c in data["configurations"]:
-        s = seed_summary(list(c["accuracy_by_seed"].values()), 0.95)
-        assert s.mean == pytest.approx(c["mean"])
-        assert s.std == pytest.approx(c["std"])
-        assert [s.ci_low, s.ci_high] == pytest.approx(c["ci"])
-        assert c["delta"] == pytest.approx(c["mean"] - c["base_mean"])
-        # The delta CI from the per-problem correctness stored in the comparison.
-        cmp = c["comparison"]
-        base_pp = [sum(col) / len(col) for col in zip(*cmp["base"]["correct"])]
-        dist_pp = [sum(col) / len(col) for col in zip(*cmp["distilled"]["correct"])]
-        ci = bootstrap_diff_ci(base_pp, dist_pp, cmp["n_boot"], cmp["boot_seed"], cmp["alpha"])
-        assert list(ci) == pytest.approx(c["delta_ci"])
-        assert c["degraded"] == (c["delta"] < 0 and c["p"] < cmp["alpha"])
+        recompute(c)
+    recompute_family(data["configurations"], "R1")
 
 
 def test_markdown_holds_the_headline_numbers(written):
@@ -192,7 +235,8 @@ def test_markdown_holds_the_headline_numbers(written):
     for c in data["configurations"]:
         row = next(line for line in md.splitlines() if line.startswith(f"| {c['label']} | {c['tier']} |"))
         for text in (fmt_mean_std(c["mean"], c["std"]), fmt_ci(c["ci"], unit=" %"), fmt_pct(c["base_mean"]),
-                     fmt_points(c["delta"]), fmt_ci(c["delta_ci"], signed=True), fmt_p(c["p"]), c["test"]):
+                     fmt_points(c["delta"]), fmt_ci(c["delta_ci"], signed=True), fmt_p(c["p"]),
+                     fmt_p(c["p_adjusted"]), c["test"]):
             assert text in row
         seeds = ", ".join(f"{k}: {fmt_pct(v)}" for k, v in c["accuracy_by_seed"].items())
         assert f"per-seed accuracies: {seeds}" in md
@@ -210,9 +254,10 @@ def headline_row(md: str, label: str) -> str:
 
 def test_degraded_configuration_is_marked(written):
     md = written.files.markdown.read_text(encoding="utf-8")
-    assert "⚠ DEGRADED (p < 0.05)" in headline_row(md, "short-only")
+    assert "⚠ DEGRADED (adjusted p < 0.05)" in headline_row(md, "short-only")
     good = headline_row(md, "adaptive")
-    assert "⚠" not in good and "better (p < 0.05)" in good
+    assert "⚠" not in good and "better (adjusted p < 0.05)" in good
+    assert "sign-flip" in md and "Holm" in md  # the legend names the tests
 
 
 def markdown(store, results) -> str:
@@ -220,10 +265,10 @@ def markdown(store, results) -> str:
     return render_markdown(build_report(store, results=results), [])
 
 
-def test_worse_but_not_significant_is_marked(store, results):
-    results["configurations"][1].update(p=0.3, degraded=False)
+def test_below_base_but_not_significant_is_no_significant_difference(store, results):
+    results["configurations"][1].update(p=0.3, p_adjusted=0.6, verdict="no significant difference", degraded=False)
     row = headline_row(markdown(store, results), "short-only")
-    assert "⚠ WORSE than baseline" in row and "DEGRADED" not in row
+    assert "no significant difference, Δ [" in row and "DEGRADED" not in row
 
 
 def test_cotqs_shown_when_rated(store, results):
