@@ -192,6 +192,8 @@ def _keyed(seeded: Seeded) -> dict[str, dict]:
 def _comparison(label: str, against: str, tier: str, seeded: Seeded, ref: dict[str, dict],
                 ratings: dict[int, dict], n_boot: int, alpha: float, notes: list[str]) -> dict | None:
     mine = _keyed(seeded)
+    if set(mine) <= set(ref):  # paired: the reference's other seeds play no part
+        ref = {k: ref[k] for k in mine}
     own, theirs = set.union(*(set(g) for g in mine.values())), set.union(*(set(g) for g in ref.values()))
     common = set.intersection(*(set(g) for g in [*mine.values(), *ref.values()]))
     where = f"{label} ({tier}) vs {against}"

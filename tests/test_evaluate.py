@@ -19,7 +19,8 @@ from app.pipeline.evaluate import EvalError, evaluate, parse_rating
 from app.records import Problem, Run
 from app.remote import RetryPolicy
 from app.results import collect
-from app.stats import mcnemar, one_sample_t, paired_t, seed_summary
+from app.stats import mcnemar, paired_t, seed_summary, sign_flip_test
+from recompute import recompute, recompute_family
 
 FAST = RetryPolicy(max_retries=1, backoff_base=0.0, backoff_max=0.0, retry_after_max=0.0)
 JUDGE = """
@@ -137,44 +138,84 @@ def test_results_statistics_equal_what_the_store_holds(project, store, tmp_path)
     knows(None, probs[:4])
     for run, k in zip(runs, (6, 7, 8)):
         knows(run, probs[:k])
-    evaluate(parse_config(""), store, RecordingEvents(), project=project, job_cls=FakeJob)
+    res = evaluate(parse_config(""), store, RecordingEvents(), project=project, job_cls=FakeJob)
+    # No [eval] seeds: the base at every training seed (0, 1, 2), each run at its own.
+    assert res.generated == 3 * 10 + 3 * 10
     res = collect(store, n_boot=500)
     (conf,) = res["configurations"]
     assert conf["accuracy_by_seed"] == {"0": 0.6, "1": 0.7, "2": 0.8} and conf["base_mean"] == 0.4
+    assert conf["reference_by_seed"] == {"0": 0.4, "1": 0.4, "2": 0.4} and conf["paired"]
     assert conf["mean"] == pytest.approx(0.7) and conf["std"] == pytest.approx(0.1)
     s = seed_summary([0.6, 0.7, 0.8])
     assert conf["ci"] == pytest.approx([s.ci_low, s.ci_high])
-    assert conf["test"] == "one-sample t"
-    assert conf["p"] == pytest.approx(one_sample_t([0.6, 0.7, 0.8], 0.4).p)
-    assert conf["delta"] == pytest.approx(0.3) and not conf["worse"] and not conf["degraded"]
+    assert conf["test"] == "sign-flip over problems (3 paired seeds)"
+    assert conf["seed_p"] == pytest.approx(paired_t([0.4] * 3, [0.6, 0.7, 0.8]).p)
+    assert conf["delta"] == pytest.approx(0.3)
+    # Only 4 problems ever differ (all gained): the smallest two-sided p there is, 2 / 2^4, as mid-p 1 / 2^4.
+    # Ten problems cannot show this +30 points (the old one-sample t said p = 0.03).
+    assert conf["p"] == pytest.approx(1 / 16) and conf["verdict"] == "no significant difference"
     # Every number recomputes from the attempts in the store.
-    base = {a.problem_id: bool(a.correct) for a in store.eval_attempts(base_only=True)}
-    mine = {a.problem_id: bool(a.correct) for a in store.eval_attempts(run_id=runs[0].id)}
-    pids = sorted(base)
-    m = mcnemar([base[p] for p in pids], [mine[p] for p in pids])
-    assert conf["comparison"]["mcnemar"][0]["result"]["p"] == pytest.approx(m.p)
+    by_seed = lambda rows: [[bool(a.correct) for a in sorted(rows, key=lambda a: a.problem_id)]]  # noqa: E731
+    base = [by_seed([a for a in store.eval_attempts(base_only=True) if a.params["eval_seed"] == r.seed])[0]
+            for r in runs]
+    mine = [by_seed(store.eval_attempts(run_id=r.id))[0] for r in runs]
+    assert conf["p"] == sign_flip_test(base, mine).p
+    assert conf["comparison"]["mcnemar"][0]["result"]["p"] == pytest.approx(mcnemar(base[0], mine[0]).p)
+    recompute(conf)
     (base_row,) = [t for t in res["tiers"] if t["label"] == "base"]
-    assert base_row["accuracy"] == 0.4 and base_row["mean_words"] == 8 and base_row["mean_tokens"] == 12
+    assert base_row["accuracy"] == pytest.approx(0.4) and base_row["mean_words"] == 8 and base_row["mean_tokens"] == 12
     cats = {(c["label"], c["category"]): c for c in res["categories"]}
     assert cats[("base", "algebra")]["accuracy"] == pytest.approx(statistics.fmean(
-        base[p.id] for p in probs if p.category == "algebra"))
+        p.id in {q.id for q in probs[:4]} for p in probs if p.category == "algebra"))
     assert [r["id"] for r in res["runs"]] == [r.id for r in runs]
 
 
-def test_worse_than_baseline_is_degraded_and_seeds_pair_when_base_has_them(project, store, tmp_path):
+def test_worse_than_baseline_is_degraded_on_the_adjusted_headline_p(project, store, tmp_path):
     probs = add_problems(store, 10)
     runs = [add_run(store, project, tmp_path, s) for s in (0, 1, 2)]
     knows(None, probs[:9])
     for run, k in zip(runs, (2, 3, 2)):
         knows(run, probs[:k])
-    cfg = parse_config("[eval]\nseeds = [0, 1, 2]\n")
-    res = evaluate(cfg, store, RecordingEvents(), project=project, job_cls=FakeJob)
-    # The base at three seeds, each run only at its own seed.
-    assert res.generated == 3 * 10 + 3 * 10
+    evaluate(parse_config(""), store, RecordingEvents(), project=project, job_cls=FakeJob)
     (conf,) = collect(store, n_boot=500)["configurations"]
-    assert conf["test"] == "paired t"
-    assert conf["p"] == pytest.approx(paired_t([0.9, 0.9, 0.9], [0.2, 0.3, 0.2]).p)
-    assert conf["worse"] and conf["degraded"]
+    # 7 problems lost at every seed but one: all signs one way, exact p = 2 / 2^7, mid-p half that.
+    assert conf["comparison"]["test"]["p_conventional"] == pytest.approx(2 / 2 ** 7)
+    assert conf["p"] == pytest.approx(1 / 2 ** 7) and conf["p_adjusted"] == conf["p"]
+    assert conf["verdict"] == "DEGRADED" and conf["degraded"]
+    assert conf["flips"] == {"gained": 0, "lost": 20, "unit": "seed × problem pairs"}
+
+
+def test_a_seeds_override_that_cannot_pair_is_reported_unpaired(project, store, tmp_path):
+    probs = add_problems(store, 6)
+    runs = [add_run(store, project, tmp_path, s) for s in (0, 1)]
+    knows(None, probs[:3])
+    for run in runs:
+        knows(run, probs[:4])
+    # The base only at seed 0; run 1 is evaluated at seed 0 too, so both runs share one base draw.
+    res = evaluate(parse_config("[eval]\nseeds = [0]\n"), store, RecordingEvents(), project=project, job_cls=FakeJob)
+    assert res.generated == 6 + 2 * 6
+    out = collect(store, n_boot=500)
+    (conf,) = out["configurations"]
+    assert not conf["paired"] and conf["test"].startswith("within-problem permutation")
+    assert any("do not pair up" in n for n in out["notes"])
+    recompute(conf)
+
+
+def test_a_run_without_evaluations_and_a_partial_problem_set_are_named(project, store, tmp_path):
+    add_problems(store, 6)
+    add_run(store, project, tmp_path, 0)
+    evaluate(parse_config(""), store, RecordingEvents(), project=project, job_cls=FakeJob)
+    add_run(store, project, tmp_path, 1, label="late")
+    out = collect(store, n_boot=200)
+    assert any("run late-s1 (late) finished but has no evaluations" in n for n in out["notes"])
+    # A seventh problem, evaluated only for the new run and the base (both at seed 0, by override).
+    store.insert_problems([Problem(id="t99", question="Question t99: 1?", answer="1", split="test", source="bundled")])
+    evaluate(parse_config("[eval]\nseeds = [0]\n"), store, RecordingEvents(), project=project, runs=["late-s1"],
+             job_cls=FakeJob)
+    out = collect(store, n_boot=200)
+    assert "acotd (R1) vs base: acotd answered 6 problems, base 7; compared on the 6 both answered at every seed" \
+        in out["notes"]
+    assert {c["label"]: c["n"] for c in out["configurations"]} == {"acotd": 6, "late": 7}
 
 
 def test_cot_quality_rated_by_the_judge_with_one_repair(project, store, tmp_path):
@@ -284,20 +325,15 @@ def test_report_json_statistics_recompute_from_its_own_per_seed_values(project, 
     assert set(files.skipped) == {"training_curves", "grades"}  # no metrics, no grades here
     assert len(data["configurations"]) == 6  # one configuration × six tiers
     for conf in data["configurations"]:
-        seeds = [conf["accuracy_by_seed"][str(s)] for s in conf["seeds"]]
-        s = seed_summary(seeds)
-        assert conf["mean"] == pytest.approx(s.mean) and conf["std"] == pytest.approx(s.std)
-        assert conf["ci"] == pytest.approx([s.ci_low, s.ci_high])
-        base = statistics.fmean(conf["base_by_seed"].values())
-        assert conf["base_mean"] == pytest.approx(base)
-        assert conf["p"] == pytest.approx(one_sample_t(seeds, base).p)
-        assert conf["worse"] and conf["delta"] == pytest.approx(s.mean - base)
+        recompute(conf)
+        assert conf["exploratory"] == (conf["tier"] != "R1")
+    recompute_family(data["configurations"], "R1")
     # ... and equal what the store holds.
     for run in runs:
         mine = [a for a in store.eval_attempts(run_id=run.id) if a.tier == "R1"]
         (r1,) = [c for c in data["configurations"] if c["tier"] == "R1"]
         assert r1["accuracy_by_seed"][str(run.seed)] == pytest.approx(statistics.fmean(bool(a.correct) for a in mine))
-    assert "⚠" in files.markdown.read_text()
+    assert "Benjamini–Hochberg" in files.markdown.read_text()
 
 
 def test_runs_command_lists_runs(project, store, tmp_path, capsys):

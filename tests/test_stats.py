@@ -9,6 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from app.errors import TailorError
+from app.calibration import outcomes, problem_probabilities, shifted
 from app.comparison import Comparison, compare
 from app.stats import (
     StatsError,
@@ -229,16 +230,23 @@ def test_delta_interval_when_nothing_differs():
         delta_interval(np.ones((1, 3)), np.ones((1, 3)), paired=True, n_boot=0)
 
 
-def test_min_detectable_effect_by_hand():
-    # Pooled p = 0.5 on every problem: var_i = 0.25 * 2/1; Var = 100 * 0.5 * 2 / 100^2 = 0.01 at 1 seed each.
-    ref = np.array([[1] * 50 + [0] * 50])
-    other = np.array([[0] * 50 + [1] * 50])
-    z = sps.norm.ppf(0.975) + sps.norm.ppf(0.8)
-    assert min_detectable_effect(ref, other) == pytest.approx(z * math.sqrt(0.01))
-    # More seeds, smaller MDE; nothing ever varies: undefined.
-    more = min_detectable_effect(np.tile(ref, (5, 1)), np.tile(other, (5, 1)))
-    assert more < min_detectable_effect(ref, other)
-    assert min_detectable_effect(np.zeros((2, 9)), np.zeros((2, 9))) is None
+def test_min_detectable_effect_has_the_power_it_claims():
+    # Simulate an effect of exactly the MDE (the model it assumes) and count how often the test finds it.
+    rng = np.random.default_rng(5)
+    p = problem_probabilities(rng, 200)
+    mde = min_detectable_effect(outcomes(rng, p, 3), outcomes(rng, p, 3))
+    assert 0.03 < mde < 0.15
+    found = sum(sign_flip_test(outcomes(rng, p, 3), outcomes(rng, shifted(p, mde), 3)).p < 0.05 for _ in range(400))
+    assert 0.7 <= found / 400 <= 0.9
+    # More seeds, smaller MDE.
+    assert min_detectable_effect(outcomes(rng, p, 5), outcomes(rng, p, 5)) < mde
+
+
+def test_min_detectable_effect_at_a_zero_base_and_when_nothing_can_reach_it():
+    # A base that never answers right still has an MDE: the effect itself brings the noise.
+    assert 0.1 < min_detectable_effect(np.zeros((2, 24)), np.zeros((2, 24))) < 0.3
+    # Three problems: even every answer turning right is below 80 % power at α = 0.05.
+    assert min_detectable_effect(np.zeros((1, 3)), np.zeros((1, 3))) is None
 
 
 # -- multiplicity ----------------------------------------------------------------------

@@ -146,7 +146,8 @@ def test_an_interrupted_two_cell_sweep_resumes_without_repeating_finished_cells(
     monkeypatch.setattr(batch, "_cell_stage", real)
     assert main(["--project", str(project), "--batch", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "sweep mini: adaptive done, short done" in out and "mcnemar" in out
+    assert "sweep mini: adaptive done, short done" in out and "exact McNemar" in out
+    assert "vs main cell adaptive" in out  # short, an ablation, against the first cell
     with Store(project / DB_NAME) as store:
         runs = store.runs()
         assert len(runs) == 2 and first_runs < {r.id for r in runs}  # the finished run was not trained again
@@ -174,7 +175,9 @@ def test_an_interrupted_two_cell_sweep_resumes_without_repeating_finished_cells(
     with Store(project / DB_NAME) as store:
         runs = store.runs()
         assert sorted((r.label, r.seed) for r in runs) == [("adaptive", 0), ("adaptive", 1), ("short", 0), ("short", 1)]
-        assert store.count("attempts") == 21 + 2 * 3  # the base and the seed-0 runs came from the store
+        # The two seed-1 runs and the base at seed 1 (so both pair by seed); the rest came from the store.
+        assert store.count("attempts") == 21 + 3 * 3
+        assert sorted({a.params["eval_seed"] for a in store.eval_attempts(base_only=True)}) == [0, 1]
 
 
 @pytest.mark.parametrize("name", ["demo", "demo-tiny", "acotd", "obryan", "teachers", "smol", "smol-knobs"])
@@ -206,12 +209,18 @@ model = "big"
 def test_results_table_marks_a_degraded_configuration_in_red(monkeypatch, tmp_path):
     sw = load_sweep(write(tmp_path, '[sweep]\nname = "s"\n'), {})
     conf = {"label": "s", "sweep": "s", "tier": "R1", "seeds": [0, 1], "mean": 0.4, "std": 0.05,
-            "base_mean": 0.6, "delta": -0.2, "p": 0.012, "test": "one-sample t", "worse": True, "degraded": True}
-    monkeypatch.setattr("app.results.collect", lambda store, split: {"configurations": [conf]})
+            "reference_mean": 0.6, "delta": -0.2, "delta_ci": [-0.3, -0.1], "p": 0.012, "p_adjusted": 0.024,
+            "verdict": "DEGRADED", "degraded": True}
+    other = {**conf, "label": "t", "p": None, "p_adjusted": None, "verdict": "no significant difference",
+             "degraded": False}
+    monkeypatch.setattr("app.results.collect", lambda store, split: {"configurations": [conf, other],
+                                                                      "ablations": []})
     plain = batch.results_table(None, sw, split="test")
-    assert "DEGRADED vs base" in plain and "0.012" in plain and "-20.0" in plain and "\033[" not in plain
+    assert "DEGRADED" in plain and "0.012" in plain and "0.024" in plain and "-20.0" in plain
+    assert "[-30.0, -10.0]" in plain and "undef" in plain and "\033[" not in plain
     red = batch.results_table(None, sw, split="test", color=True)
-    assert "\033[31m" in red.splitlines()[-1]
+    (line,) = [x for x in red.splitlines() if x.startswith("\033[31ms ")]
+    assert "DEGRADED" in line
 
 
 def test_a_failing_cell_is_listed_and_the_others_still_run(project, tmp_path, capsys):

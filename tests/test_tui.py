@@ -209,7 +209,10 @@ async def test_results_marks_degraded_configuration(demo):
         table = app.screen.query_one("#configs", DataTable)
         row = table.get_row_at(1)
         assert str(row[0]) == "random/acotd (degraded)" and "red" in str(row[0].style)
-        assert str(table.get_row_at(0)[3]) == "72.5 ± 3.5"
+        assert [str(c) for c in row[8:11]] == ["0.001", "0.002", "DEGRADED"]  # p, adjusted p, verdict
+        assert str(table.get_row_at(0)[4]) == "72.5 ± 3.5" and "green" in str(table.get_row_at(0)[0].style)
+        ablation = table.get_row_at(2)
+        assert str(ablation[1]) == "demo/acotd" and str(ablation[6]) == "-50.0"
 
 
 async def test_settings_shows_validation_error_in_place(demo):
