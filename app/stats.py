@@ -458,8 +458,11 @@ def delta_interval(ref: np.ndarray, other: np.ndarray, *, paired: bool, n_boot: 
         per_problem = d.mean(axis=0)
         spread = float(boots.var())
         if d.shape[0] >= 2 and n >= 2 and spread > 0:
-            boots = theta + (boots - theta) * math.sqrt(_crossed_variance(d) / spread)
-            method += ", variance-corrected"
+            var, df = _crossed_variance(d)
+            # A handful of seeds pins the seed component poorly: widen as a t interval would.
+            widen = float(sps.t.ppf(1 - alpha / 2, df) / sps.norm.ppf(1 - alpha / 2))
+            boots = theta + (boots - theta) * math.sqrt(var / spread) * widen
+            method += f", variance-corrected (df {df:.1f})"
     else:
         boots = side(other) - side(ref)
         per_problem = other.mean(axis=0) - ref.mean(axis=0)
@@ -472,17 +475,22 @@ def delta_interval(ref: np.ndarray, other: np.ndarray, *, paired: bool, n_boot: 
     return Interval(lo, hi, method, conf)
 
 
-def _crossed_variance(d: np.ndarray) -> float:
+def _crossed_variance(d: np.ndarray) -> tuple[float, float]:
     """Var(mean of d) for a seeds × problems table with random seed and problem effects,
     from the two-way ANOVA mean squares: (MS_seeds + MS_problems − MS_noise) / (S·n),
-    floored at the pure-noise MS_noise / (S·n) (the components cannot be negative)."""
+    floored at the pure-noise MS_noise / (S·n) (the components cannot be negative); and
+    its Satterthwaite degrees of freedom (about S − 1 when the seed effect dominates)."""
     s, n = d.shape
     grand, rows, cols = d.mean(), d.mean(axis=1), d.mean(axis=0)
     ms_rows = n * float(((rows - grand) ** 2).sum()) / (s - 1)
     ms_cols = s * float(((cols - grand) ** 2).sum()) / (n - 1)
     resid = d - rows[:, None] - cols[None, :] + grand
     ms_e = float((resid ** 2).sum()) / ((s - 1) * (n - 1))
-    return max(ms_rows + ms_cols - ms_e, ms_e) / (s * n)
+    combined = ms_rows + ms_cols - ms_e
+    if combined <= ms_e:
+        return ms_e / (s * n), float((s - 1) * (n - 1))
+    df = combined ** 2 / (ms_rows ** 2 / (s - 1) + ms_cols ** 2 / (n - 1) + ms_e ** 2 / ((s - 1) * (n - 1)))
+    return combined / (s * n), df
 
 
 # -- power -----------------------------------------------------------------------------

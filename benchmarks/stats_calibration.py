@@ -34,6 +34,7 @@ from app.calibration import family_rejection_rate, outcomes, problem_probabiliti
 from app.stats import delta_interval, min_detectable_effect, sign_flip_test  # noqa: E402
 
 ALPHA = 0.05
+SEED_EFFECT = 0.03
 
 
 def null_rates(n: int, seeds: int, reps: int, seed: int) -> tuple[float, float, float]:
@@ -100,7 +101,7 @@ def main() -> None:
             at_mde = power(n, seeds, args.reps // 2, mde, s + 2)
             fwer = family_rejection_rate(n, seeds, args.reps // 2, configs=3, seed=s + 3)
             cover = coverage(n, seeds, args.coverage_reps, s + 4)
-            cover_seed = coverage(n, seeds, args.coverage_reps, s + 5, seed_effect=0.03)
+            cover_seed = coverage(n, seeds, args.coverage_reps, s + 5, seed_effect=SEED_EFFECT)
             ok &= 0.03 <= mid <= 0.07
             print(f"{n:>8} {seeds:>5} | {mid:>10.3f} {conv:>10.3f} | {pw:>8.3f} {100 * mde:>7.1f} {at_mde:>9.3f} | "
                   f"{fwer:>9.3f} | {cover:>8.3f} {cover_seed:>10.3f}")
