@@ -212,7 +212,9 @@ def _comparison(label: str, against: str, tier: str, seeded: Seeded, ref: dict[s
         notes.append(f"{where}: not compared: {e}")
         return None
     if c.seeds_note:
-        notes.append(f"{where}: {c.seeds_note}")
+        hint = ("; the base follows [eval] seeds when it is set: remove it from tailor.toml (or list every "
+                "training seed) and run `tailor eval` again" if against == "base" and not c.paired else "")
+        notes.append(f"{where}: {c.seeds_note}{hint}")
     cot = _mean(ratings[g[p].id]["cotqs"] for g in mine.values() for p in pids if g[p].id in ratings)
     ref_cot = _mean(ratings[g[p].id]["cotqs"] for k in c.reference.seeds for g in [ref[k]] for p in pids
                     if g[p].id in ratings)

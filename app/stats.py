@@ -437,7 +437,9 @@ def delta_interval(ref: np.ndarray, other: np.ndarray, *, paired: bool, n_boot: 
     effect its 95 % interval covered the truth 99–100 % of the time in simulation. So
     when paired seeds are ≥ 2, its spread around Δ̂ is rescaled to the unbiased two-way
     ANOVA estimate of Var(Δ̂) = σ²_seed/S + σ²_problem/n + σ²_noise/(S·n) (`_crossed_variance`),
-    keeping the BCa shape; benchmarks/stats_calibration.py prints the coverage.
+    keeping the BCa shape, widened by t(df)/z for the Satterthwaite df (a few seeds pin the
+    seed component poorly) and kept inside the range the reference's accuracy leaves for Δ;
+    benchmarks/stats_calibration.py prints the coverage.
     A replicate's mean is w·M·u / (seeds·problems) for multinomial seed counts w and
     problem counts u: no index matrices, O(n_boot × seeds × problems)."""
     _check_boot(n_boot, alpha)
@@ -461,7 +463,10 @@ def delta_interval(ref: np.ndarray, other: np.ndarray, *, paired: bool, n_boot: 
             var, df = _crossed_variance(d)
             # A handful of seeds pins the seed component poorly: widen as a t interval would.
             widen = float(sps.t.ppf(1 - alpha / 2, df) / sps.norm.ppf(1 - alpha / 2))
-            boots = theta + (boots - theta) * math.sqrt(var / spread) * widen
+            # Rescaled replicates can leave the range an accuracy allows; keep Δ inside
+            # [−accuracy(ref), 1 − accuracy(ref)], as every unscaled replicate already is.
+            acc = float(ref.mean())
+            boots = np.clip(theta + (boots - theta) * math.sqrt(var / spread) * widen, -acc, 1 - acc)
             method += f", variance-corrected (df {df:.1f})"
     else:
         boots = side(other) - side(ref)
@@ -490,7 +495,8 @@ def _crossed_variance(d: np.ndarray) -> tuple[float, float]:
     if combined <= ms_e:
         return ms_e / (s * n), float((s - 1) * (n - 1))
     df = combined ** 2 / (ms_rows ** 2 / (s - 1) + ms_cols ** 2 / (n - 1) + ms_e ** 2 / ((s - 1) * (n - 1)))
-    return combined / (s * n), df
+    # The negative MS_noise term can take Satterthwaite's df below the seeds' own S − 1.
+    return combined / (s * n), max(df, float(s - 1))
 
 
 # -- power -----------------------------------------------------------------------------
