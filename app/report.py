@@ -338,6 +338,7 @@ class ReportFiles:
     json: Path
     plots: list[Path] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # plot name -> why it was not drawn
+    notes: list[str] = field(default_factory=list)  # comparisons not made or narrowed, and why
 
 
 def _commit(tmp: Path, out_dir: Path) -> None:
@@ -376,11 +377,13 @@ def write_report(store, out_dir, *, split: str | None = "test", benchmark: str |
         json=out_dir / "report.json",
         plots=[out_dir / "plots" / p.path.name for p in plots if p.path is not None],
         skipped={p.name: p.reason for p in plots if p.path is None},
+        notes=list(report.get("notes") or []),
     )
 
 
 def format_report_summary(files: ReportFiles) -> str:
     skipped = f"; skipped {', '.join(files.skipped)}" if files.skipped else ""
     plots_dir = files.markdown.parent / "plots"
-    return (f"report {files.markdown} (numbers in {files.json.name}; "
+    head = (f"report {files.markdown} (numbers in {files.json.name}; "
             f"{len(files.plots)} plots in {plots_dir}{skipped})")
+    return "\n".join([head] + [f"note: {n}" for n in files.notes])

@@ -36,9 +36,9 @@ def test_the_real_demo_config_is_smollm2_with_the_steps_judge_and_base_seeds(tmp
     cfg = load_config(d)
     assert cfg.student.model == "smollm2-135m" and cfg.judge.provider == "steps"
     assert (cfg.teachers.short.provider, cfg.teachers.long.provider) == ("reference", "reference")
-    assert cfg.eval.seeds == [0, 1]  # the base at every training seed of the sweep
+    assert cfg.eval.seeds is None  # no override: the base at every training seed of the sweep
     sweep = open_sweep(d, REAL.sweep)
-    assert [c.label for c in sweep.cells] == ["adaptive", "only-long"] and sweep.section.seeds == cfg.eval.seeds
+    assert [c.label for c in sweep.cells] == ["adaptive", "only-long"] and sweep.section.seeds == [0, 1]
 
 
 def test_a_demo_directory_of_the_other_kind_is_refused(tmp_path):

@@ -281,6 +281,7 @@ def results_table(store: Store, sweep: Sweep, *, split: str | None, color: bool 
         lines.append("")
     if not lines:
         return "no evaluated configurations yet"
+    lines += [f"note: {n}" for n in res.get("notes") or []]
     lines.append("p: problem-level sign-flip permutation test, mid-p (exact McNemar with one seed); "
                  "adj p: Holm within each table; report.md names each row's test")
     return "\n".join(lines)
