@@ -206,6 +206,14 @@ model = "big"
     assert sw.config_for(b).teachers.long.model == "big" and sw.config_for(b).teachers.short.provider == "reference"
 
 
+def test_main_cell_defaults_to_the_first_and_must_name_a_cell(tmp_path):
+    cells = '[[cell]]\nlabel = "a"\n[[cell]]\nlabel = "b"\n'
+    assert load_sweep(write(tmp_path, f'[sweep]\nname = "s"\n{cells}'), {}).main == "a"
+    assert load_sweep(write(tmp_path, f'[sweep]\nname = "s"\nmain = "b"\n{cells}'), {}).main == "b"
+    with pytest.raises(ConfigError, match=r"sweep\.main: 'c' is not a cell; cells: a, b"):
+        load_sweep(write(tmp_path, f'[sweep]\nname = "s"\nmain = "c"\n{cells}'), {})
+
+
 def test_results_table_marks_a_degraded_configuration_in_red(monkeypatch, tmp_path):
     sw = load_sweep(write(tmp_path, '[sweep]\nname = "s"\n'), {})
     conf = {"label": "s", "sweep": "s", "tier": "R1", "seeds": [0, 1], "mean": 0.4, "std": 0.05,

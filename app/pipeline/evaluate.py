@@ -5,10 +5,10 @@ Targets: the base model (always) and every selected run's adapter. Problems: a s
 (``--benchmark math500``). Each target answers each problem with the student prompt, the
 ``[eval]`` sampling (temperature 0.6, top-p 0.9) and a per-problem seed, once per tier
 (R1 only, or R1–R6 with ``tiers=True``): a tier appends its length instruction to the
-prompt and caps the tokens. Seeds: each run at its own training seed and the base at every one of
-those seeds, so base and distilled pair up by seed (``[eval] seeds`` overrides: the base
-at those, a run at its own seed when listed, else the first). Every answer is an attempt (purpose "eval", run_id, tier); its key hashes all
-that determines it, so the base is generated once and reused by every configuration
+prompt and caps the tokens. Seeds: each run at its own training seed and the base at
+every one of those seeds, so base and distilled pair up by seed (``[eval] seeds``
+overrides: the base at those, a run at its own seed when listed, else the first). Every
+answer is an attempt (purpose "eval", run_id, tier); its key hashes all that determines it, so the base is generated once and reused by every configuration
 that shares it, and a re-run only generates what is missing.
 
 Then the judge rates each new CoT 1–5 for coherence, completeness and factual
