@@ -30,7 +30,7 @@ HOW_TO_RECOMPUTE = {
     "inputs": "each row's comparison.reference.correct and comparison.other.correct: per seed, per problem "
               "0/1, seeds labelled as in comparison.*.seeds (the same label = the same sampling seed)",
     "mean, std, ci": "app.stats.seed_summary(list(accuracy_by_seed.values()), 0.95): mean, sample std "
-                     "(ddof 1), t 95 % CI of the mean; no CI when the seeds have zero spread",
+                     "(ddof 1), t 95 % CI of the mean clipped to [0, 1]; no CI when the seeds have zero spread",
     "p, test": "headline, problem-level: app.stats.sign_flip_test(reference, other) when paired (exact "
                "McNemar with one seed), else app.stats.within_problem_test; p is the mid-p value, "
                "comparison.test.p_conventional the conventional one",

@@ -236,7 +236,8 @@ def comparison_row(c: Comparison, *, sweep: str | None, tier: str, runs: list[st
         "reference_by_seed": dict(zip(c.reference.seeds, c.reference.accuracies)),
         "paired": c.paired, "seeds_note": c.seeds_note,
         "mean": summ.mean, "std": summ.std, "zero_spread": summ.zero_spread,
-        "ci": [summ.ci_low, summ.ci_high] if summ.ci_low is not None else None,
+        # An accuracy's t interval from two or three seeds can run past 0 and 100 %.
+        "ci": [max(summ.ci_low, 0.0), min(summ.ci_high, 1.0)] if summ.ci_low is not None else None,
         "reference_mean": c.reference.summary.mean, "delta": c.delta,
         "delta_ci": [c.delta_ci.low, c.delta_ci.high], "delta_ci_method": c.delta_ci.method,
         "p": c.test.p, "test": c.test.test, "p_note": c.test.note,
