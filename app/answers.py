@@ -99,11 +99,14 @@ def _last_boxed(text: str) -> str | None:
     return None
 
 
-def extract_answer(text: str) -> str | None:
-    """The final answer in a model's output, or None when there is none.
+def extract_answer(text: str, *, lenient: bool = False) -> str | None:
+    """The explicit final answer in a model's output, or None when there is none.
 
     Priority: the last \\boxed{...}/\\fbox{...}; the last GSM8K `#### x`; the last
-    "Answer: x" / "The (final) answer is x"; the last number in the text.
+    "Answer: x" / "The (final) answer is x". Only with `lenient`, the last number in the
+    text — it reads "…3*4 = 12. Then we subtract" as 12 and an echo of the question's
+    numbers as an answer, so scoring never uses it; it is for reading reference
+    solutions that state their result without an answer line.
     """
     if not isinstance(text, str) or not text.strip():
         return None
@@ -124,6 +127,8 @@ def extract_answer(text: str) -> str | None:
         if ans:
             return ans
 
+    if not lenient:
+        return None
     numbers = _NUMBER_TOKEN_RE.findall(text)
     if numbers:
         return numbers[-1].replace(",", "")

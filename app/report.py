@@ -256,8 +256,13 @@ def _tiers(report: dict, plots: dict) -> list[str]:
     out = ["## Accuracy by response-length tier", ""]
     if tiers:
         rows = [[t["label"], t["tier"], fmt_mean_std(t.get("accuracy"), t.get("std")), fmt_num(t.get("mean_words")),
-                 fmt_num(t.get("mean_tokens")), t.get("n"), t.get("seeds")] for t in tiers]
-        out += _table(["label", "tier", "accuracy", "mean words", "mean tokens", "n", "seeds"], rows)
+                 fmt_num(t.get("mean_tokens")), fmt_pct(t.get("no_answer")), fmt_pct(t.get("truncated")), t.get("n"),
+                 t.get("seeds")] for t in tiers]
+        out += _table(["label", "tier", "accuracy", "mean words", "mean tokens", "no final answer", "truncated", "n",
+                       "seeds"], rows)
+        out += ["Answers are scored strictly: one without an explicit final answer (\\boxed, ####, \"the answer "
+                "is\") or cut off by its token budget is wrong. *no final answer* and *truncated* are the shares of "
+                "answers lost that way.", ""]
     else:
         out += ["No tier evaluations yet.", ""]
     return out + _plot(plots, "accuracy_by_tier")

@@ -160,11 +160,22 @@ def _tier_order(name: str):
 def _tier_row(label: str, tier: str, groups: list[dict[str, Attempt]]) -> dict:
     accs = [statistics.fmean(bool(a.correct) for a in g.values()) for g in groups]
     every = [a for g in groups for a in g.values()]
+    answered = [a for a in every if not a.error]
     return {"label": label, "tier": tier, "accuracy": statistics.fmean(accs),
             "std": statistics.stdev(accs) if len(accs) > 1 else None,
             "mean_words": statistics.fmean(_words(a.text) for a in every),
             "mean_tokens": _mean(a.n_tokens for a in every) or 0.0,
+            # Scored wrong for want of an explicit final answer, or cut off by the budget:
+            # the short tiers live or die on these, not on the reasoning.
+            "no_answer": _share(a.extracted is None for a in answered),
+            "truncated": _share(a.finish_reason == "length" for a in answered),
+            "failed": _share(bool(a.error) for a in every),
             "n": len(groups[0]), "seeds": len(groups)}
+
+
+def _share(flags) -> float | None:
+    flags = list(flags)
+    return statistics.fmean(flags) if flags else None
 
 
 def _category_rows(label: str, tier: str, groups: list[dict[str, Attempt]], by_id: dict[str, Problem]) -> list:

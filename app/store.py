@@ -241,8 +241,25 @@ def _m005_sweep_main(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE sweep_main (sweep TEXT PRIMARY KEY, label TEXT NOT NULL, updated_at TEXT NOT NULL)")
 
 
+def _m006_strict_answers(db: sqlite_utils.Database) -> None:
+    # Answers are now scored strictly: an attempt cut off by its token budget is wrong, and
+    # one without an explicit final answer (boxed, ####, "the answer is") has none — the
+    # old last-number fallback is gone. Re-score what earlier versions stored, so one
+    # project never mixes the two rules. Strict extraction finds what the old one found or
+    # nothing, so no answer needs comparing again: a row only ever turns wrong.
+    from app.answers import extract_answer
+
+    rows = db.execute("SELECT id, text, finish_reason FROM attempts "
+                      "WHERE error IS NULL AND (correct = 1 OR extracted IS NOT NULL)").fetchall()
+    for rid, text, finish in rows:
+        if extract_answer(text or "") is None:
+            db.execute("UPDATE attempts SET extracted = NULL, correct = 0 WHERE id = ?", [rid])
+        elif finish == "length":
+            db.execute("UPDATE attempts SET correct = 0 WHERE id = ?", [rid])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_run_labels, _m003_tui_indexes,
-                                                             _m004_sweep_cells, _m005_sweep_main]
+                                                             _m004_sweep_cells, _m005_sweep_main, _m006_strict_answers]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -38,7 +38,16 @@ EXTRACTION = [
     ("answer: 1\nlater the answer is 2", "2"),
     ("The answer is 4.5. Done", "4.5"),
     ("**Final Answer**\n$\\frac{3}{4}$", r"\frac{3}{4}"),
-    # last-number fallback
+    # nothing
+    ("", None),
+    ("   ", None),
+    ("no digits here at all", None),
+]
+
+
+# The last-number fallback: only with lenient=True (for reference solutions without an
+# answer line); scoring is strict, so each of these is "no answer" by default.
+LENIENT = [
     ("We add 2 and 3 to get 5", "5"),
     ("so x = -3", "-3"),
     ("In total 1,234 apples", "1234"),
@@ -48,16 +57,19 @@ EXTRACTION = [
     ("5-3 leaves 2, and 7-3", "3"),
     ("it rose 25%", "25%"),
     (r"which is \frac{2}{3} of the total", r"\frac{2}{3}"),
-    # nothing
-    ("", None),
-    ("   ", None),
-    ("no digits here at all", None),
 ]
 
 
 @pytest.mark.parametrize("text, expected", EXTRACTION)
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
+    assert extract_answer(text, lenient=True) == expected  # an explicit answer wins either way
+
+
+@pytest.mark.parametrize("text, expected", LENIENT)
+def test_last_number_only_when_lenient(text, expected):
+    assert extract_answer(text) is None
+    assert extract_answer(text, lenient=True) == expected
 
 
 @pytest.mark.parametrize("bad", [None, 12, [], "\\boxed{" * 3000, "{" * 10_000, "\x00\ufffd∑∂ƒ" * 2000])

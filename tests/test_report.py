@@ -59,7 +59,8 @@ def configuration(label: str, seeds: dict[str, list[int]], runs: list[str], tier
 
 def tier(label, t, acc, words, std=None):
     return {"label": label, "tier": t, "accuracy": acc, "std": std, "mean_words": words,
-            "mean_tokens": words * 1.4, "n": N, "seeds": 1 if label == "base" else 3}
+            "mean_tokens": words * 1.4, "no_answer": 0.1, "truncated": 0.05, "n": N,
+            "seeds": 1 if label == "base" else 3}
 
 
 def run_row(rid, label, seed, best):
@@ -199,7 +200,7 @@ def test_markdown_holds_the_headline_numbers(written):
         assert f"per-seed accuracies: {seeds}" in md
     assert "| ad-0 | adaptive | 0 | done | 20 | 0.8000 | patience | yes |" in md
     assert "| so-0 | short-only | 0 | done | — | 0.8000 | patience | — |" in md
-    assert "| adaptive | R2 | 72.0 ± 2.0 % | 140.0 | 196.0 |" in md
+    assert "| adaptive | R2 | 72.0 ± 2.0 % | 140.0 | 196.0 | 10.0 % | 5.0 % |" in md
     assert "| short-only | R1 | algebra | — | 50.0 % | 20 |" in md
     assert "53 easy, 10 medium, 31 hard, 2 ungraded" in md
     assert "CoTQS not rated: the judge is the rules judge" in md

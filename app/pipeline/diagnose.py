@@ -72,8 +72,12 @@ def answer_fields(ev: dict, problem: Problem, tally) -> dict:
     reference), counted into `tally` (anything with generated / failed / correct)."""
     text = ev.get("text")
     extracted = extract_answer(text) if text else None
-    # Out of budget before an answer is a wrong answer; only a failed item has no verdict.
-    correct = None if ev.get("error") else is_equivalent(extracted, problem.answer)
+    # Only a failed item has no verdict. An answer cut off by the token budget is wrong
+    # even when an earlier \boxed{} matches: the student never finished saying it.
+    if ev.get("error"):
+        correct = None
+    else:
+        correct = ev.get("finish_reason") != "length" and is_equivalent(extracted, problem.answer)
     tally.generated += 1
     tally.failed += bool(ev.get("error"))
     tally.correct += bool(correct)
