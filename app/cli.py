@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="sampling seed (default: [sampling] seed)")
     p.add_argument("--allow-short", action="store_true",
                    help="fill a stratum smaller than its quota from the other strata instead of failing")
+    p.add_argument("--routing", choices=["graded", "blind"], default="graded",
+                   help="graded: Easy/Medium -> short CoT, Hard -> long (default); blind: the pool's short share "
+                        "at random, ignoring grades (ACoTD's random-sampling ablation)")
 
     p = sub.add_parser("teach", parents=[parent], help="teachers write short / long CoT for a dataset's problems")
     p.add_argument("--dataset", required=True, metavar="NAME", help="a dataset made by `tailor sample`")
@@ -451,7 +454,7 @@ def cmd_sample(args) -> int:
 
     with _stage(args) as (cfg, store, events):
         res = sample(cfg, store, events, name=args.name, strategy=args.strategy, k=args.k,
-                     seed=args.seed, ratio=args.ratio, allow_short=args.allow_short)
+                     seed=args.seed, ratio=args.ratio, allow_short=args.allow_short, routing=args.routing)
     c = res.counts
     print(f"dataset {res.name!r}: {res.k} problems ({c['easy']} easy, {c['medium']} medium, {c['hard']} hard) "
           f"-> {res.routes['short']} short + {res.routes['long']} long CoT")

@@ -57,7 +57,9 @@ class CellKeys(_Strict):
     k: int | None = Field(None, ge=1)
     ratio: str | None = None
     sample_seed: int | None = None
-    routing: Literal["adaptive", "short", "long"] = "adaptive"
+    # adaptive: graded routes (Easy/Medium short, Hard long); blind: routes drawn without
+    # grades (the random-sampling ablation); short / long: one teacher style for every item.
+    routing: Literal["adaptive", "blind", "short", "long"] = "adaptive"
     profile: Literal["acotd", "obryan"] | None = None
     iters: int | None = Field(None, ge=1)
     max_iters: int | None = Field(None, ge=1)

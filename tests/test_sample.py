@@ -245,3 +245,64 @@ def test_config_defaults_are_used(store):
     cfg = parse_config('[sampling]\nstrategy = "random"\nk = 7\nseed = 5')
     res = sample(cfg, store, RecordingEvents(), name="c")
     assert (res.strategy, res.k, res.seed) == ("random", 7, 5)
+
+
+# -- blind routing (ACoTD's random-sampling ablation) ---------------------------------
+
+
+def graded_pool(store, grades: list[str]):
+    problems = [Problem(id=f"p{i:03d}", question=f"q {i}", answer="1", split="train") for i in range(len(grades))]
+    store.insert_problems(problems)
+    with store.transaction():
+        for p, g in zip(problems, grades):
+            store.insert_grade(GradeRecord(problem_id=p.id, grade=g, provider="rules", model="rules"))
+
+
+def routes_of(store, name):
+    return {i.problem_id: i.route for i in store.get_dataset(name).items}
+
+
+def test_blind_routing_does_not_depend_on_any_grade(tmp_path):
+    from app.store import Store
+
+    grades = ["easy"] * 40 + ["medium"] * 20 + ["hard"] * 30
+    shuffled = list(grades)
+    random.Random(5).shuffle(shuffled)
+    got = []
+    for i, gs in enumerate((grades, shuffled)):
+        with Store(tmp_path / f"s{i}.db") as s:
+            graded_pool(s, gs)
+            res = sample(CFG, s, RecordingEvents(), name="r", strategy="random", k=30, seed=4, routing="blind")
+            got.append((routes_of(s, "r"), res))
+    (a, res_a), (b, _) = got
+    # The same problems and the same routes, although every problem's grade moved.
+    assert a == b
+    # The pool's short share, (40 + 20) / 90 of K = 30 -> 20 short, 10 long.
+    assert res_a.routes == {"short": 20, "long": 10} and res_a.routing == "blind"
+    with Store(tmp_path / "s0.db") as s:
+        items = s.get_dataset("r").items
+        assert s.get_dataset("r").params["routing"] == "blind"
+    assert {i.grade for i in items if i.route == "long"} != {"hard"}  # Hard is not what goes long
+
+
+def test_graded_routing_follows_the_grades_for_every_strategy(store):
+    graded_pool(store, ["easy"] * 40 + ["medium"] * 20 + ["hard"] * 30)
+    sample(CFG, store, RecordingEvents(), name="r", strategy="random", k=30, seed=4)
+    assert all(i.route == ("long" if i.grade == "hard" else "short") for i in store.get_dataset("r").items)
+    with pytest.raises(SampleError, match="--routing 'sideways'"):
+        sample(CFG, store, RecordingEvents(), name="x", strategy="random", k=3, routing="sideways")
+
+
+def test_a_random_cell_draws_per_seed_and_the_others_share_one_dataset(tmp_path):
+    from app.pipeline.batch import replicates
+    from app.sweep import load_sweep
+
+    path = tmp_path / "s.toml"
+    path.write_text('[sweep]\nname = "s"\nseeds = [0, 1, 2]\n[[cell]]\nlabel = "a"\n'
+                    '[[cell]]\nlabel = "r"\nstrategy = "random"\nrouting = "blind"\n'
+                    '[[cell]]\nlabel = "f"\nstrategy = "random"\nsample_seed = 7\n')
+    sw = load_sweep(path, {})
+    a, r, f = sw.cells
+    assert replicates(sw, a) == {None: "s-a"}
+    assert replicates(sw, r) == {0: "s-r-s0", 1: "s-r-s1", 2: "s-r-s2"}
+    assert replicates(sw, f) == {None: "s-f"}  # a fixed sample seed: one draw for every seed

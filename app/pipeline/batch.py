@@ -166,62 +166,83 @@ def _check(status: str, stage: str) -> None:
         raise SweepStopped(f"{stage} was cancelled; run the same command again to resume")
 
 
+def replicates(sweep: Sweep, cell: Cell) -> dict[int | None, str]:
+    """{training seed: dataset name}. A random cell with no fixed sample_seed draws its own
+    sample for every training seed (sampled with that seed), so the ablation's spread over
+    seeds includes the draw; every other cell shares one dataset (key None)."""
+    keys = cell.keys
+    strategy = keys.strategy or sweep.config_for(cell).sampling.strategy
+    name = sweep.dataset_name(cell)
+    if strategy == "random" and keys.sample_seed is None:
+        return {s: f"{name}-s{s}" for s in sweep.section.seeds}
+    return {None: name}
+
+
 def _cell_stage(stage: str, sweep: Sweep, cell: Cell, store: Store, events: Events, project: Path, job_cls,
                 transport, retry) -> None:
     cfg, keys = sweep.config_for(cell), cell.keys
-    name = sweep.dataset_name(cell)
-    only = None if keys.routing == "adaptive" else keys.routing
-    if stage == "sample":
-        _sample(cfg, store, events, name, keys)
-    elif stage == "teach":
-        from app.pipeline.teach import teach
+    datasets = replicates(sweep, cell)
+    if stage == "train":
+        _train(sweep, cell, store, events, project, datasets, job_cls)
+        return
+    # "blind" routes are written into the dataset at sampling; teach follows them like graded ones.
+    only = keys.routing if keys.routing in ("short", "long") else None
+    for seed, name in datasets.items():
+        if stage == "sample":
+            _sample(cfg, store, events, name, keys, seed)
+        elif stage == "teach":
+            from app.pipeline.teach import teach
 
-        teach(cfg, store, events, dataset=name, only=only, transport=transport, retry=retry)
-    elif stage == "verify":
-        from app.pipeline.verify import verify
+            teach(cfg, store, events, dataset=name, only=only, transport=transport, retry=retry)
+        elif stage == "verify":
+            from app.pipeline.verify import verify
 
-        verify(cfg, store, events, dataset=name, only=only, transport=transport, retry=retry)
-    elif stage == "export":
-        from app.pipeline.export import default_out_dir, export
+            verify(cfg, store, events, dataset=name, only=only, transport=transport, retry=retry)
+        elif stage == "export":
+            from app.pipeline.export import default_out_dir, export
 
-        # Each cell has its own dataset name, so its export lives where `train --dataset` looks.
-        export(cfg, store, events, dataset=name, project=project, out=default_out_dir(project, name), only=only,
-               valid_fraction=sweep.section.valid_fraction)
-    elif stage == "train":
-        _train(sweep, cell, store, events, project, name, job_cls)
+            # Each dataset has its own name, so its export lives where `train --dataset` looks.
+            export(cfg, store, events, dataset=name, project=project, out=default_out_dir(project, name),
+                   only=only, valid_fraction=sweep.section.valid_fraction)
 
 
-def _sample(cfg, store: Store, events: Events, name: str, keys) -> None:
+def _sample(cfg, store: Store, events: Events, name: str, keys, replicate_seed: int | None) -> None:
     from app.pipeline.sample import sample
 
+    seed = keys.sample_seed if keys.sample_seed is not None else (
+        replicate_seed if replicate_seed is not None else cfg.sampling.seed)
+    routing = "blind" if keys.routing == "blind" else "graded"
     existing = store.get_dataset(name)
     if existing is not None:
-        want = {"strategy": keys.strategy or cfg.sampling.strategy, "k": keys.k or cfg.sampling.k,
-                "seed": cfg.sampling.seed if keys.sample_seed is None else keys.sample_seed}
-        have = {"strategy": existing.strategy, "k": existing.k, "seed": existing.seed}
+        want = {"strategy": keys.strategy or cfg.sampling.strategy, "k": keys.k or cfg.sampling.k, "seed": seed,
+                "routing": routing}
+        have = {"strategy": existing.strategy, "k": existing.k, "seed": existing.seed,
+                "routing": existing.params.get("routing", "graded")}
         if want != have:
             raise TailorError(f"dataset {name!r} exists with {have}, but the cell asks for {want}; "
                               "rename the cell or the sweep")
         events.message(f"dataset {name}: already sampled ({len(existing.items)} problems)")
         return
-    sample(cfg, store, events, name=name, strategy=keys.strategy, k=keys.k, seed=keys.sample_seed,
-           ratio=keys.ratio)
+    sample(cfg, store, events, name=name, strategy=keys.strategy, k=keys.k, seed=seed, ratio=keys.ratio,
+           routing=routing)
 
 
-def _train(sweep: Sweep, cell: Cell, store: Store, events: Events, project: Path, name: str, job_cls) -> None:
+def _train(sweep: Sweep, cell: Cell, store: Store, events: Events, project: Path, datasets: dict, job_cls) -> None:
     from app.pipeline.train import train
 
     keys = cell.keys
+    dataset_for = (lambda seed: datasets[None]) if None in datasets else datasets.__getitem__  # noqa: E731
     mine = [r for r in store.runs() if r.sweep == sweep.name and r.label == cell.label]
     iters = keys.iters
     if keys.find_stop:
         found = [r for r in mine if r.config.get("find_stop") and r.status == "done"]
         if not found:
             stale = [r for r in mine if r.config.get("find_stop") and r.status == "interrupted"]
+            first = sweep.section.seeds[0]
             res = (train(sweep.config, store, events, project=project, resume=stale[-1].id, job_cls=job_cls)
                    if stale else
-                   train(sweep.config, store, events, project=project, dataset=name, profile=keys.profile,
-                         max_iters=keys.max_iters, find_stop=True, seeds=sweep.section.seeds[:1],
+                   train(sweep.config, store, events, project=project, dataset=dataset_for(first),
+                         profile=keys.profile, max_iters=keys.max_iters, find_stop=True, seeds=[first],
                          patience=keys.patience, overrides=keys.set, label=cell.label, sweep=sweep.name,
                          job_cls=job_cls))
             _train_status(res)
@@ -230,17 +251,21 @@ def _train(sweep: Sweep, cell: Cell, store: Store, events: Events, project: Path
         iters = found[-1].best_iter or 1
         events.message(f"{cell.label}: validation loss lowest at iteration {iters}; training the seeds for that long")
     for seed in sweep.section.seeds:
-        runs = [r for r in mine if r.seed == seed and not r.config.get("find_stop")]
+        # Only a run trained on this seed's dataset counts: a cell whose keys changed
+        # (another draw, another routing) trains again rather than reusing old data's runs.
+        ds = store.get_dataset(dataset_for(seed))
+        runs = [r for r in mine if r.seed == seed and not r.config.get("find_stop")
+                and (ds is None or r.dataset_id in (None, ds.id))]
         if any(r.status == "done" for r in runs):
             continue
         stale = [r for r in runs if r.status == "interrupted"]
         if stale:
             res = train(sweep.config, store, events, project=project, resume=stale[-1].id, job_cls=job_cls)
         else:
-            res = train(sweep.config, store, events, project=project, dataset=name, profile=keys.profile,
-                        iters=iters, max_iters=None if keys.find_stop else keys.max_iters, seeds=[seed],
-                        patience=keys.patience, overrides=keys.set, label=cell.label, sweep=sweep.name,
-                        job_cls=job_cls)
+            res = train(sweep.config, store, events, project=project, dataset=dataset_for(seed),
+                        profile=keys.profile, iters=iters, max_iters=None if keys.find_stop else keys.max_iters,
+                        seeds=[seed], patience=keys.patience, overrides=keys.set, label=cell.label,
+                        sweep=sweep.name, job_cls=job_cls)
         _train_status(res)
 
 

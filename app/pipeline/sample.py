@@ -19,8 +19,14 @@ Deterministic: each stratum's ids are sorted, shuffled by ``random.Random`` seed
 (seed, stratum) and the first n taken, so the same pool, strategy, K and seed give the
 same dataset (and a larger K a superset within each stratum).
 
-Routes: easy / medium -> "short" (teacher A), hard -> "long" (teacher B), whatever the
-strategy. A dataset is stored once under its name with its strategy and parameters; an
+Routes (``routing``): ``graded`` (the default) sends easy / medium -> "short" (teacher A)
+and hard -> "long" (teacher B). ``blind`` ignores the grades: the pool's overall short
+share (E + M) / N of the K problems, by largest remainder, are picked at random (seeded)
+for "short" and the rest go "long". That is ACoTD's random-sampling ablation — the
+student's diagnosis removed from both the draw and the routing, with the same mix of
+short and long CoT as the main method; ``random`` sampling with graded routing is nearly
+the main method (proportional stratified sampling is simple random sampling with less
+variance). A dataset is stored once under its name with its strategy and parameters; an
 existing name is an error, never overwritten.
 """
 
@@ -40,6 +46,7 @@ from app.store import Store
 
 STRATA: tuple[str, ...] = ("easy", "medium", "hard")
 STRATEGIES: tuple[str, ...] = ("adaptive", "random", "fixed", "all")
+ROUTINGS: tuple[str, ...] = ("graded", "blind")
 ROUTES = {"easy": "short", "medium": "short", "hard": "long"}
 
 
@@ -123,6 +130,15 @@ def pick(ids, n: int, seed: int, stratum: str) -> list[str]:
     return pool[:n]
 
 
+def blind_routes(ids: list[str], pool_counts: dict[str, int], seed: int) -> dict[str, str]:
+    """{problem id: route} without looking at any problem's grade: the pool's short share,
+    by largest remainder, drawn at random (seeded) from `ids`."""
+    short_w = pool_counts["easy"] + pool_counts["medium"]
+    n_short, _ = largest_remainder(len(ids), [short_w, pool_counts["hard"]])
+    shorts = set(pick(ids, n_short, seed, "blind-routing"))
+    return {pid: "short" if pid in shorts else "long" for pid in ids}
+
+
 def _snapshot(pool: dict[str, GradeRecord], ungraded: int) -> dict:
     """What the sample was drawn from: counts, graders, and a hash of (id, grade) pairs."""
     pairs = sorted((pid, g.grade) for pid, g in pool.items())
@@ -152,10 +168,12 @@ class SampleResult:
     shortfall: dict = field(default_factory=dict)  # short stratum -> {quota, available, missing}
     filled: dict = field(default_factory=dict)  # stratum -> places it took over from short strata
     ratio: str | None = None  # the fixed ratio, when strategy = fixed
+    routing: str = "graded"
 
     def summary(self) -> str:
         c = self.counts
-        s = (f"dataset {self.name!r} ({self.strategy}, seed {self.seed}): {self.k} problems — "
+        blind = ", routed without grades" if self.routing == "blind" else ""
+        s = (f"dataset {self.name!r} ({self.strategy}{blind}, seed {self.seed}): {self.k} problems — "
              f"{c['easy']} easy / {c['medium']} medium / {c['hard']} hard; "
              f"{self.routes['short']} short + {self.routes['long']} long CoT to teach")
         if self.shortfall:
@@ -167,7 +185,7 @@ class SampleResult:
 
 def sample(cfg: Config, store: Store, events: Events, *, name: str, strategy: str | None = None,
            k: int | None = None, seed: int | None = None, ratio: str | None = None,
-           allow_short: bool = False) -> SampleResult:
+           allow_short: bool = False, routing: str = "graded") -> SampleResult:
     """Draw and store a dataset; None values come from the config's [sampling] section."""
     sc = cfg.sampling
     strategy = strategy or sc.strategy
@@ -179,6 +197,8 @@ def sample(cfg: Config, store: Store, events: Events, *, name: str, strategy: st
         raise SampleError("--name: a dataset needs a non-empty name")
     if strategy not in STRATEGIES:
         raise SampleError(f"--strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    if routing not in ROUTINGS:
+        raise SampleError(f"--routing {routing!r}: expected one of {', '.join(ROUTINGS)}")
     if store.get_dataset(name) is not None:
         raise SampleError(f"dataset {name!r} already exists; choose another --name")
     if strategy != "all" and k < 1:
@@ -211,10 +231,15 @@ def sample(cfg: Config, store: Store, events: Events, *, name: str, strategy: st
         shortfall = {STRATA[i]: info for i, info in short.items()}
         filled = {s: counts[i] - quotas[i] for i, s in enumerate(STRATA) if counts[i] > quotas[i]}
 
-    items = [DatasetItem(problem_id=pid, grade=s, route=ROUTES[s]) for s in STRATA for pid in chosen[s]]
     counts_out = {s: len(chosen[s]) for s in STRATA}
-    routes = {"short": counts_out["easy"] + counts_out["medium"], "long": counts_out["hard"]}
+    if routing == "blind":
+        route_of = blind_routes(sorted(pid for s in STRATA for pid in chosen[s]), dict(zip(STRATA, available)), seed)
+    else:
+        route_of = {pid: ROUTES[s] for s in STRATA for pid in chosen[s]}
+    items = [DatasetItem(problem_id=pid, grade=s, route=route_of[pid]) for s in STRATA for pid in chosen[s]]
+    routes = {r: sum(1 for i in items if i.route == r) for r in ("short", "long")}
     params = {
+        "routing": routing,
         "ratio": ratio_text if strategy == "fixed" else None,
         "allow_short": allow_short,
         "counts": counts_out,
@@ -235,6 +260,6 @@ def sample(cfg: Config, store: Store, events: Events, *, name: str, strategy: st
     result = SampleResult(name=name, dataset_id=ds_id, strategy=strategy, k=k, seed=seed, counts=counts_out,
                           routes=routes, pool=dict(zip(STRATA, available)),
                           shortfall=shortfall, filled=filled,
-                          ratio=ratio_text if strategy == "fixed" else None)
+                          ratio=ratio_text if strategy == "fixed" else None, routing=routing)
     events.done(result.summary())
     return result
