@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("grade", parents=[parent], help="the judge grades each diagnosed problem easy / medium / hard")
     p.add_argument("--split", default="train", choices=["train", "valid", "test", "placement"])
-    p.add_argument("--limit", type=int, help="only the first N diagnosed problems of the split")
+    p.add_argument("--limit", type=int, help="only N diagnosed problems of the split (a seeded draw stratified over categories)")
     p.add_argument("--override", action="append", default=[], metavar="PROBLEM_ID=GRADE",
                    help="record a manual grade (easy, medium or hard) instead of running the judge; "
                         "repeatable; an override always wins")
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("diagnose", parents=[parent], help="the student answers every problem with CoT")
     p.add_argument("--split", default="train", choices=["train", "valid", "test", "placement"])
-    p.add_argument("--limit", type=int, help="only N problems of the split (the first N by id: a fixed draw across categories)")
+    p.add_argument("--limit", type=int, help="only N problems of the split (a seeded draw stratified over categories)")
     p.add_argument("--seed", type=int, default=0, help="base sampling seed (default 0)")
 
     sub.add_parser("runs", parents=[parent], help="list the training runs: configuration, seed, status, best iteration")
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--sweep", metavar="NAME", help="the finished runs of one sweep")
     _problem_set_args(p)
     p.add_argument("--tiers", action="store_true", help="also the response-length tiers R2..R6 ([eval.tiers])")
-    p.add_argument("--limit", type=int, help="only N problems (the first N by id: a fixed draw across categories)")
+    p.add_argument("--limit", type=int, help="only N problems (a seeded draw stratified over categories)")
 
     p = sub.add_parser("model", help="students that are not mlx_lm directories: fetch by name, import a GGUF")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)

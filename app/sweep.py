@@ -84,8 +84,8 @@ class SweepSection(_Strict):
     main: str | None = Field(None, description="the cell every other cell is also compared with (default: the first)")
     split: Literal["train", "valid", "test", "placement"] | None = None
     benchmark: str | None = None
-    diagnose_limit: int | None = Field(None, ge=1, description="diagnose only N train problems (the first N by id: a fixed draw across categories)")
-    eval_limit: int | None = Field(None, ge=1, description="evaluate only N problems (the first N by id: a fixed draw across categories)")
+    diagnose_limit: int | None = Field(None, ge=1, description="diagnose only N train problems (a seeded draw stratified over categories)")
+    eval_limit: int | None = Field(None, ge=1, description="evaluate only N problems (a seeded draw stratified over categories)")
     valid_fraction: float = Field(0.1, gt=0, lt=1)
 
     @model_validator(mode="after")

@@ -99,3 +99,21 @@ def test_cli_diagnose_bad_model_is_one_line(project, capsys):
     assert main(["--project", str(project), "diagnose", "--limit", "2"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("tailor: error: diagnose: ") and "/no/such/model/dir" in err[-1]
+
+
+def test_limit_is_a_seeded_draw_stratified_over_categories():
+    from collections import Counter
+
+    from app.pipeline.diagnose import spread_limit
+    from app.records import Problem
+
+    # Categories stored in order, the first one large: "the first N" would be all algebra.
+    cats = ["algebra"] * 60 + ["geometry"] * 30 + ["number_theory"] * 10
+    probs = [Problem(id=f"{c[:3]}{i:03d}", question=f"q{i}", answer="1", category=c, split="train")
+             for i, c in enumerate(cats)]
+    got = spread_limit(probs, 20)
+    assert Counter(p.category for p in got) == {"algebra": 12, "geometry": 6, "number_theory": 2}
+    assert got == spread_limit(list(reversed(probs)), 20)[::-1]  # the same draw whatever the order
+    assert [p.id for p in got] != [p.id for p in probs[:12]]  # random within a category, not its first
+    assert spread_limit(probs, 3) != spread_limit(probs, 3, seed=1)
+    assert spread_limit(probs, None) == probs and spread_limit(probs, 500) == probs

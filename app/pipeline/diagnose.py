@@ -17,6 +17,7 @@ from app.blas import find_blas, hint_once
 from app.config import Config
 from app.events import Events
 from app.jobs import JobError, MlxJob
+from app.pipeline.sample import largest_remainder, pick
 from app.prompts import load_prompt
 from app.records import Attempt, Problem
 from app.store import Store
@@ -49,13 +50,22 @@ def attempt_key(problem_id: str, purpose: str, model: str, adapter: str | None,
     return _hash([problem_id, purpose, model, adapter, prompt_hash, params, seed, tier])
 
 
-def spread_limit(problems: list[Problem], limit: int | None) -> list[Problem]:
-    """The first ``limit`` problems in id order. Ids hash question and answer, so this is a
-    fixed pseudo-random draw across categories; the store's own order (by category) would
-    make `--limit 32` all algebra."""
-    if limit is None:
+LIMIT_SEED = 0
+
+
+def spread_limit(problems: list[Problem], limit: int | None, seed: int = LIMIT_SEED) -> list[Problem]:
+    """A seeded stratified subset of ``limit`` problems: every (category, section) gets its
+    proportional share by largest remainder, drawn within it by a seeded shuffle — so
+    `--limit 32` covers every category in proportion instead of the first ones in some
+    order. Deterministic for a given set of problems, and in the store's order."""
+    if limit is None or limit >= len(problems):
         return problems
-    chosen = {p.id for p in sorted(problems, key=lambda p: p.id)[:limit]}
+    groups: dict[tuple, list[str]] = {}
+    for p in problems:
+        groups.setdefault((p.category or "", p.section or ""), []).append(p.id)
+    keys = sorted(groups)
+    counts = largest_remainder(limit, [len(groups[k]) for k in keys])
+    chosen = {pid for k, n in zip(keys, counts) for pid in pick(groups[k], n, seed, f"limit:{k[0]}:{k[1]}")}
     return [p for p in problems if p.id in chosen]
 
 

@@ -48,6 +48,7 @@ from app.answers import is_equivalent
 from app.config import OFFLINE_JUDGES, Config
 from app.errors import TailorError
 from app.events import Events
+from app.pipeline.diagnose import spread_limit
 from app.prompts import load_prompt
 from app.records import Attempt, GradeRecord, Problem
 from app.replies import json_object
@@ -329,8 +330,7 @@ def grade(cfg: Config, store: Store, events: Events, *, split: str = "train", li
     problems = store.problems(split=split)
     latest = latest_diagnoses(store, (p.id for p in problems))
     work = [p for p in problems if p.id in latest]
-    if limit is not None:
-        work = work[:limit]
+    work = spread_limit(work, limit)
     if not work:
         raise GradeError(f"grade: no diagnosed problems in split {split!r}; run `tailor diagnose` first")
     result.total = len(work)
