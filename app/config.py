@@ -37,6 +37,10 @@ class OpenAIProvider(_Section):
     max_tokens: int = Field(4096, ge=1)
     temperature: float = Field(0.6, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
+    # As a teacher: what export does with the model's reasoning (reasoning_content or <think>):
+    # "as-cot" puts it before the final solution, "drop" leaves it out. Unset: as-cot for the
+    # long-CoT teacher (the long CoT ACoTD's teacher B and the O'Bryan study train on), drop for short.
+    keep_reasoning: Literal["as-cot", "drop"] | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -57,6 +61,10 @@ class MlxServerProvider(_Section):
     max_tokens: int = Field(2048, ge=1)
     temperature: float = Field(0.6, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
+    # As a teacher: what export does with the model's reasoning (reasoning_content or <think>):
+    # "as-cot" puts it before the final solution, "drop" leaves it out. Unset: as-cot for the
+    # long-CoT teacher (the long CoT ACoTD's teacher B and the O'Bryan study train on), drop for short.
+    keep_reasoning: Literal["as-cot", "drop"] | None = None
 
 
 class ReferenceProvider(_Section):

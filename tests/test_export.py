@@ -204,3 +204,38 @@ def test_split_problems_is_deterministic_and_by_problem():
     assert len(valid) == 5 and set(train).isdisjoint(valid) and sorted(train + valid) == sorted(ids)
     assert split_problems(list(reversed(ids)), 0.1) == (train, valid)
     assert split_problems(["a", "b"], 0.01)[1] and split_problems(["a"], 0.5) == (["a"], [])
+
+
+def reasoning_reply(m, s, q, n):
+    """Both teachers think first (DeepSeek-R1 style reasoning_content), then answer right."""
+    a, b = (int(x) for x in q.removeprefix("What is ").removesuffix("?").split("+"))
+    body = completion(f"Add them.\nThe answer is \\boxed{{{a + b}}}.")
+    body["choices"][0]["message"]["reasoning_content"] = f"THINKING about {a}+{b}: carry nothing."
+    return httpx.Response(200, json=body)
+
+
+@pytest.mark.parametrize("long_mode, short_mode", [(None, None), ("drop", "as-cot")])
+def test_the_long_teachers_reasoning_is_the_long_cot_unless_dropped(store, project, long_mode, short_mode):
+    text = CFG_TEXT
+    if long_mode:
+        text = text.replace('model = "teacher-b"', f'model = "teacher-b"\nkeep_reasoning = "{long_mode}"')
+        text = text.replace('model = "teacher-a"', f'model = "teacher-a"\nkeep_reasoning = "{short_mode}"')
+    cfg = parse_config(text)
+    add_dataset(store, items=ITEMS)
+    srv = Teachers(reasoning_reply)
+    teach(cfg, store, RecordingEvents(), dataset="ds", transport=srv.transport, retry=NO_RETRY)
+    verify(cfg, store, RecordingEvents(), dataset="ds", transport=srv.transport, retry=NO_RETRY)
+    res = export(cfg, store, RecordingEvents(), dataset="ds", project=project)
+    rows = read_jsonl(res.train_path) + read_jsonl(res.valid_path)
+    grade_of = {question(a, b): g for _, a, b, g, _ in ITEMS}
+    for row in rows:
+        q = row["messages"][1]["content"].split("Problem: ", 1)[1]
+        cot = row["messages"][-1]["content"]
+        hard = grade_of[q] == "hard"  # Hard problems went to the long teacher
+        kept = hard if long_mode is None else not hard
+        assert cot.startswith("THINKING about") == kept, cot
+        assert cot.splitlines()[-1].startswith("The answer is \\boxed{")  # the evaluated format
+    m = json.loads(res.manifest_path.read_text())
+    modes = {t["style"]: (t["keep_reasoning"], t["examples_with_reasoning"] > 0) for t in m["teachers"]}
+    assert modes == ({"long": ("as-cot", True), "short": ("drop", False)} if long_mode is None
+                     else {"long": ("drop", False), "short": ("as-cot", True)})

@@ -2,8 +2,10 @@
 
 Each example is exactly what the student sees at evaluation: the messages of
 prompts/student_solve.md for the problem, then the teacher's CoT as the assistant turn,
-normalised so its last line is ``The answer is \\boxed{ANSWER}.`` (reasoning in
-``<think>`` blocks is dropped). Every teacher's accepted trace of a problem is kept, at
+normalised so its last line is ``The answer is \\boxed{ANSWER}.``. A teacher's reasoning
+(reasoning_content or ``<think>`` blocks, stored as the trace's ``reasoning``) leads the
+CoT when the teacher keeps it (``keep_reasoning``: "as-cot", the default for the long-CoT
+teacher — the long CoT a reasoning model's distillation trains on), else it is dropped. Every teacher's accepted trace of a problem is kept, at
 most one per teacher (the lowest accepted variant); ``intersect=True`` (the ablation)
 keeps only the problems every teacher of the style solved.
 
@@ -218,13 +220,18 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
     counts = {part: {"examples": 0, "problems": 0, "by_grade": Counter(), "by_style": Counter()}
               for part in ("train", "valid")}
     by_teacher: Counter = Counter()
+    with_reasoning: Counter = Counter()  # examples whose teacher's reasoning leads the CoT
     exported_trace_ids: list[int] = []
     consistency_checked = False
     for i in sorted(chosen, key=lambda i: (slots[i].problem.id, slots[i].teacher.label)):
         s, trace = slots[i], chosen[i]
         part = "valid" if s.problem.id in valid_set else "train"
         messages = student.render(question=s.problem.question)
-        messages.append({"role": "assistant", "content": format_cot(trace.text or "", s.problem.answer)})
+        cot = trace.text or ""
+        if s.teacher.keeps_reasoning and (trace.reasoning or "").strip():
+            cot = f"{trace.reasoning.strip()}\n\n{split_think(cot)[0] or ''}"
+            with_reasoning[s.teacher.label] += 1
+        messages.append({"role": "assistant", "content": format_cot(cot, s.problem.answer)})
         lines[part].append(json.dumps({"messages": messages}, ensure_ascii=False))
         c = counts[part]
         c["examples"] += 1
@@ -274,7 +281,9 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
         "prompts": prompts,
         "teachers": [
             {"style": t.style, "provider": t.name, "model": t.model, "role": t.role,
-             "prompt_hash": t.prompt_hash or None, "examples": by_teacher[(t.style, t.label)]}
+             "prompt_hash": t.prompt_hash or None, "examples": by_teacher[(t.style, t.label)],
+             "keep_reasoning": "as-cot" if t.keeps_reasoning else "drop",
+             "examples_with_reasoning": with_reasoning[t.label]}
             for t in teachers_in(slots)
         ],
         "valid_problem_ids": valid_ids,

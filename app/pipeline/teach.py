@@ -88,6 +88,12 @@ class Teacher:
         return "reference" if self.name == "reference" else f"{self.name}/{self.model}"
 
     @property
+    def keeps_reasoning(self) -> bool:
+        """Whether export puts this teacher's reasoning before its solution (see keep_reasoning)."""
+        mode = getattr(self.provider, "keep_reasoning", None) or ("as-cot" if self.style == "long" else "drop")
+        return mode == "as-cot"
+
+    @property
     def prompt(self) -> Prompt | None:
         """The teach prompt; None for the reference teacher (it is given no prompt)."""
         return None if self.name == "reference" else load_prompt(f"teach_{self.style}")
