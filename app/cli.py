@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["train", "valid", "test", "placement"],
                    help="split for every row (default: the row's own 'split', else train)")
     p.add_argument("--source", help="source label (default: the file name)")
+    p.add_argument("--resplit", action="store_true",
+                   help="move a problem already in another split to this file's split (else refused)")
 
     sub.add_parser("status", parents=[parent], help="counts of what the project holds")
 
@@ -129,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output directory (default: PROJECT/runs/datasets/NAME)")
     p.add_argument("--valid-fraction", type=float, default=0.1, metavar="F",
                    help="share of problems in valid.jsonl, split by problem (default 0.1)")
+    p.add_argument("--decontaminate", action="store_true",
+                   help="leave out problems whose question overlaps a test or benchmark one (see `tailor contamination`)")
+
+    p = sub.add_parser("contamination", parents=[parent],
+                       help="train/valid problems that match a test or benchmark question (exact or 13-gram overlap)")
+    p.add_argument("--threshold", type=float, default=0.5, metavar="F",
+                   help="13-gram overlap at or above which a pair counts (default 0.5)")
 
     p = sub.add_parser("train", parents=[parent], help="LoRA-train the student on an exported dataset, one run per seed")
     p.add_argument("--dataset", metavar="NAME", help="an export in PROJECT/runs/datasets/NAME (`tailor export`)")
@@ -269,9 +278,10 @@ def cmd_import(args) -> int:
     from app.pipeline.importing import import_file
 
     with _open_store(args.project) as store:
-        res = import_file(store, args.file, args.format, args.split, args.source)
+        res = import_file(store, args.file, args.format, args.split, args.source, resplit=args.resplit)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(store.problem_counts().items()))
-    print(f"{res.path}: {res.rows} problems ({res.format}): {res.new} new, {res.present} already present")
+    moved = f", {res.moved} moved from another split (--resplit)" if res.moved else ""
+    print(f"{res.path}: {res.rows} problems ({res.format}): {res.new} new, {res.present} already present{moved}")
     print(f"store now holds: {counts}")
     return 0
 
@@ -485,9 +495,25 @@ def cmd_export(args) -> int:
 
     with _stage(args) as (cfg, store, events):
         res = export(cfg, store, events, dataset=args.dataset, project=args.project, out=args.out,
-                     only=args.only, intersect=args.intersect, valid_fraction=args.valid_fraction)
+                     only=args.only, intersect=args.intersect, valid_fraction=args.valid_fraction,
+                     decontaminate=args.decontaminate)
     print(f"exported {args.dataset}: {res.summary()}")
     print(f"manifest: {res.manifest_path}")
+    return 0
+
+
+def cmd_contamination(args) -> int:
+    from app.contamination import find_contamination
+
+    if not 0 < args.threshold <= 1:
+        raise TailorError(f"--threshold {args.threshold}: expected a share in (0, 1]")
+    with _open_store(args.project) as store:
+        pairs = find_contamination(store.problems(), args.threshold)
+    for p in pairs:
+        print(p.line())
+    n = len({p.train_id for p in pairs})
+    print(f"{len(pairs)} pairs; {n} train/valid problems overlap a test or benchmark question"
+          + ("" if not n else "; `tailor export --decontaminate` leaves them out"))
     return 0
 
 
@@ -528,7 +554,7 @@ def cmd_gap(args) -> int:
     return 0
 
 
-COMMANDS = {"model": cmd_model, "runs": cmd_runs, "tui": cmd_tui, "report": cmd_report, "demo": cmd_demo, "eval": cmd_eval, "train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
+COMMANDS = {"contamination": cmd_contamination, "model": cmd_model, "runs": cmd_runs, "tui": cmd_tui, "report": cmd_report, "demo": cmd_demo, "eval": cmd_eval, "train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:

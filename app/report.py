@@ -24,7 +24,7 @@ from app.config import OFFLINE_JUDGES
 from app.plots import PLOTS, PlotResult
 
 DEFAULT_ALPHA = 0.05
-ADDED_KEYS = ("curves", "generated_by", "generated_at", "how_to_recompute")
+ADDED_KEYS = ("curves", "contamination", "generated_by", "generated_at", "how_to_recompute")
 HOW_TO_RECOMPUTE = {
     "units": "accuracies are fractions 0-1; the Markdown shows them x100 (percent, delta in points)",
     "inputs": "each row's comparison.reference.correct and comparison.other.correct: per seed, per problem "
@@ -80,10 +80,21 @@ def build_report(store, *, split: str | None = "test", benchmark: str | None = N
     if clash:
         raise ValueError(f"results already hold report keys {sorted(clash)}")
     report["curves"] = json_safe({r["id"]: _curve(store, r) for r in report.get("runs") or []})
+    report["contamination"] = contamination_summary(store)
     report["generated_by"] = {"tailor": tailor_version()}
     report["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     report["how_to_recompute"] = dict(HOW_TO_RECOMPUTE)
     return report
+
+
+def contamination_summary(store) -> dict:
+    from app.contamination import NGRAM, THRESHOLD, find_contamination
+
+    pairs = find_contamination(store.problems())
+    return {"method": f"normalised exact match, or ≥ {THRESHOLD:g} of a training question's word {NGRAM}-grams "
+                      "in one test / benchmark question",
+            "pairs": len(pairs), "problems": sorted({p.train_id for p in pairs}),
+            "top": [p.line() for p in pairs[:10]]}
 
 
 # -- formatting (public so tests and the TUI format numbers the same way) ---------------
@@ -311,6 +322,19 @@ def _runs(report: dict, plots: dict) -> list[str]:
     return out + _plot(plots, "training_curves")
 
 
+def _contamination(report: dict) -> list[str]:
+    c = report.get("contamination")
+    if not c:
+        return []
+    out = ["## Contamination check", "", f"Method: {c['method']}.", ""]
+    if not c["pairs"]:
+        return out + ["No train or valid problem overlaps a test or benchmark question.", ""]
+    out += [f"**{len(c['problems'])} train/valid problems** overlap a test or benchmark question "
+            f"({c['pairs']} pairs; `tailor contamination` lists them all, `tailor export --decontaminate` "
+            "leaves them out of training). The closest:", ""]
+    return out + [f"- {line}" for line in c["top"]] + [""]
+
+
 def render_markdown(report: dict, plot_results: list[PlotResult]) -> str:
     plots = {p.name: p for p in plot_results}
     ps = report.get("problem_set") or {}
@@ -330,7 +354,7 @@ def render_markdown(report: dict, plot_results: list[PlotResult]) -> str:
     ]
     out += _plot(plots, "grades")
     out += _headline(report, plots) + _ablations(report) + _cotqs(report) + _tiers(report, plots)
-    out += _categories(report, plots) + _teachers(report) + _runs(report, plots)
+    out += _categories(report, plots) + _teachers(report) + _runs(report, plots) + _contamination(report)
     return "\n".join(out).rstrip() + "\n"
 
 

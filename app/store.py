@@ -327,6 +327,10 @@ class Store:
             self.db["problems"].insert_all(rows, ignore=True)
             return self.count("problems") - before
 
+    def set_split(self, problem_id: str, split: str) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE problems SET split = ? WHERE id = ?", [split, problem_id])
+
     def get_problem(self, problem_id: str) -> Problem | None:
         rows = list(self.db.query("SELECT * FROM problems WHERE id = ?", [problem_id]))
         return Problem.model_validate(rows[0]) if rows else None

@@ -239,3 +239,17 @@ def test_the_long_teachers_reasoning_is_the_long_cot_unless_dropped(store, proje
     modes = {t["style"]: (t["keep_reasoning"], t["examples_with_reasoning"] > 0) for t in m["teachers"]}
     assert modes == ({"long": ("as-cot", True), "short": ("drop", False)} if long_mode is None
                      else {"long": ("drop", False), "short": ("as-cot", True)})
+
+
+def test_contaminated_problems_are_named_and_left_out_on_request(cfg, store, taught, project):
+    # A benchmark question that is p01's with other spacing ("What is 1 + 11 ?"): not the same text.
+    store.insert_problems([Problem(id="bench1", question="What is 1 + 11 ?", answer="12", split="test",
+                                   source="bench")])
+    ev = RecordingEvents()
+    res = export(cfg, store, ev, dataset="ds", project=project)
+    assert any(e[0] == "message" and "warning: 1 exported problems overlap" in e[1] for e in ev.log), ev.log
+    m = json.loads(res.manifest_path.read_text())
+    assert m["contamination"] == {"decontaminated": False, "overlapping_problems": ["p01"]}
+    clean = export(cfg, store, RecordingEvents(), dataset="ds", project=project, decontaminate=True)
+    m = json.loads(clean.manifest_path.read_text())
+    assert m["counts"]["problems_exported"] == 9 and m["contamination"]["decontaminated"] is True

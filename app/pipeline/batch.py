@@ -307,6 +307,13 @@ def results_table(store: Store, sweep: Sweep, *, split: str | None, color: bool 
     if not lines:
         return "no evaluated configurations yet"
     lines += [f"note: {n}" for n in res.get("notes") or []]
+    if store is not None:
+        from app.contamination import find_contamination
+
+        near = {p.train_id for p in find_contamination(store.problems())}
+        if near:
+            lines.append(f"warning: {len(near)} train/valid problems overlap a test or benchmark question "
+                         "(`tailor contamination`); `export --decontaminate` leaves them out")
     lines.append("p: problem-level sign-flip permutation test, mid-p (exact McNemar with one seed); "
                  "adj p: Holm within each table; report.md names each row's test")
     return "\n".join(lines)

@@ -152,7 +152,7 @@ def default_out_dir(project: Path | str, dataset: str, only: str | None = None, 
 def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: Path | str = ".",
            out: Path | str | None = None, only: str | None = None, intersect: bool = False,
            valid_fraction: float = DEFAULT_VALID_FRACTION,
-           teachers: dict[str, Sequence[Teacher]] | None = None) -> ExportResult:
+           teachers: dict[str, Sequence[Teacher]] | None = None, decontaminate: bool = False) -> ExportResult:
     """Write train.jsonl / valid.jsonl / manifest.json for a dataset; see the module docstring."""
     check_only(only)
     if not 0 < valid_fraction < 1:
@@ -211,6 +211,18 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
         if not chosen:
             raise ExportError(f"dataset {ds.name!r}: every verified problem duplicates a held-out question")
 
+    from app.contamination import contaminated_ids, find_contamination
+
+    near = contaminated_ids(find_contamination(store.problems())) & {slots[i].problem.id for i in chosen}
+    if near and decontaminate:
+        events.message(f"--decontaminate: {len(near)} problems left out: they overlap a test or benchmark "
+                       f"question (exact or 13-gram; `tailor contamination` lists the pairs)")
+        chosen = {i: t for i, t in chosen.items() if slots[i].problem.id not in near}
+        if not chosen:
+            raise ExportError(f"dataset {ds.name!r}: every verified problem overlaps a test or benchmark question")
+    elif near:
+        events.message(f"warning: {len(near)} exported problems overlap a test or benchmark question (exact or "
+                       f"13-gram); `tailor contamination` lists them, `export --decontaminate` leaves them out")
     train_ids, valid_ids = split_problems([slots[i].problem.id for i in chosen], valid_fraction)
     if not valid_ids:
         events.message("only one problem to export: valid.jsonl is empty (mlx_lm training needs a validation set)")
@@ -262,6 +274,7 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
         "only": only,
         "intersect": intersect,
         "valid_fraction": valid_fraction,
+        "contamination": {"decontaminated": decontaminate, "overlapping_problems": sorted(near)},
         "created_at": now(),
         "format": "mlx_lm chat JSONL: {messages: [system, user, assistant]}",
         "counts": {

@@ -32,6 +32,7 @@ class ImportResult:
     format: str
     rows: int
     new: int
+    moved: int = 0  # existing problems moved to this file's split (--resplit)
 
     @property
     def present(self) -> int:
@@ -277,7 +278,37 @@ def import_file(
     fmt: str | None = None,
     split: str | None = None,
     source: str | None = None,
+    resplit: bool = False,
 ) -> ImportResult:
     fmt, problems = read_problems(Path(path), fmt, split, source)
-    new = store.insert_problems(problems)
-    return ImportResult(path=Path(path), format=fmt, rows=len(problems), new=new)
+    moves = cross_split(store.problems(), problems, Path(path), resplit)
+    with store.transaction():
+        for old_id, new_split in moves.items():
+            store.set_split(old_id, new_split)
+        new = store.insert_problems(problems)
+    return ImportResult(path=Path(path), format=fmt, rows=len(problems), new=new, moved=len(moves))
+
+
+def cross_split(existing: list[Problem], incoming: list[Problem], path: Path, resplit: bool) -> dict[str, str]:
+    """{existing problem id: the split it moves to}. A question (normalised) may live in one
+    split only: otherwise a benchmark imported as test would silently stay train (same id,
+    "already present") or sit in both. Refused unless `resplit` moves it explicitly."""
+    from app.contamination import normalised
+
+    where: dict[str, Problem] = {}
+    for p in existing:
+        where.setdefault(normalised(p.question), p)
+    moves: dict[str, str] = {}
+    for p in incoming:
+        key = normalised(p.question)
+        q = where.get(key)
+        if q is None:
+            where[key] = p
+        elif q.split != p.split:
+            if not resplit or q.id not in {e.id for e in existing}:
+                raise ImportFileError(
+                    f"{path}: problem {p.id} ({p.split}) has the question of problem {q.id}, already in split "
+                    f"{q.split!r}; a question lives in one split only — remove one, or import with --resplit "
+                    f"to move it to {p.split!r}")
+            moves[q.id] = p.split
+    return moves
