@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also ask the judge whether each accepted solution is consistent (prompts/verify.md)")
     p.add_argument("--resample", type=int, default=0, metavar="N",
                    help="ask the teacher up to N more times for a rejected problem (default 0)")
+    p.add_argument("--refill", action="store_true",
+                   help="replace rejected problems with new ones from the same stratum (taught and verified) "
+                        "until K and E:M:H hold or the stratum runs out (on by default in sweeps)")
 
     p = sub.add_parser("export", parents=[parent], help="write mlx_lm train/valid JSONL of the verified traces")
     p.add_argument("--dataset", required=True, metavar="NAME")
@@ -486,7 +489,15 @@ def cmd_verify(args) -> int:
     with _stage(args) as (cfg, store, events):
         res = verify(cfg, store, events, dataset=args.dataset, only=args.only,
                      consistency=args.consistency, resample=args.resample)
+        refilled = None
+        if args.refill:
+            from app.pipeline.refill import refill
+
+            refilled = refill(cfg, store, events, dataset=args.dataset, only=args.only,
+                              verify_kw={"consistency": args.consistency, "resample": args.resample})
     print(format_verify(res))
+    if refilled is not None:
+        print(refilled.summary())
     return 0
 
 

@@ -24,7 +24,7 @@ from app.config import OFFLINE_JUDGES
 from app.plots import PLOTS, PlotResult
 
 DEFAULT_ALPHA = 0.05
-ADDED_KEYS = ("curves", "contamination", "generated_by", "generated_at", "how_to_recompute")
+ADDED_KEYS = ("curves", "contamination", "data", "generated_by", "generated_at", "how_to_recompute")
 HOW_TO_RECOMPUTE = {
     "units": "accuracies are fractions 0-1; the Markdown shows them x100 (percent, delta in points)",
     "inputs": "each row's comparison.reference.correct and comparison.other.correct: per seed, per problem "
@@ -81,10 +81,38 @@ def build_report(store, *, split: str | None = "test", benchmark: str | None = N
         raise ValueError(f"results already hold report keys {sorted(clash)}")
     report["curves"] = json_safe({r["id"]: _curve(store, r) for r in report.get("runs") or []})
     report["contamination"] = contamination_summary(store)
+    report["data"] = data_summary(store, report.get("runs") or [])
     report["generated_by"] = {"tailor": tailor_version()}
     report["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     report["how_to_recompute"] = dict(HOW_TO_RECOMPUTE)
     return report
+
+
+def data_summary(store, runs: list[dict]) -> list[dict]:
+    """Per configuration and dataset it trained on: the items sampled per stratum and how
+    many of them have an accepted trace after verification (and refills)."""
+    by_id = {}
+    for r in runs:
+        stored = store.get_run(r["id"])
+        if stored is not None and stored.dataset_id is not None:
+            by_id.setdefault(stored.dataset_id, set()).add(r["label"])
+    out = []
+    names = {}
+    for name in store.dataset_names():
+        ds = store.get_dataset(name)
+        names[ds.id] = ds
+    for ds_id, labels in sorted(by_id.items()):
+        ds = names.get(ds_id)
+        if ds is None:
+            continue
+        ok = {t.problem_id for t in store.traces([i.problem_id for i in ds.items]) if t.verified}
+        sampled = {g: sum(1 for i in ds.items if i.grade == g) for g in ("easy", "medium", "hard")}
+        kept = {g: sum(1 for i in ds.items if i.grade == g and i.problem_id in ok) for g in ("easy", "medium", "hard")}
+        refill = ds.params.get("refill") or {}
+        out.append({"configurations": sorted(labels), "dataset": ds.name, "strategy": ds.strategy, "k": ds.k,
+                    "routing": ds.params.get("routing", "graded"), "sampled": sampled, "verified": kept,
+                    "refilled": refill.get("added", 0), "exhausted": refill.get("exhausted", [])})
+    return out
 
 
 def contamination_summary(store) -> dict:
@@ -322,6 +350,20 @@ def _runs(report: dict, plots: dict) -> list[str]:
     return out + _plot(plots, "training_curves")
 
 
+def _data(report: dict) -> list[str]:
+    rows = report.get("data") or []
+    if not rows:
+        return []
+    out = ["## Training data per stratum", "",
+           "Items sampled and items with an accepted trace after verification, Easy / Medium / Hard.", ""]
+    ems = lambda d: " / ".join(str(d.get(g, 0)) for g in ("easy", "medium", "hard"))  # noqa: E731
+    return out + _table(["configuration", "dataset", "strategy", "routing", "K", "sampled E/M/H",
+                         "verified E/M/H", "refilled", "ran out"],
+                        [[", ".join(r["configurations"]), r["dataset"], r["strategy"], r["routing"], r["k"],
+                          ems(r["sampled"]), ems(r["verified"]), r["refilled"], ", ".join(r["exhausted"]) or "—"]
+                         for r in rows])
+
+
 def _contamination(report: dict) -> list[str]:
     c = report.get("contamination")
     if not c:
@@ -354,7 +396,8 @@ def render_markdown(report: dict, plot_results: list[PlotResult]) -> str:
     ]
     out += _plot(plots, "grades")
     out += _headline(report, plots) + _ablations(report) + _cotqs(report) + _tiers(report, plots)
-    out += _categories(report, plots) + _teachers(report) + _runs(report, plots) + _contamination(report)
+    out += _categories(report, plots) + _teachers(report) + _data(report) + _runs(report, plots)
+    out += _contamination(report)
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -470,6 +470,17 @@ class Store:
         ]
         return Dataset.model_validate({**row, "params": json.loads(row["params"]), "items": items})
 
+    def add_dataset_items(self, dataset_id: int, items: list[DatasetItem]) -> None:
+        """Append items (replacements drawn by a refill); one transaction."""
+        with self.transaction():
+            self.db["dataset_items"].insert_all({"dataset_id": dataset_id, **i.model_dump()} for i in items)
+
+    def update_dataset_params(self, dataset_id: int, changes: dict) -> None:
+        with self.transaction():
+            row = self.db.execute("SELECT params FROM datasets WHERE id = ?", [dataset_id]).fetchone()
+            params = {**json.loads(row[0]), **changes}
+            self.db.execute("UPDATE datasets SET params = ? WHERE id = ?", [json.dumps(params, sort_keys=True), dataset_id])
+
     def dataset_names(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT name FROM datasets ORDER BY id")]
 

@@ -87,6 +87,7 @@ class SweepSection(_Strict):
     diagnose_limit: int | None = Field(None, ge=1, description="diagnose only N train problems (a seeded draw stratified over categories)")
     eval_limit: int | None = Field(None, ge=1, description="evaluate only N problems (a seeded draw stratified over categories)")
     valid_fraction: float = Field(0.1, gt=0, lt=1)
+    refill: bool = Field(True, description="replace rejected traces' problems within their stratum (verify --refill)")
 
     @model_validator(mode="after")
     def _check(self):

@@ -198,6 +198,10 @@ def _cell_stage(stage: str, sweep: Sweep, cell: Cell, store: Store, events: Even
             from app.pipeline.verify import verify
 
             verify(cfg, store, events, dataset=name, only=only, transport=transport, retry=retry)
+            if sweep.section.refill:
+                from app.pipeline.refill import refill
+
+                refill(cfg, store, events, dataset=name, only=only, transport=transport, retry=retry)
         elif stage == "export":
             from app.pipeline.export import default_out_dir, export
 

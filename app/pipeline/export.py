@@ -275,6 +275,9 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
         "intersect": intersect,
         "valid_fraction": valid_fraction,
         "contamination": {"decontaminated": decontaminate, "overlapping_problems": sorted(near)},
+        # Per stratum: what was sampled (with refills), and what verification let through.
+        "sampled_by_grade": dict(Counter(item.grade or "ungraded" for item in ds.items)),
+        "refill": ds.params.get("refill"),
         "created_at": now(),
         "format": "mlx_lm chat JSONL: {messages: [system, user, assistant]}",
         "counts": {
