@@ -112,6 +112,17 @@ class StudentConfig(_Section):
     max_tokens: int = Field(1024, ge=1)
     max_batch: int = Field(16, ge=1)
     blas: str | None = Field(None, description="path of a BLAS library to preload on Linux")
+    # enable_thinking for chat templates that have the switch (Qwen3): the same in diagnosis,
+    # training and evaluation; "on" / "off" with a template that lacks it is an error.
+    # model-default: mlx_lm's choice (on when the vocabulary has think tokens).
+    thinking: Literal["model-default", "on", "off"] = "model-default"
+
+
+def thinking_params(cfg) -> dict:
+    """The attempt params that record the thinking switch: none at the model's default, so
+    attempts from before the switch existed keep their keys."""
+    t = cfg.student.thinking
+    return {} if t == "model-default" else {"thinking": t}
 
 
 class TeachersConfig(_Section):

@@ -125,7 +125,8 @@ def run(job: dict, events: Events, state: dict) -> int:
     from .score import score
 
     params = _params(job)
-    model, tokenizer, info = load_model(job["model"], job.get("adapter"), job.get("dtype") or "auto")
+    model, tokenizer, info = load_model(job["model"], job.get("adapter"), job.get("dtype") or "auto",
+                                        job.get("thinking"))
     state["loading"] = False
     items = job["items"]
     events.emit("start", kind=job["kind"], total=len(items), **info)

@@ -127,7 +127,33 @@ def _fast_blas() -> bool:
     return os.environ.get("TAILOR_FAST_BLAS", "") == "1"
 
 
-def load_model(model: str, adapter_path: str | None = None, dtype: str = "auto"):
+THINKING = ("model-default", "on", "off")
+
+
+def set_thinking(tokenizer, thinking: str | None) -> None:
+    """Pass ``enable_thinking`` to every chat-template render (Qwen3-style templates), the
+    same in generation, scoring and training (mlx_lm's ChatDataset renders through this
+    tokenizer too). "model-default" leaves it to mlx_lm, which turns thinking on when the
+    vocabulary has think tokens; "on" / "off" on a template without the switch is an error
+    rather than a silent no-op."""
+    thinking = thinking or "model-default"
+    if thinking not in THINKING:
+        raise ModelLoadError(f"[student] thinking = {thinking!r}: use one of {', '.join(THINKING)}")
+    if thinking == "model-default":
+        return
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if "enable_thinking" not in template:
+        raise ModelLoadError(f"[student] thinking = {thinking!r}: this model's chat template has no "
+                             "enable_thinking switch; use thinking = \"model-default\"")
+    render = tokenizer.apply_chat_template
+
+    def with_thinking(*args, **kwargs):
+        return render(*args, **{**kwargs, "enable_thinking": thinking == "on"})
+
+    tokenizer.apply_chat_template = with_thinking
+
+
+def load_model(model: str, adapter_path: str | None = None, dtype: str = "auto", thinking: str | None = None):
     """Load with mlx_lm; return ``(model, tokenizer, info)``.
 
     ``dtype="auto"`` keeps the checkpoint's dtype, except on a CPU device with
@@ -152,6 +178,7 @@ def load_model(model: str, adapter_path: str | None = None, dtype: str = "auto")
         raise ModelLoadError(f"cannot load model from {path}: {msg}") from None
     if not getattr(tokenizer, "has_chat_template", True):
         raise ModelLoadError(f"model at {path} has no chat template (tokenizer_config.json)")
+    set_thinking(tokenizer, thinking)
 
     native = model_dtype(m)
     target = dtype

@@ -581,7 +581,7 @@ def _train(job: dict, events, state: dict) -> int:
     if not valid_rows:
         raise JobError(f"{job['valid']}: no validation examples (early stopping needs a validation set)")
 
-    model, tokenizer, info = load_model(job["model"], None, job.get("dtype") or "auto")
+    model, tokenizer, info = load_model(job["model"], None, job.get("dtype") or "auto", job.get("thinking"))
     train_set = CacheDataset(ChatDataset(train_rows, tokenizer, mask_prompt=True))
     valid_set = CacheDataset(ChatDataset(valid_rows, tokenizer, mask_prompt=True))
     too_long = sum(len(ds[i][0]) > p["max_seq_length"] for ds in (train_set, valid_set) for i in range(len(ds)))

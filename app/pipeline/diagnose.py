@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from app.answers import extract_answer, is_equivalent
 from app.blas import find_blas, hint_once
-from app.config import Config
+from app.config import Config, thinking_params
 from app.events import Events
 from app.jobs import JobError, MlxJob
 from app.pipeline.sample import largest_remainder, pick
@@ -133,7 +133,7 @@ def diagnose(cfg: Config, store: Store, events: Events, *, project=".", split: s
     model = student_model(cfg, project, events.message)
     adapter = cfg.student.adapter
     params = {"temperature": cfg.student.temperature, "top_p": cfg.student.top_p,
-              "max_tokens": cfg.student.max_tokens}
+              "max_tokens": cfg.student.max_tokens, **thinking_params(cfg)}
     problems: list[Problem] = spread_limit(store.problems(split=split), limit)
     todo: dict[str, tuple[Problem, int]] = {}
     for p in problems:
@@ -155,6 +155,7 @@ def diagnose(cfg: Config, store: Store, events: Events, *, project=".", split: s
     blas = find_blas(cfg.student.blas)
     hint_once(blas, events.message)
     spec = {"kind": "generate", "model": model, "adapter": adapter, "dtype": cfg.student.dtype,
+            "thinking": cfg.student.thinking,
             "params": {"temperature": params["temperature"], "top_p": params["top_p"],
                        "max_batch": cfg.student.max_batch},
             "items": items}

@@ -27,7 +27,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from app.blas import find_blas, hint_once
-from app.config import OFFLINE_JUDGES, Config
+from app.config import OFFLINE_JUDGES, Config, thinking_params
 from app.errors import TailorError
 from app.events import Events
 from app.jobs import JobError, MlxJob
@@ -165,7 +165,7 @@ def tier_params(cfg: Config, tier: str, eval_seed: int) -> dict:
             # No tier may allow more than the unrestricted R1, the student's own max_tokens.
             "max_tokens": min(t.max_tokens or cfg.student.max_tokens, cfg.student.max_tokens),
             "instruction": t.instruction,
-            "eval_seed": eval_seed}
+            "eval_seed": eval_seed, **thinking_params(cfg)}
 
 
 def tier_messages(prompt: Prompt, question: str, instruction: str) -> list[dict]:
@@ -237,6 +237,7 @@ def _generate(cfg: Config, store: Store, events: Events, target: Target, todo: d
               "max_tokens": params["max_tokens"], "seed": seed}
              for key, (p, _tier, params, seed) in todo.items()]
     spec = {"kind": "generate", "model": target.model, "adapter": target.adapter, "dtype": cfg.student.dtype,
+            "thinking": cfg.student.thinking,
             "params": {"temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p,
                        "max_batch": cfg.student.max_batch},
             "items": items}

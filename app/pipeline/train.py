@@ -312,7 +312,8 @@ def _spec(run: Run, *, resume: bool) -> dict:
             "min_delta", "keep")
     params = {k: c["params"][k] for k in keys}
     params["seed"] = run.seed
-    return {"kind": "train", "model": c["model"], "dtype": c.get("dtype", "auto"), "run_dir": c["run_dir"],
+    return {"kind": "train", "model": c["model"], "dtype": c.get("dtype", "auto"), "thinking": c.get("thinking"),
+            "run_dir": c["run_dir"],
             "train": c["data"]["train"], "valid": c["data"]["valid"], "resume": resume,
             "params": params, "launch": c.get("launch")}
 
@@ -490,6 +491,7 @@ def train(cfg: Config, store: Store, events: Events, *, project: Path | str = ".
         run_dir = (project / "runs" / run_id).resolve()
         run_dir.mkdir(parents=True)
         config = {"params": {**params, "seed": seed}, "model": model, "dtype": cfg.student.dtype,
+                  "thinking": cfg.student.thinking,
                   "run_dir": str(run_dir), "data": check.record(), "find_stop": find_stop,
                   "iters_from_find_stop": from_find_stop, "launch": launch, "blas": blas}
         run = Run(id=run_id, dataset_id=check.dataset_id, seed=seed, profile=params["profile"], config=config,
