@@ -298,6 +298,7 @@ def cross_split(existing: list[Problem], incoming: list[Problem], path: Path, re
     where: dict[str, Problem] = {}
     for p in existing:
         where.setdefault(normalised(p.question), p)
+    stored = {p.id for p in existing}
     moves: dict[str, str] = {}
     for p in incoming:
         key = normalised(p.question)
@@ -305,7 +306,7 @@ def cross_split(existing: list[Problem], incoming: list[Problem], path: Path, re
         if q is None:
             where[key] = p
         elif q.split != p.split:
-            if not resplit or q.id not in {e.id for e in existing}:
+            if not resplit or q.id not in stored:
                 raise ImportFileError(
                     f"{path}: problem {p.id} ({p.split}) has the question of problem {q.id}, already in split "
                     f"{q.split!r}; a question lives in one split only — remove one, or import with --resplit "
