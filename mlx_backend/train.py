@@ -77,8 +77,11 @@ PARAMS: dict[str, tuple[type | tuple, object]] = {
     "max_seq_length": (int, 2048), "steps_per_report": (int, 10), "steps_per_eval": (int, 50),
     "val_batches": (int, -1), "num_layers": (int, -1), "grad_checkpoint": (bool, False),
     "save_every": (int, 100), "keep_checkpoints": (int, 2), "patience": (int, 0),
-    "min_delta": ((int, float), 0.0), "keep": (str, "best"), "seed": (int, 0),
+    "min_delta": ((int, float), 0.0), "keep": (str, "best"), "seed": (int, 0), "truncate": (bool, False),
 }
+# Above this share of examples longer than max_seq_length, training refuses unless told to
+# truncate: cut examples lose their final answer line, the thing the student must learn.
+MAX_TRUNCATED_SHARE = 0.01
 # The ones that change the trajectory: a resume must use the same values.
 TRAJECTORY = ("rank", "scale", "dropout", "learning_rate", "schedule", "warmup", "weight_decay", "batch_size",
               "grad_accumulation", "max_seq_length", "num_layers", "seed")
@@ -584,10 +587,17 @@ def _train(job: dict, events, state: dict) -> int:
     model, tokenizer, info = load_model(job["model"], None, job.get("dtype") or "auto", job.get("thinking"))
     train_set = CacheDataset(ChatDataset(train_rows, tokenizer, mask_prompt=True))
     valid_set = CacheDataset(ChatDataset(valid_rows, tokenizer, mask_prompt=True))
-    too_long = sum(len(ds[i][0]) > p["max_seq_length"] for ds in (train_set, valid_set) for i in range(len(ds)))
+    lengths = [len(ds[i][0]) for ds in (train_set, valid_set) for i in range(len(ds))]
+    too_long = sum(n > p["max_seq_length"] for n in lengths)
+    if too_long > MAX_TRUNCATED_SHARE * len(lengths) and not p["truncate"]:
+        context = info.get("context")
+        fit = f" (the model's context is {context})" if context else ""
+        raise JobError(f"{too_long} of {len(lengths)} examples ({100 * too_long / len(lengths):.1f} %) are longer "
+                       f"than max_seq_length {p['max_seq_length']} tokens; the longest is {max(lengths)}{fit}. "
+                       f"Set [train] max_seq_length = {max(lengths)}, or truncate = true to train on cut examples")
     if too_long:
         ev.emit("message", text=f"{too_long} examples are longer than max_seq_length {p['max_seq_length']} "
-                                "tokens and are truncated")
+                                f"tokens and are truncated (longest {max(lengths)})")
 
     batch_size = p["batch_size"]
     if len(train_set) < batch_size:

@@ -20,7 +20,7 @@ from app.events import RecordingEvents
 from app.jobs import MlxJob
 from app.pipeline.diagnose import diagnose
 from app.pipeline.export import format_cot
-from app.pipeline.train import format_result, train
+from app.pipeline.train import TrainError, format_result, train
 from app.prompts import load_prompt
 from app.store import Store
 
@@ -311,3 +311,17 @@ def test_ctrl_c_and_the_forwarded_sigterm_are_one_stop_request(project, store, t
     assert cancelled and cancelled[0]["iter"] == out.final_iter  # checkpointed, not abandoned
     ckpt = json.loads((project / "runs" / out.run_id / "checkpoints" / "latest.json").read_text())
     assert ckpt["iter"] == out.final_iter
+
+
+def test_examples_longer_than_max_seq_length_are_refused_unless_truncation_is_asked(project, store, tmp_path,
+                                                                                    tiny_model_dir):
+    data = early_stop_data(tmp_path / "data")
+    base = load_config(project)
+    cfg = base.model_copy(update={"student": base.student.model_copy(update={"model": str(tiny_model_dir)})})
+    kw = dict(project=project, data_dir=data, profile="obryan", iters=1, seeds=[0])
+    over = {**FAST, "max_seq_length": 8, "steps_per_eval": 1, "save_every": 1}
+    with pytest.raises(TrainError, match=r"24 of 24 examples \(100\.0 %\) are longer than max_seq_length 8 "
+                                         r"tokens; the longest is \d+ .*or truncate = true"):
+        train(cfg, store, RecordingEvents(), overrides=over, **kw)
+    cut = train(cfg, store, RecordingEvents(), overrides={**over, "truncate": True}, **kw).runs[0]
+    assert cut.status == "done"

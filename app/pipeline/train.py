@@ -311,6 +311,7 @@ def _spec(run: Run, *, resume: bool) -> dict:
             "val_batches", "num_layers", "grad_checkpoint", "save_every", "keep_checkpoints", "patience",
             "min_delta", "keep")
     params = {k: c["params"][k] for k in keys}
+    params["truncate"] = bool(c["params"].get("truncate", False))  # runs from before the key have none
     params["seed"] = run.seed
     return {"kind": "train", "model": c["model"], "dtype": c.get("dtype", "auto"), "thinking": c.get("thinking"),
             "run_dir": c["run_dir"],
