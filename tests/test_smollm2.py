@@ -159,7 +159,7 @@ def test_lora_training_lowers_the_loss(smollm2, tmp_path):
                         {"role": "assistant", "content": format_cot(r["solution"], r["answer"])}]
             f.write(json.dumps({"messages": messages}) + "\n")
     params = {"rank": 8, "scale": 10.0, "learning_rate": 5e-4, "batch_size": 1, "iters": 2, "num_layers": 8,
-              "max_seq_length": 128, "steps_per_report": 1, "steps_per_eval": 2, "save_every": 2}
+              "max_seq_length": 160, "steps_per_report": 1, "steps_per_eval": 2, "save_every": 2}
     spec = {"kind": "train", "model": str(out), "dtype": "auto", "run_dir": str(tmp_path / "run"),
             "train": str(data), "valid": str(data), "params": params}
     events = run_job(spec)

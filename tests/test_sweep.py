@@ -112,7 +112,7 @@ k = 10
 [defaults]
 profile = "obryan"
 iters = 2
-set = {{ batch_size = 2, steps_per_eval = 2, steps_per_report = 1, save_every = 2, max_seq_length = 256 }}
+set = {{ batch_size = 2, steps_per_eval = 2, steps_per_report = 1, save_every = 2, max_seq_length = 256, truncate = true }}
 [[cell]]
 label = "adaptive"
 [[cell]]
