@@ -241,15 +241,42 @@ def test_the_long_teachers_reasoning_is_the_long_cot_unless_dropped(store, proje
                      else {"long": ("drop", False), "short": ("as-cot", True)})
 
 
-def test_contaminated_problems_are_named_and_left_out_on_request(cfg, store, taught, project):
-    # A benchmark question that is p01's with other spacing ("What is 1 + 11 ?"): not the same text.
-    store.insert_problems([Problem(id="bench1", question="What is 1 + 11 ?", answer="12", split="test",
-                                   source="bench")])
+def test_contaminated_problems_are_named_and_left_out_on_request(store, project):
+    from app.records import Dataset, DatasetItem
+
+    # Long questions (13-gram overlap needs 13 words); reference teachers, so no calls.
+    long_q = ("A train leaves the station at {} in the morning travelling at sixty miles per hour towards a "
+              "city that is three hundred miles away; how many hours does the journey take")
+    others = ["A farmer plants five rows of apple trees with one tree in each row; how many trees",
+              "Count the apples: five baskets hold one apple each in this orchard; how many apples",
+              "Five friends each bring one book to the club meeting on Friday evening; how many books"]
+    problems = [Problem(id=f"p{i}", question=q + " (variant 0)?", answer="5", split="train",
+                        solution="300 / 60 = 5.\nThe answer is \\boxed{5}.")
+                for i, q in enumerate([long_q.format("nine")] + others)]
+    # A benchmark question one word away from p0's: not the same text, but 13-gram overlap catches it.
+    bench = Problem(id="bench1", question=long_q.format("seven") + " (variant 0)?", answer="5", split="test",
+                    source="bench")
+    store.insert_problems(problems + [bench])
+    store.create_dataset(Dataset(name="ds", strategy="adaptive", k=4, seed=0, params={},
+                                 items=[DatasetItem(problem_id=p.id, grade="hard", route="long") for p in problems]))
+    cfg = parse_config("")
+    teach(cfg, store, RecordingEvents(), dataset="ds")
+    verify(cfg, store, RecordingEvents(), dataset="ds")
     ev = RecordingEvents()
     res = export(cfg, store, ev, dataset="ds", project=project)
-    assert any(e[0] == "message" and "warning: 1 exported problems overlap" in e[1] for e in ev.log), ev.log
+    assert any(e[0] == "message" and "warning: " in e[1] and "overlap a test or benchmark" in e[1] for e in ev.log)
     m = json.loads(res.manifest_path.read_text())
-    assert m["contamination"] == {"decontaminated": False, "overlapping_problems": ["p01"]}
+    assert m["contamination"]["decontaminated"] is False and "p0" in m["contamination"]["overlapping_problems"]
     clean = export(cfg, store, RecordingEvents(), dataset="ds", project=project, decontaminate=True)
     m = json.loads(clean.manifest_path.read_text())
-    assert m["counts"]["problems_exported"] == 9 and m["contamination"]["decontaminated"] is True
+    assert m["contamination"]["decontaminated"] is True
+    assert m["contamination"]["overlapping_problems"] == ["p0"] and m["counts"]["problems_exported"] == 3
+
+
+def test_a_held_out_question_written_differently_is_still_left_out(cfg, store, taught, project):
+    # "What is 1 + 11 ?" is p01's "What is 1+11?" with other spacing: the same question.
+    store.insert_problems([Problem(id="bench1", question="What is 1 + 11 ?", answer="12", split="test",
+                                   source="bench")])
+    res = export(cfg, store, RecordingEvents(), dataset="ds", project=project)
+    exported = {row["messages"][1]["content"] for row in read_jsonl(res.train_path) + read_jsonl(res.valid_path)}
+    assert not any(question(1, 11) in q for q in exported)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from app.answers import extract_answer, is_equivalent
 from app.config import Config
+from app.contamination import normalised
 from app.errors import TailorError
 from app.events import Events
 from app.prompts import load_prompt
@@ -90,9 +91,6 @@ def format_cot(text: str, reference: str) -> str:
     final = FINAL_LINE % reference.strip()
     return f"{body}\n\n{final}" if body else final
 
-
-def _question_key(question: str) -> str:
-    return " ".join(question.split()).casefold()
 
 
 def _valid_rank(problem_id: str) -> str:
@@ -201,9 +199,9 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
         if not chosen:
             raise ExportError(f"dataset {ds.name!r}: no problem was solved by every teacher (--intersect)")
 
-    held_questions = {_question_key(p.question) for split in ("valid", "test", "placement")
+    held_questions = {normalised(p.question) for split in ("valid", "test", "placement")
                       for p in store.problems(split=split)}
-    leaked = {s.problem.id for i, s in enumerate(slots) if i in chosen and _question_key(s.problem.question) in held_questions}
+    leaked = {s.problem.id for i, s in enumerate(slots) if i in chosen and normalised(s.problem.question) in held_questions}
     if leaked:
         events.message(f"{len(leaked)} problems left out: their question is also a valid/test/placement "
                        f"problem's (e.g. {sorted(leaked)[0]})")

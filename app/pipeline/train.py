@@ -42,6 +42,7 @@ from pydantic import ValidationError
 
 from app.blas import find_blas, hint_once
 from app.config import CONFIG_NAME, Config, TrainConfig, format_validation_error
+from app.contamination import normalised
 from app.errors import ConfigError, TailorError
 from app.events import Events
 from app.jobs import JobOutcome, MlxJob
@@ -108,9 +109,6 @@ def _count_lines(path: Path) -> int:
     with open(path, encoding="utf-8") as f:
         return sum(1 for line in f if line.strip())
 
-
-def _question_key(question: str) -> str:
-    return " ".join(question.split()).casefold()
 
 
 @dataclass
@@ -188,13 +186,13 @@ def check_data(store: Store, data_dir: Path) -> DataCheck:
     if not isinstance(ids, list):
         return verdict(None, "the manifest lists no valid_problem_ids")
     test_ids = {p.id for p in test}
-    test_questions = {_question_key(p.question) for p in test}
+    test_questions = {normalised(p.question) for p in test}
     found = {pid: store.get_problem(pid) for pid in ids}
     missing = [pid for pid, p in found.items() if p is None]
     if missing:
         return verdict(None, f"validation problem {missing[0]} is not in the store")
     clash = [pid for pid, p in found.items()
-             if pid in test_ids or p.split == "test" or _question_key(p.question) in test_questions]
+             if pid in test_ids or p.split == "test" or normalised(p.question) in test_questions]
     if clash:
         return verdict(False, f"{len(clash)} validation problems are test problems (e.g. {clash[0]})")
     splits = sorted({p.split for p in found.values()})
