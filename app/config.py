@@ -160,12 +160,12 @@ class SamplingConfig(_Section):
 TRAIN_PROFILES: dict[str, dict] = {
     "acotd": dict(rank=32, alpha=32.0, dropout=0.1, learning_rate=1e-5, schedule="cosine", warmup=0.03,
                   weight_decay=0.01, batch_size=16, grad_accumulation=1, epochs=5.0, iters=None,
-                  max_seq_length=2048, steps_per_report=8, steps_per_eval=16, val_batches=-1, num_layers=-1,
+                  max_seq_length=None, steps_per_report=8, steps_per_eval=16, val_batches=-1, num_layers=-1,
                   grad_checkpoint=False, save_every=64, keep_checkpoints=2, patience=5, min_delta=0.0,
                   keep="best", seeds=[0], truncate=False),
     "obryan": dict(rank=8, scale=20.0, dropout=0.0, learning_rate=1e-5, schedule="constant", warmup=0.0,
                    weight_decay=0.0, batch_size=4, grad_accumulation=1, epochs=None, iters=200,
-                   max_seq_length=2048, steps_per_report=10, steps_per_eval=50, val_batches=-1, num_layers=16,
+                   max_seq_length=None, steps_per_report=10, steps_per_eval=50, val_batches=-1, num_layers=16,
                    grad_checkpoint=False, save_every=100, keep_checkpoints=2, patience=0, min_delta=0.0,
                    keep="last", seeds=[0, 1, 2, 3, 4], truncate=False),
 }
@@ -187,6 +187,7 @@ class TrainConfig(_Section):
     grad_accumulation: int | None = Field(None, ge=1, description="micro-batches per optimizer update")
     iters: int | None = Field(None, ge=1, description="iterations (micro-batches); wins over epochs")
     epochs: float | None = Field(None, gt=0)
+    # Unset in both profiles: fitted to the export (its longest example, capped by the model's context).
     max_seq_length: int | None = Field(None, ge=8)
     truncate: bool | None = Field(None, description="train on examples cut at max_seq_length rather than refuse "
                                                     "when more than 1 % are longer")

@@ -2,7 +2,7 @@
 
 JOB.json::
 
-    {"kind": "generate" | "score", "model": path or hub repo id, "adapter": LoRA dir | null,
+    {"kind": "generate" | "score" | "lengths", "model": path or hub repo id, "adapter": LoRA dir | null,
      "dtype": "auto" | "float32" | "bfloat16" | "float16", "params": {...}, "items": [...]}
 
     generate items  {"id", "messages": [{"role", "content"}], "max_tokens", "seed"}
@@ -10,6 +10,8 @@ JOB.json::
                     max_batch_tokens (KV budget, 32768), seed (for items without one)
     score items     {"id", "messages": [...prompt...], "response": str}
     score params    max_batch (rows per forward pass, 16), max_batch_tokens
+    lengths items   {"id", "messages": [...whole example...]}; only the tokenizer is loaded
+                    ("offline": true: never download it)
 
 Writes one JSON object per line to stdout (flushed), nothing else:
 
@@ -19,6 +21,7 @@ Writes one JSON object per line to stdout (flushed), nothing else:
         generate: text, n_tokens, prompt_tokens, finish_reason ("stop" | "length"), seed
         score:    cond_logprob, uncond_logprob (mean per token), n_tokens, prompt_tokens,
                   ppl, cppl, ifd
+        lengths:  tokens, response_tokens (as mlx_lm's ChatDataset with the prompt masked)
         failed:   error (+ prompt_tokens when known); the other items continue
     {"event": "progress", "done", "total"}    after every result
     {"event": "done", "stats": {seconds, tokens_per_s, generated_tokens, peak_memory_gb,
@@ -40,6 +43,7 @@ import time
 
 from .errors import JobError, ModelLoadError, one_line as _one_line
 
+KINDS = ("generate", "score", "lengths")  # and "train": see train.py
 EXIT_OK, EXIT_INTERNAL, EXIT_USER, EXIT_CANCELLED = 0, 1, 2, 130
 
 
@@ -78,8 +82,8 @@ def read_job(path: str) -> dict:
         raise JobError(f"job file {path} is not valid JSON: line {e.lineno} column {e.colno}: {e.msg}") from None
     if not isinstance(job, dict):
         raise JobError(f"job file {path}: top level must be an object")
-    if job.get("kind") not in ("generate", "score"):
-        raise JobError(f"job file {path}: kind must be 'generate' or 'score', got {job.get('kind')!r}")
+    if job.get("kind") not in KINDS:
+        raise JobError(f"job file {path}: kind must be one of {', '.join(KINDS)}, got {job.get('kind')!r}")
     if not isinstance(job.get("model"), str) or not job["model"]:
         raise JobError(f"job file {path}: model must be a non-empty string")
     if job.get("adapter") is not None and not isinstance(job["adapter"], str):
@@ -101,6 +105,7 @@ def _params(job: dict) -> dict:
     allowed = {
         "generate": {"temperature", "top_p", "max_batch", "max_prompt_tokens", "max_batch_tokens", "seed"},
         "score": {"max_batch", "max_batch_tokens"},
+        "lengths": set(),
     }[kind]
     unknown = sorted(set(p) - allowed)
     if unknown:
@@ -125,20 +130,29 @@ def run(job: dict, events: Events, state: dict) -> int:
     from .score import score
 
     params = _params(job)
-    model, tokenizer, info = load_model(job["model"], job.get("adapter"), job.get("dtype") or "auto",
-                                        job.get("thinking"))
+    if job["kind"] == "lengths":
+        from .lengths import lengths
+        from .model import load_tokenizer
+
+        tokenizer, info = load_tokenizer(job["model"], job.get("thinking"), bool(job.get("offline")))
+        produce = lengths
+        args: tuple = (tokenizer,)
+    else:
+        model, tokenizer, info = load_model(job["model"], job.get("adapter"), job.get("dtype") or "auto",
+                                            job.get("thinking"))
+        produce = generate if job["kind"] == "generate" else score
+        args = (model, tokenizer)
     state["loading"] = False
     items = job["items"]
     events.emit("start", kind=job["kind"], total=len(items), **info)
 
     mx.reset_peak_memory()
     stats: dict = {}
-    produce = generate if job["kind"] == "generate" else score
     tic = time.perf_counter()
     generated = 0
     try:
         for result in produce(
-            model, tokenizer, items, should_stop=lambda: state["stop"] or events.broken, stats=stats, **params
+            *args, items, should_stop=lambda: state["stop"] or events.broken, stats=stats, **params
         ):
             events.emit("result", **result)
             state["done"] += 1
@@ -155,6 +169,8 @@ def run(job: dict, events: Events, state: dict) -> int:
     if job["kind"] == "generate":
         out.update(generated_tokens=generated, tokens_per_s=per_s(generated),
                    prompt_tokens=stats.get("prompt_tokens", 0))
+    elif job["kind"] == "lengths":
+        out.update(generated_tokens=0, tokens_per_s=per_s(stats.get("tokens", 0)))
     else:
         scored = stats.get("scored_tokens", 0)
         out.update(generated_tokens=0, scored_tokens=scored, tokens_per_s=per_s(scored))

@@ -202,6 +202,31 @@ def load_model(model: str, adapter_path: str | None = None, dtype: str = "auto",
     return m, tokenizer, info
 
 
+def load_tokenizer(model: str, thinking: str | None = None, offline: bool = False):
+    """The student's tokenizer alone, rendered as in :func:`load_model` (no weights are read):
+    ``(tokenizer, info)`` with the model's context length. ``offline``: a hub model that is
+    not in the local cache is an error, not a download."""
+    import json
+
+    from mlx_lm.utils import load_tokenizer as _load
+
+    if offline:
+        _set_offline()
+    path = resolve_model_path(model)
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        tokenizer = _load(path)
+    except FileNotFoundError:
+        raise ModelLoadError(f"model directory has no config.json: {path}") from None
+    except Exception as e:
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise ModelLoadError(f"cannot load the tokenizer of {path}: {msg}") from None
+    if not getattr(tokenizer, "has_chat_template", True):
+        raise ModelLoadError(f"model at {path} has no chat template (tokenizer_config.json)")
+    set_thinking(tokenizer, thinking)
+    return tokenizer, {"model": model, "model_path": str(path), "context": context_length(config)}
+
+
 def context_length(config: dict) -> int | None:
     text = config.get("text_config", {})
     for key in ("max_position_embeddings", "max_sequence_length", "n_positions", "seq_length"):

@@ -22,7 +22,7 @@ Job file::
     {"kind": "train", "model": path or repo, "dtype": "auto" | ..., "run_dir": DIR,
      "train": "train.jsonl", "valid": "valid.jsonl", "resume": false,
      "params": {rank, scale, dropout, learning_rate, schedule ("cosine" | "constant"), warmup,
-                weight_decay, batch_size, grad_accumulation, iters | epochs, max_seq_length,
+                weight_decay, batch_size, grad_accumulation, iters | epochs, max_seq_length (null = the longest example, capped by the context),
                 steps_per_report, steps_per_eval, val_batches (-1 = all), num_layers (-1 = all),
                 grad_checkpoint, save_every, keep_checkpoints (0 = all), patience (0 = off),
                 min_delta, keep ("best" | "last"), seed},
@@ -74,7 +74,7 @@ PARAMS: dict[str, tuple[type | tuple, object]] = {
     "learning_rate": ((int, float), 1e-5), "schedule": (str, "constant"), "warmup": ((int, float), 0.0),
     "weight_decay": ((int, float), 0.0), "batch_size": (int, 4), "grad_accumulation": (int, 1),
     "iters": ((int, type(None)), None), "epochs": ((int, float, type(None)), None),
-    "max_seq_length": (int, 2048), "steps_per_report": (int, 10), "steps_per_eval": (int, 50),
+    "max_seq_length": ((int, type(None)), None), "steps_per_report": (int, 10), "steps_per_eval": (int, 50),
     "val_batches": (int, -1), "num_layers": (int, -1), "grad_checkpoint": (bool, False),
     "save_every": (int, 100), "keep_checkpoints": (int, 2), "patience": (int, 0),
     "min_delta": ((int, float), 0.0), "keep": (str, "best"), "seed": (int, 0), "truncate": (bool, False),
@@ -85,6 +85,12 @@ MAX_TRUNCATED_SHARE = 0.01
 # The ones that change the trajectory: a resume must use the same values.
 TRAJECTORY = ("rank", "scale", "dropout", "learning_rate", "schedule", "warmup", "weight_decay", "batch_size",
               "grad_accumulation", "max_seq_length", "num_layers", "seed")
+
+
+def fit_length(lengths: list[int], context: int | None) -> int:
+    """The max_seq_length that holds every example, but never more than the model's context."""
+    longest = max(lengths)
+    return min(longest, context) if context else longest
 
 
 # -- the job file ---------------------------------------------------------------
@@ -129,7 +135,7 @@ def check_params(params: dict) -> dict:
     positive = ("rank", "batch_size", "grad_accumulation", "max_seq_length", "steps_per_report",
                 "steps_per_eval", "save_every")
     for name in positive:
-        if out[name] < 1:
+        if out[name] is not None and out[name] < 1:
             raise JobError(f"params.{name} must be at least 1, got {out[name]}")
     if out["iters"] is None and out["epochs"] is None:
         raise JobError("params: give iters or epochs")
@@ -588,6 +594,8 @@ def _train(job: dict, events, state: dict) -> int:
     train_set = CacheDataset(ChatDataset(train_rows, tokenizer, mask_prompt=True))
     valid_set = CacheDataset(ChatDataset(valid_rows, tokenizer, mask_prompt=True))
     lengths = [len(ds[i][0]) for ds in (train_set, valid_set) for i in range(len(ds))]
+    if p["max_seq_length"] is None:
+        p["max_seq_length"] = fit_length(lengths, info.get("context"))  # reported in the start event
     too_long = sum(n > p["max_seq_length"] for n in lengths)
     if too_long > MAX_TRUNCATED_SHARE * len(lengths) and not p["truncate"]:
         context = info.get("context")
@@ -640,7 +648,7 @@ def _train(job: dict, events, state: dict) -> int:
                      resume_state=resume_state, phash=phash)
     ev.emit("start", kind="train", total=iters, iters=iters, start_iter=start_iter,
             n_train=len(train_set), n_valid=len(valid_set), batch_size=batch_size,
-            eval_batch_size=ctl.eval_batch, num_layers=num_layers, trainable_params=int(trainable),
+            eval_batch_size=ctl.eval_batch, num_layers=num_layers, max_seq_length=p["max_seq_length"], trainable_params=int(trainable),
             world_size=size, params_hash=phash, resumed_from=str(ckpt) if ckpt else None, **info)
     args = TrainingArgs(
         batch_size=batch_size, iters=iters - start_iter, val_batches=p["val_batches"],

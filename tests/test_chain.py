@@ -27,6 +27,7 @@ def test_diagnose_grade_sample_teach_verify_export(project, tiny_model_dir, caps
     assert run("teach", "--dataset", "d1") == 0
     assert run("verify", "--dataset", "d1") == 0
     assert run("export", "--dataset", "d1") == 0
+    said = "".join(capsys.readouterr())
     out_dir = project / "runs" / "datasets" / "d1"
     manifest = json.loads((out_dir / "manifest.json").read_text())
     train = (out_dir / "train.jsonl").read_text().splitlines()
@@ -38,3 +39,20 @@ def test_diagnose_grade_sample_teach_verify_export(project, tiny_model_dir, caps
     assert ex[-1]["content"].splitlines()[-1].startswith("The answer is \\boxed{")
     assert manifest["dataset"] == "d1" and manifest["counts"]["examples"] == 20
     assert manifest["counts"]["train"]["problems"] + manifest["counts"]["valid"]["problems"] == 20
+
+    # Lengths in the student's tokens: max_seq_length fitted to the longest example; the
+    # 8-token generation budget cannot hold the trained responses, and export says so.
+    tokens = manifest["tokens"]
+    assert tokens["fitted"] and tokens["examples"] == 20
+    assert tokens["max_seq_length"] == tokens["longest"] > tokens["longest_response"] > 8
+    assert tokens["over_max_seq_length"] == 0 and tokens["over_generation_budget"] == 20
+    assert f"max_seq_length {tokens['longest']} (fitted to the longest" in said
+    assert "20 responses are longer than the student's generation budget" in said
+    # ... and training uses that value (the profile leaves max_seq_length unset).
+    assert run("train", "--dataset", "d1", "--iters", "2", "--set", "batch_size=2", "--set", "steps_per_eval=2",
+               "--set", "steps_per_report=1", "--set", "save_every=2") == 0
+    from app.store import Store
+
+    (trained,) = Store(project / "tailor.db").runs()
+    assert trained.config["params"]["max_seq_length"] is None
+    assert trained.config["fitted"] == {"max_seq_length": tokens["longest"]}

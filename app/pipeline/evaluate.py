@@ -31,6 +31,7 @@ from app.config import OFFLINE_JUDGES, Config, thinking_params
 from app.errors import TailorError
 from app.events import Events
 from app.jobs import JobError, MlxJob
+from app.pipeline import token_lengths
 from app.pipeline.diagnose import (answer_fields, attempt_key, item_seed, spread_limit, stream_attempts,
                                    student_model)
 from app.pipeline.grade import judge_of
@@ -199,6 +200,9 @@ def evaluate(cfg: Config, store: Store, events: Events, *, project=".", runs: li
     events.advance(len(done))
     events.message(f"{len(problems)} problems, {len(targets)} targets (base + {len(targets) - 1} adapters), "
                    f"tiers {', '.join(tier_names)}; {total - len(done)} answers to generate")
+    for run in trained:
+        if (line := token_lengths.eval_budget_warning(run, cfg.student.max_tokens)):
+            events.message(line)
     blas = find_blas(cfg.student.blas)
     hint_once(blas, events.message)
     for target, plan in zip(targets, plans):

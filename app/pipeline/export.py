@@ -15,8 +15,13 @@ one when there are two or more. Only train-split problems can be exported: a dat
 holding a valid/test/placement problem is refused, and a problem whose question text is
 also a held-out problem's is left out (with a message).
 
+The examples are measured in the student's tokens (app/pipeline/token_lengths.py): the
+manifest records the longest example and response, the max_seq_length training will use
+(fitted to the longest unless [train] sets one) and how many examples exceed it or the
+student's generation budget; export says so.
+
 Files: ``train.jsonl``, ``valid.jsonl``, ``manifest.json`` (counts by grade and style,
-prompt hashes, teachers, sha256 of both JSONL files), each written to a temporary file
+prompt hashes, teachers, token lengths, sha256 of both JSONL files), each written to a temporary file
 and renamed into place, so nothing is ever half-written.
 """
 
@@ -36,11 +41,14 @@ from app.config import Config
 from app.contamination import normalised
 from app.errors import TailorError
 from app.events import Events
+from app.jobs import MlxJob
 from app.prompts import load_prompt
 from app.records import Trace
 from app.remote import split_think
 from app.store import Store, now
 
+from app.pipeline import token_lengths
+from app.pipeline.diagnose import student_model
 from app.pipeline.teach import (
     STYLES,
     Teacher,
@@ -150,7 +158,8 @@ def default_out_dir(project: Path | str, dataset: str, only: str | None = None, 
 def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: Path | str = ".",
            out: Path | str | None = None, only: str | None = None, intersect: bool = False,
            valid_fraction: float = DEFAULT_VALID_FRACTION,
-           teachers: dict[str, Sequence[Teacher]] | None = None, decontaminate: bool = False) -> ExportResult:
+           teachers: dict[str, Sequence[Teacher]] | None = None, decontaminate: bool = False,
+           measure_tokens: bool = True, job_cls=MlxJob) -> ExportResult:
     """Write train.jsonl / valid.jsonl / manifest.json for a dataset; see the module docstring."""
     check_only(only)
     if not 0 < valid_fraction < 1:
@@ -227,6 +236,7 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
     student = load_prompt("student_solve")
     valid_set = set(valid_ids)
     lines: dict[str, list[str]] = {"train": [], "valid": []}
+    examples: list[dict] = []
     counts = {part: {"examples": 0, "problems": 0, "by_grade": Counter(), "by_style": Counter()}
               for part in ("train", "valid")}
     by_teacher: Counter = Counter()
@@ -242,7 +252,8 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
             cot = f"{trace.reasoning.strip()}\n\n{split_think(cot)[0] or ''}"
             with_reasoning[s.teacher.label] += 1
         messages.append({"role": "assistant", "content": format_cot(cot, s.problem.answer)})
-        lines[part].append(json.dumps({"messages": messages}, ensure_ascii=False))
+        examples.append({"messages": messages})
+        lines[part].append(json.dumps(examples[-1], ensure_ascii=False))
         c = counts[part]
         c["examples"] += 1
         c["by_grade"][s.grade or "ungraded"] += 1
@@ -254,6 +265,15 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
     for part, ids in (("train", train_ids), ("valid", valid_ids)):
         counts[part]["problems"] = len(ids)
 
+    tokens = None
+    if measure_tokens:
+        try:
+            tokens = token_lengths.measure(cfg, examples, student_model(cfg, project), job_cls=job_cls)
+        except TailorError as e:
+            events.message(f"token lengths not measured ({e}); training fits max_seq_length itself")
+        else:
+            for line in token_lengths.messages(tokens):
+                events.message(line)
     data = {part: "".join(line + "\n" for line in lines[part]).encode("utf-8") for part in lines}
     out_dir = Path(out) if out is not None else default_out_dir(project, ds.name, only, intersect)
     prompts = {"student_solve": student.hash}
@@ -292,6 +312,7 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
             **{part: {k: dict(v) if isinstance(v, Counter) else v for k, v in c.items()}
                for part, c in counts.items()},
         },
+        "tokens": tokens,  # in the student's tokens; see app/pipeline/token_lengths.py
         "prompts": prompts,
         "teachers": [
             {"style": t.style, "provider": t.name, "model": t.model, "role": t.role,

@@ -339,6 +339,9 @@ def _drive(store: Store, events: Events, run: Run, *, resume: bool, blas: str | 
         if kind == "start":
             start_iter = int(ev.get("start_iter") or 0)
             store.update_run(run.id, dtype=ev.get("dtype"))
+            if run.config["params"].get("max_seq_length") is None and ev.get("max_seq_length"):
+                # fitted to the export by the job; kept apart from params, which name the run's recipe
+                store.update_run(run.id, config={**run.config, "fitted": {"max_seq_length": ev["max_seq_length"]}})
             if resume:
                 store.delete_metrics_after(run.id, start_iter)
             events.start(f"train {run.id}", ev.get("iters"))
@@ -347,6 +350,7 @@ def _drive(store: Store, events: Events, run: Run, *, resume: bool, blas: str | 
             events.message(f"{run.id}: {ev.get('n_train')} train / {ev.get('n_valid')} valid examples, "
                            f"{ev.get('iters')} iterations of batch {ev.get('batch_size')}, "
                            f"{ev.get('trainable_params'):,} LoRA parameters, {ev.get('device')} {ev.get('dtype')}"
+                           + (f", max_seq_length {ev['max_seq_length']}" if ev.get("max_seq_length") else "")
                            + (f", resuming at iteration {start_iter}" if ev.get("resumed_from") else ""))
         elif kind == "progress":
             done = int(ev.get("done", 0))
