@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--scores", type=Path, metavar="FILE.csv",
                      help="CSV with header task,model,role,accuracy (role student or teacher; percent, or fractions 0-1)")
     src.add_argument("--from-store", action="store_true",
-                     help="per category: the student's diagnosis accuracy vs each remote teacher's verified rate")
+                     help="per category: the base student vs the teachers on the same problems with the "
+                          "same few-shot prompt (`tailor eval --shots N --teachers` first)")
     p.add_argument("--threshold", type=float, default=30.0, metavar="POINTS",
                    help="select tasks whose gap is strictly greater than this (default 30)")
     p.add_argument("--json", action="store_true", help="print every number as JSON")
@@ -191,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     _problem_set_args(p)
     p.add_argument("--tiers", action="store_true", help="also the response-length tiers R2..R6 ([eval.tiers])")
     p.add_argument("--limit", type=int, help="only N problems (a seeded draw stratified over categories)")
+    p.add_argument("--shots", type=int, metavar="N",
+                   help="capacity-gap evaluation: N worked train examples before each problem, the same for "
+                        "every model (read by `tailor gap --from-store`)")
+    p.add_argument("--teachers", action="store_true",
+                   help="also ask the remote teachers, with the same prompt (use with --shots)")
 
     p = sub.add_parser("model", help="students that are not mlx_lm directories: fetch by name, import a GGUF")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
@@ -337,7 +343,8 @@ def cmd_eval(args) -> int:
 
     with _stage(args) as (cfg, store, events):
         res = evaluate(cfg, store, events, project=args.project, runs=args.runs, sweep=args.sweep,
-                       split=args.split, benchmark=args.benchmark, tiers=args.tiers, limit=args.limit)
+                       split=args.split, benchmark=args.benchmark, tiers=args.tiers, limit=args.limit,
+                       shots=args.shots, teachers=args.teachers)
     print(format_eval(res))
     if res.status == "cancelled":
         print("eval cancelled: finished answers are kept; run it again to continue")

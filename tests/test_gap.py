@@ -247,22 +247,3 @@ def test_teacher_choice_zero_counts_and_errors():
         teacher_choice({"a": -1})
     with pytest.raises(GapError, match="accuracies missing"):
         teacher_choice({"a": 1, "b": 2}, accuracies={"a": 0.5})
-
-
-def test_gap_from_the_store_per_category(store):
-    from app.pipeline.gap import gap_command, store_scores
-    from app.records import Attempt, Problem, Trace
-
-    store.insert_problems([Problem(id=f"p{i}", question=f"q{i}", answer="1", category="alg" if i < 4 else "geo",
-                                   split="train") for i in range(8)])
-    for i in range(8):
-        store.insert_attempt(Attempt(key=f"k{i}", problem_id=f"p{i}", purpose="diagnose", model="stu",
-                                     prompt_hash="h", params={}, correct=i in (0, 4, 5, 6)))
-        store.upsert_trace(Trace(problem_id=f"p{i}", role="long", provider="openai", model="T", text="x",
-                                 verified=i != 7))
-        store.upsert_trace(Trace(problem_id=f"p{i}", role="short", provider="reference", text="x", verified=True))
-    rows = {(r.task, r.model, r.role): r.accuracy for r in store_scores(store)}
-    assert rows == {("alg", "stu", "student"): 25.0, ("alg", "openai T", "teacher"): 100.0,
-                    ("geo", "stu", "student"): 75.0, ("geo", "openai T", "teacher"): 75.0}
-    out = json.loads(gap_command(None, 30, as_json=True, store=store))
-    assert out["selected"] == ["alg"]

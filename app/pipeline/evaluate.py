@@ -31,7 +31,7 @@ from app.config import OFFLINE_JUDGES, Config, thinking_params
 from app.errors import TailorError
 from app.events import Events
 from app.jobs import JobError, MlxJob
-from app.pipeline import token_lengths
+from app.pipeline import fewshot, token_lengths
 from app.pipeline.diagnose import (answer_fields, attempt_key, item_seed, spread_limit, stream_attempts,
                                    student_model)
 from app.pipeline.grade import judge_of
@@ -183,16 +183,31 @@ def tier_messages(prompt: Prompt, question: str, instruction: str) -> list[dict]
 
 def evaluate(cfg: Config, store: Store, events: Events, *, project=".", runs: list[str] | None = None,
              sweep: str | None = None, split: str | None = None, benchmark: str | None = None,
-             tiers: bool = False, limit: int | None = None, job_cls=MlxJob, transport=None,
-             retry=None) -> EvalResult:
+             tiers: bool = False, limit: int | None = None, shots: int | None = None, teachers: bool = False,
+             job_cls=MlxJob, transport=None, retry=None) -> EvalResult:
+    """``shots`` / ``teachers``: the capacity-gap evaluation (app/pipeline/fewshot.py) — the
+    same N-shot prompt for the student, its adapters and (``teachers``) the remote teachers,
+    stored as purpose "fewshot"; no CoT rating."""
+    gap_mode = shots is not None or teachers
+    if gap_mode and tiers:
+        raise EvalError("--shots / --teachers evaluate the main tier only: drop --tiers")
+    if shots is not None and shots < 0:
+        raise EvalError(f"--shots {shots}: give 0 or more worked examples")
+    shown = fewshot.pick_shots(store, shots or 0) if gap_mode else None
     problems = eval_problems(cfg, store, split=split, benchmark=benchmark, limit=limit)
+    if shown:
+        shot_ids = {p.id for p in shown}
+        if any(p.id in shot_ids for p in problems):
+            events.message(f"{len(shot_ids & {p.id for p in problems})} worked examples are left out of the "
+                           "problems evaluated")
+            problems = [p for p in problems if p.id not in shot_ids]
     targets = targets_for(cfg, project, select_runs(store, runs=runs, sweep=sweep))
     tier_names = list(cfg.eval.tiers) if tiers else list(cfg.eval.tiers)[:1]
     prompt = load_prompt("student_solve")
     result = EvalResult(problems=len(problems), targets=[t.label for t in targets], tiers=tier_names)
 
     trained = [t.run for t in targets if t.run is not None]
-    plans = [_plan(cfg, prompt, t, problems, tier_names, target_seeds(cfg, t, trained)) for t in targets]
+    plans = [_plan(cfg, prompt, t, problems, tier_names, target_seeds(cfg, t, trained), shown) for t in targets]
     done = store.attempt_keys(k for plan in plans for k in plan)
     total = sum(len(plan) for plan in plans)
     result.skipped = len(done)
@@ -208,36 +223,52 @@ def evaluate(cfg: Config, store: Store, events: Events, *, project=".", runs: li
     for target, plan in zip(targets, plans):
         todo = {k: v for k, v in plan.items() if k not in done}
         if todo:
-            status = _generate(cfg, store, events, target, todo, prompt, blas, job_cls, result)
+            status = _generate(cfg, store, events, target, todo, prompt, blas, job_cls, result, shown)
             if status != "done":
                 result.status = status
                 break
 
     got = store.attempts_by_key(k for plan in plans for k in plan)
-    if result.status == "done":
+    if result.status == "done" and not gap_mode:
         _rate(cfg, store, events, got, {p.id: p for p in problems}, tier_names, result, transport, retry)
     _fill_accuracy(got, targets, plans, result)
+    if teachers and result.status == "done":
+        _ask_teachers(cfg, store, events, prompt, problems, tier_names[0], shown, result, transport, retry)
     events.done(result.summary())
     return result
 
 
+def _shot_params(shots: list[Problem] | None) -> dict:
+    return {} if shots is None else {"shots": len(shots), "shots_hash": fewshot.shots_hash(shots)}
+
+
+def _messages(prompt: Prompt, question: str, instruction: str, shots: list[Problem] | None) -> list[dict]:
+    if shots is None:
+        return tier_messages(prompt, question, instruction)
+    messages = fewshot.shot_messages(prompt, question, shots)
+    if instruction:
+        messages[-1] = {**messages[-1], "content": f"{messages[-1]['content'].rstrip()}\n\n{instruction}"}
+    return messages
+
+
 def _plan(cfg: Config, prompt: Prompt, target: Target, problems: list[Problem],
-          tier_names: list[str], seeds: list[int]) -> dict[str, tuple]:
+          tier_names: list[str], seeds: list[int], shots: list[Problem] | None = None) -> dict[str, tuple]:
     """{attempt key: (problem, tier, params, item seed)} of everything this target answers."""
     plan = {}
+    purpose = PURPOSE if shots is None else fewshot.PURPOSE
     for tier in tier_names:
         for s in seeds:
-            params = tier_params(cfg, tier, s)
+            params = {**tier_params(cfg, tier, s), **_shot_params(shots)}
             for p in problems:
                 seed = item_seed(s, p.id)
-                key = attempt_key(p.id, PURPOSE, target.model, target.adapter, prompt.hash, params, seed, tier)
+                key = attempt_key(p.id, purpose, target.model, target.adapter, prompt.hash, params, seed, tier)
                 plan[key] = (p, tier, params, seed)
     return plan
 
 
 def _generate(cfg: Config, store: Store, events: Events, target: Target, todo: dict, prompt: Prompt,
-              blas: str | None, job_cls, result: EvalResult) -> str:
-    items = [{"id": key, "messages": tier_messages(prompt, p.question, params["instruction"]),
+              blas: str | None, job_cls, result: EvalResult, shots: list[Problem] | None = None) -> str:
+    items = [{"id": key, "messages": _messages(prompt, p.question, params["instruction"], shots),
               "max_tokens": params["max_tokens"], "seed": seed}
              for key, (p, _tier, params, seed) in todo.items()]
     spec = {"kind": "generate", "model": target.model, "adapter": target.adapter, "dtype": cfg.student.dtype,
@@ -250,7 +281,8 @@ def _generate(cfg: Config, store: Store, events: Events, target: Target, todo: d
 
     def make(ev: dict, dtype: str | None) -> Attempt:
         problem, tier, params, seed = todo[ev["id"]]
-        return Attempt(**answer_fields(ev, problem, result), purpose=PURPOSE, model=target.model,
+        return Attempt(**answer_fields(ev, problem, result), purpose=PURPOSE if shots is None else fewshot.PURPOSE,
+                       model=target.model,
                        adapter=target.adapter, run_id=target.run_id, prompt_hash=prompt.hash, params=params,
                        seed=seed, tier=tier, dtype=dtype, blas=blas)
 
@@ -258,6 +290,38 @@ def _generate(cfg: Config, store: Store, events: Events, target: Target, todo: d
     if outcome.status == "error":
         raise JobError(f"eval {target.label}: {outcome.error}")
     return outcome.status
+
+
+def _ask_teachers(cfg: Config, store: Store, events: Events, prompt: Prompt, problems: list[Problem], tier: str,
+                  shots: list[Problem] | None, result: EvalResult, transport, retry) -> None:
+    """The remote teachers answer the same problems with the same messages, once each."""
+    teachers, notes = fewshot.remote_teachers(cfg)
+    for note in notes:
+        result.notes.append(note)
+        events.message(note)
+    instruction = cfg.eval.tiers[tier].instruction
+    plan = {}
+    for t in teachers:
+        params = {"temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p, "instruction": instruction,
+                  **_shot_params(shots), "teacher": t.role, "provider": t.name, "prompt_hash": prompt.hash}
+        for p in problems:
+            key = attempt_key(p.id, fewshot.PURPOSE, t.model, None, prompt.hash, params, 0, tier)
+            plan[key] = (t, p, _messages(prompt, p.question, instruction, shots), params)
+
+    def make(teacher, problem: Problem, params: dict, key: str, res) -> Attempt:
+        ev = {"id": key, "text": res.content, "finish_reason": res.finish_reason, "error": res.error,
+              "n_tokens": res.completion_tokens}
+        return Attempt(**answer_fields(ev, problem, result), purpose=fewshot.PURPOSE, model=teacher.model,
+                       prompt_hash=prompt.hash, params=params, seed=0, tier=tier)
+
+    fewshot.ask_teachers(cfg, store, events, teachers, plan, make, transport=transport, retry=retry)
+    got = store.attempts_by_key(plan)
+    for t in teachers:
+        marks = [bool(got[k].correct) for k, (who, *_rest) in plan.items() if who is t and k in got]
+        if marks:
+            label = f"teacher {t.name} {t.model}"
+            result.targets.append(label)
+            result.accuracy[label] = {tier: statistics.fmean(marks)}
 
 
 # -- CoT quality --------------------------------------------------------------------------

@@ -271,44 +271,21 @@ def format_gap(result: GapResult) -> str:
     return "\n".join(lines)
 
 
-def store_scores(store, split: str = "train") -> list[ScoreRow]:
-    """Score rows from the store, one task per problem category: the student's diagnosis
-    accuracy (each model / adapter, latest attempt per problem) and each remote teacher's
-    verified rate on the problems it was given. Zero-shot with tailor's prompts rather than
-    the paper's few-shot evaluations, but the same comparison."""
-    problems = {p.id: p for p in store.problems(split=split)}
-    right: dict[tuple, int] = {}
-    seen: dict[tuple, int] = {}
-
-    def count(task, model, role, ok: bool) -> None:
-        seen[(task, model, role)] = seen.get((task, model, role), 0) + 1
-        right[(task, model, role)] = right.get((task, model, role), 0) + bool(ok)
-
-    latest = {}
-    for a in store.attempts(purpose="diagnose"):
-        if a.problem_id in problems and not a.error:
-            latest[(a.problem_id, a.model + (f"+{a.adapter}" if a.adapter else ""))] = a
-    for (pid, model), a in latest.items():
-        count(problems[pid].category or "all", model, "student", bool(a.correct))
-    given = {}
-    for t in store.traces():
-        if t.problem_id in problems and t.provider != "reference":
-            key = (t.problem_id, f"{t.provider} {t.model}".strip())
-            given[key] = given.get(key, False) or bool(t.verified)
-    for (pid, model), ok in given.items():
-        count(problems[pid].category or "all", model, "teacher", ok)
-    return [ScoreRow(task, model, role, float(Fraction(100 * right[k], n)), None, Fraction(100 * right[k], n), None)
-            for k, n in sorted(seen.items()) for task, model, role in [k]]
-
-
 def gap_command(scores: Path | str | None, threshold: float = DEFAULT_THRESHOLD, as_json: bool = False,
                 store=None) -> str:
-    """What `tailor gap` prints: from a scores file, or from the store when no file is given."""
-    rows = read_scores(scores) if scores is not None else store_scores(store)
-    if not rows:
-        raise GapError("gap: the store has no diagnosed train problems and no remote teacher traces yet")
+    """What `tailor gap` prints: from a scores file, or from the store's few-shot answers
+    (`tailor eval --shots N --teachers`) when no file is given."""
+    notes: list[str] = []
+    if scores is not None:
+        rows = read_scores(scores)
+    else:
+        from app.pipeline.fewshot import fewshot_rows
+
+        rows, notes = fewshot_rows(store)
     result = gap_table(rows, threshold)
-    return json.dumps(result.to_dict(), indent=2, allow_nan=False) if as_json else format_gap(result)
+    if as_json:
+        return json.dumps({**result.to_dict(), "notes": notes}, indent=2, allow_nan=False)
+    return "\n".join([*notes, format_gap(result)])
 
 
 # -- teacher choice --------------------------------------------------------------------
