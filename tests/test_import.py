@@ -3,8 +3,10 @@ import json
 import pytest
 
 from app.cli import main
+from app.config import DB_NAME
 from app.errors import ImportFileError
 from app.pipeline.importing import import_file, read_problems
+from app.store import Store
 
 
 def _jsonl(path, rows):
@@ -139,3 +141,98 @@ def test_cli_broken_config_stops_before_store(project, tmp_path, capsys):
     f = _jsonl(tmp_path / "a.jsonl", [{"question": "a", "answer": "1"}])
     assert main(["--project", str(project), "import", str(f)]) == 1
     assert "tailor.toml: student.modle: unknown key" in capsys.readouterr().err
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+def test_csv_with_byte_order_mark(store, tmp_path):
+    # Excel's "CSV UTF-8" starts the file with a BOM; it must not end up in the first column's name.
+    f = tmp_path / "excel.csv"
+    f.write_bytes(BOM + "Question,Answer,Category\r\nWhat is 1+1?,2,arithmetic\r\n".encode())
+    fmt, [p] = read_problems(f)
+    assert fmt == "csv"
+    assert (p.question, p.answer, p.category) == ("What is 1+1?", "2", "arithmetic")
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(b"Question,Answer,Category\nWhat is 1+1?,2,arithmetic\n")
+    assert read_problems(plain)[1][0].id == p.id  # same content, same problem
+    assert import_file(store, f).new == 1
+
+
+def test_jsonl_and_json_with_byte_order_mark(tmp_path):
+    f = tmp_path / "bom.jsonl"
+    f.write_bytes(BOM + b'{"question": "a", "answer": "1"}\n{"question": "b", "answer": "2"}\n')
+    fmt, ps = read_problems(f)
+    assert fmt == "jsonl" and [p.question for p in ps] == ["a", "b"]
+    g = tmp_path / "bom.json"
+    g.write_bytes(BOM + b'[{"question": "a", "answer": "1"}]')
+    assert [p.answer for p in read_problems(g)[1]] == ["1"]
+
+
+def test_utf16_file_is_refused_clearly(tmp_path):
+    f = tmp_path / "u16.csv"
+    f.write_bytes("question,answer\nq,1\n".encode("utf-16"))
+    with pytest.raises(ImportFileError, match=r"u16.csv:1: UTF-16 text .* save it as UTF-8"):
+        read_problems(f)
+
+
+EXPECTED_COLUMNS = ("expected required columns question (or problem), answer and optional columns solution, "
+                    "category (or subject, type), section, year, difficulty (or level), split")
+
+
+@pytest.mark.parametrize(
+    "header, what",
+    [
+        ("question,reply", "missing required column 'answer' (found 'question', 'reply')"),
+        ("prompt,completion", "missing required columns 'question', 'answer' (found 'prompt', 'completion')"),
+        ("question;answer", "missing required columns 'question', 'answer' (found 'question;answer'; the columns "
+                            "look separated by ';', but tailor reads comma-separated CSV)"),
+        ("Question,answer,question", "column 'question' given more than once"),
+        ("", "missing required columns 'question', 'answer' (found no column names)"),
+    ],
+)
+def test_csv_with_wrong_header_is_one_error_naming_line_1(store, tmp_path, header, what):
+    f = tmp_path / "bad.csv"
+    f.write_text(f"{header}\nWhat is 1+1?,2\n", encoding="utf-8")
+    with pytest.raises(ImportFileError) as e:
+        import_file(store, f)
+    assert str(e.value).startswith(f"{f}:1: bad CSV header: {what}")
+    assert str(e.value).endswith(EXPECTED_COLUMNS)
+    assert "\n" not in str(e.value)
+    assert store.count("problems") == 0
+
+
+def test_csv_header_alternatives_and_unknown_columns_are_accepted(tmp_path):
+    f = tmp_path / "ok.csv"
+    f.write_text("id,Problem,ANSWER,level,notes\n7,What is 1+1?,2,Level 1,easy one\n", encoding="utf-8")
+    [p] = read_problems(f)[1]
+    assert (p.question, p.answer, p.difficulty) == ("What is 1+1?", "2", 1)
+
+
+def test_csv_with_header_only_wrong_header_wins(tmp_path):
+    f = tmp_path / "h.csv"
+    f.write_text("prompt,completion\n", encoding="utf-8")
+    with pytest.raises(ImportFileError, match=r"h.csv:1: bad CSV header"):
+        read_problems(f)
+    f.write_text("question,answer\n", encoding="utf-8")
+    with pytest.raises(ImportFileError, match=r"h.csv: no problems in file"):
+        read_problems(f)
+
+
+def test_cli_wrong_csv_header_exits_nonzero_and_stores_nothing(project, tmp_path, capsys):
+    good = _jsonl(tmp_path / "good.jsonl", [{"question": "kept", "answer": "1"}])
+    assert main(["--project", str(project), "import", str(good)]) == 0
+    f = tmp_path / "wrong.csv"
+    f.write_bytes(BOM + b"Question,Reply\nWhat is 1+1?,2\nWhat is 2+2?,4\n")
+    capsys.readouterr()
+    assert main(["--project", str(project), "import", str(f)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert err == (f"tailor: error: {f}:1: bad CSV header: missing required column 'answer' "
+                   f"(found 'Question', 'Reply'); {EXPECTED_COLUMNS}")
+    with Store(project / DB_NAME) as store:
+        assert [p.question for p in store.problems()] == ["kept"]  # nothing of the bad file
+    f.write_bytes(BOM + b"Question,Answer\nWhat is 1+1?,2\nWhat is 2+2?,4\n")  # fixed: imports
+    assert main(["--project", str(project), "import", str(f)]) == 0
+    assert "2 problems (csv): 2 new" in capsys.readouterr().out

@@ -24,6 +24,12 @@ from app.store import Store
 FORMATS = ("jsonl", "csv", "gsm8k", "math", "math500", "aime")
 MAX_FIELD_CHARS = 100_000
 _CALC = re.compile(r"<<[^<>]*>>")  # GSM8K calculator annotations: 48/2=<<48/2=24>>24
+BOM = "\ufeff"
+# Columns of a plain CSV (header names, case-insensitive), as `to_problem` reads them:
+# each entry is a column and the other names it may go by.
+CSV_REQUIRED = (("question", "problem"), ("answer",))
+CSV_OPTIONAL = (("solution",), ("category", "subject", "type"), ("section",), ("year",),
+                ("difficulty", "level"), ("split",))
 
 
 @dataclass
@@ -188,12 +194,17 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
         data = path.read_bytes()
     except OSError as e:
         raise ImportFileError(f"{path}: cannot read ({e.strerror})") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ImportFileError(f"{path}:1: UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8")
     lines = []
     for n, raw in enumerate(data.split(b"\n"), start=1):
         try:
-            lines.append((n, raw.decode("utf-8").rstrip("\r")))
+            line = raw.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError as e:
             raise ImportFileError(f"{path}:{n}: not valid UTF-8 (byte {e.start})") from None
+        if n == 1:
+            line = line.removeprefix(BOM)  # Excel and Notepad write one; it is not part of the first field
+        lines.append((n, line))
     return lines
 
 
@@ -228,11 +239,39 @@ def _json_array_rows(path: Path) -> list[tuple[int, dict]]:
     return rows
 
 
+def _columns(spec: tuple[tuple[str, ...], ...]) -> str:
+    return ", ".join(names[0] + (f" (or {', '.join(names[1:])})" if names[1:] else "") for names in spec)
+
+
+def _check_csv_header(path: Path, fieldnames: list[str]) -> None:
+    """The header row (line 1) must name every required column, each once; unknown columns are
+    ignored, as unknown JSONL keys are. One error saying what is wrong and what is expected."""
+    found = [str(k).strip().lower() for k in fieldnames]
+    missing = [names[0] for names in CSV_REQUIRED if not any(n in found for n in names)]
+    twice = sorted({k for k in found if k and found.count(k) > 1})
+    if not missing and not twice:
+        return
+    if missing:
+        what = f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}"
+    else:
+        what = f"column{'s' if len(twice) > 1 else ''} {', '.join(map(repr, twice))} given more than once"
+    shown = ", ".join(map(repr, fieldnames)) if any(found) else "no column names"
+    hint = ""
+    if len(fieldnames) == 1 and (sep := next((c for c in ";\t|" if c in fieldnames[0]), None)):
+        hint = f"; the columns look separated by {sep!r}, but tailor reads comma-separated CSV"
+    raise ImportFileError(
+        f"{path}:1: bad CSV header: {what} (found {shown}{hint}); expected required columns "
+        f"{_columns(CSV_REQUIRED)} and optional columns {_columns(CSV_OPTIONAL)}")
+
+
 def _csv_rows(path: Path) -> list[tuple[int, dict]]:
     text = "\n".join(line for _, line in _read_lines(path))
     reader = csv.DictReader(io.StringIO(text))
     rows = []
     try:
+        if reader.fieldnames is None:  # an empty file
+            return rows
+        _check_csv_header(path, reader.fieldnames)
         for obj in reader:
             if None in obj:  # more cells than header columns
                 raise ImportFileError(f"{path}:{reader.line_num}: more values than header columns")
