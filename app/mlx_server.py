@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from app.blas import child_env, find_blas
 from app.errors import TailorError
 
 HOST = "127.0.0.1"
@@ -90,7 +91,9 @@ class MlxServer:
         fd, name = tempfile.mkstemp(prefix="tailor-mlx-server-", suffix=".log")
         self._log_path = Path(name)
         self._log = os.fdopen(fd, "wb")
-        env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
+        # The same BLAS preload as our own MLX jobs: without it float32 matmuls on a Linux
+        # CPU run at reference-BLAS speed (a 540-token prefill took minutes).
+        env = {**child_env(find_blas()), **(self.env or {}), "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env)
         try:
