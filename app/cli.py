@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -300,8 +301,14 @@ def cmd_status(args) -> int:
         counts = store.problem_counts()
         print(f"project {args.project.resolve()}")
         print("problems: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
-        for table in ("attempts", "grades", "datasets", "traces", "runs", "evals", "api_calls"):
+        for table in ("attempts", "grades", "datasets", "traces", "runs"):
             print(f"{table}: {store.count(table)}")
+        # Student answers by purpose (attempts rows, failed ones awaiting a retry included),
+        # and the judge's CoT-quality ratings of eval answers (the `evals` table).
+        print(f"eval answers: {store.count('attempts', purpose='eval')}")
+        print(f"few-shot answers: {store.count('attempts', purpose='fewshot')}")
+        print(f"CoT-quality ratings: {store.count('evals')}")
+        print(f"api_calls: {store.count('api_calls')}")
         for name in store.sweeps():
             cells = store.cells(name)
             states = ", ".join(f"{label} {c['status']}" + (f" at {c['stage']}" if c["stage"] else "")
@@ -592,6 +599,12 @@ def main(argv: list[str] | None = None) -> int:
     except TailorError as e:
         print(f"tailor: error: {e}", file=sys.stderr)
         return e.exit_code
+    except sqlite3.Error as e:  # a full disk, a lock held too long, a read-only project
+        from app.config import DB_NAME
+        from app.store import failure
+
+        print(f"tailor: error: {failure(e, args.project / DB_NAME)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("tailor: interrupted", file=sys.stderr)
         return 130

@@ -20,6 +20,11 @@ from app.errors import StoreError
 from app.records import ApiCall, Attempt, Dataset, DatasetItem, GradeRecord, Metric, Problem, Run, Trace
 
 
+def _is_read_only(e: sqlite3.Error) -> bool:
+    msg = str(e).lower()
+    return "readonly" in msg or "read-only" in msg or "unable to open" in msg
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -263,19 +268,92 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m00
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+# How long a writer waits for another process's write transaction before giving up.
+BUSY_TIMEOUT_S = 60.0
+
+
+class _Database(sqlite_utils.Database):
+    """Every outermost write transaction begins IMMEDIATE: it takes the write lock first,
+    waiting up to the busy timeout. A deferred one that read first cannot wait for the
+    lock (SQLite answers "database is locked" at once, to keep its snapshot consistent),
+    which is what crashed one stage running beside another."""
+
+    @contextmanager
+    def atomic(self):
+        if self.conn.in_transaction:
+            with super().atomic():  # a savepoint inside the open transaction
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.rollback()
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.rollback()
+                raise
+
+
+def failure(e: sqlite3.Error, path: Path | str) -> str:
+    """One line for a SQLite error that ended a command: what happened, and that every
+    transaction committed before it is kept (each is atomic, so nothing is half-written)."""
+    msg = str(e).lower()
+    kept = "everything committed before it is kept"
+    if "locked" in msg or "busy" in msg:
+        return (f"{path}: another tailor process held the store's write lock for over {BUSY_TIMEOUT_S:.0f} s; "
+                f"{kept}: run the command again when it is done")
+    if "full" in msg:
+        return f"{path}: the disk is full; {kept}: free some space and run the command again"
+    if "readonly" in msg or "read-only" in msg:
+        return f"{path}: the project is read-only and this command writes to its store"
+    return f"{path}: {e} ({kept})"
+
+
 class Store:
-    """A project's SQLite store. Use one per thread."""
+    """A project's SQLite store. Use one per thread.
+
+    A read-only project (file or directory not writable) opens read-only: reading
+    commands work, and a write ends with a "read-only" line (`failure`)."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
+        self.read_only = False
         try:
-            conn = sqlite3.connect(self.path, timeout=30)
-            self.db = sqlite_utils.Database(conn)
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+            self.db = _Database(conn)
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.enable_wal()
             self.migrate()
+            return
+        except sqlite3.OperationalError as e:
+            if not _is_read_only(e) or not self.path.exists():
+                raise StoreError(failure(e, self.path)) from None
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: cannot open as a tailor database ({e})") from None
+        self._open_read_only()
+
+    def _open_read_only(self) -> None:
+        self.db.close()
+        self.read_only = True
+        last: sqlite3.Error | None = None
+        # mode=ro needs the WAL index (-shm) to be creatable or present; immutable=1 does not.
+        for mode in ("mode=ro", "immutable=1"):
+            try:
+                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True, timeout=BUSY_TIMEOUT_S)
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                break
+            except sqlite3.Error as e:
+                last = e
+        else:
+            raise StoreError(f"{self.path}: read-only and cannot be read ({last})") from None
+        self.db = _Database(conn)
+        if self.user_version != SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: read-only, and at schema version {self.user_version} where this "
+                             f"tailor needs {SCHEMA_VERSION}: make it writable once to upgrade it")
 
     def close(self) -> None:
         self.db.close()
