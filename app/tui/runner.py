@@ -7,6 +7,7 @@ by the thread that opened it, so the worker opens its own Store and config.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -108,7 +109,7 @@ def run_stage(project: Path, run: StageRun, call: Callable, post: Callable[[Mess
     """The body of the worker thread: open config and store, run `call`, report the outcome."""
     from app.config import DB_NAME, load_config
     from app.errors import TailorError
-    from app.store import Store
+    from app.store import Store, failure
 
     if base_job_cls is None:
         from app.jobs import MlxJob as base_job_cls
@@ -127,6 +128,8 @@ def run_stage(project: Path, run: StageRun, call: Callable, post: Callable[[Mess
         status = "cancelled"
     except TailorError as e:
         status, text = "error", str(e)
+    except sqlite3.Error as e:  # a full disk, a lock held too long, a read-only project
+        status, text = "error", failure(e, Path(project) / DB_NAME)
     except Exception as e:  # noqa: BLE001 -- a bug in a stage must not take the interface down
         status, text = "error", f"{type(e).__name__}: {e}"
     post(StageUpdate(run.key, "finished", status=status, text=text))
