@@ -269,7 +269,17 @@ def _open_store(project: Path):
     from app.store import Store
 
     load_config(project)  # a broken config is reported before anything is written
-    return Store(project / DB_NAME)
+    return _reconciled(Store(project / DB_NAME), project)
+
+
+def _reconciled(store, project: Path):
+    """The store, with every run a dead process left "running" marked interrupted, so no
+    command sees (or reports) a run as training when nothing trains it."""
+    from app.pipeline.train import reconcile_stale_runs
+
+    if not store.read_only:
+        reconcile_stale_runs(store, project)
+    return store
 
 
 @contextmanager
@@ -280,7 +290,7 @@ def _stage(args):
     from app.store import Store
 
     cfg = load_config(args.project)
-    with Store(args.project / DB_NAME) as store:
+    with _reconciled(Store(args.project / DB_NAME), args.project) as store:
         yield cfg, store, ConsoleEvents(summaries=False)  # each command prints its result
 
 
@@ -366,7 +376,7 @@ def _run_sweep(project: Path, sweep_path: Path) -> int:
     from app.store import Store
 
     sweep = open_sweep(project, sweep_path)
-    with Store(project / DB_NAME) as store:
+    with _reconciled(Store(project / DB_NAME), project) as store:
         res = run_sweep(sweep, store, ConsoleEvents(), project=project, color=sys.stdout.isatty())
     print(f"\nsweep {res.name}: " + ", ".join(f"{label} {status}" for label, status in res.cells.items()))
     print(res.table)

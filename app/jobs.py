@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +35,34 @@ class JobOutcome:
     start: dict = field(default_factory=dict)
     error: str | None = None
     blas: str | None = None
+
+
+JOB_DIR_PREFIX = "tailor-job-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def remove_orphan_dirs(tmpdir: str | None = None) -> list[Path]:
+    """Delete job directories whose owning tailor process is gone (killed with -9, say:
+    nothing ran its cleanup). Each directory names its owner in owner.pid."""
+    removed = []
+    for d in Path(tmpdir or tempfile.gettempdir()).glob(JOB_DIR_PREFIX + "*"):
+        try:
+            pid = int((d / "owner.pid").read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            continue  # being created, or not ours to judge
+        if not _alive(pid):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
 
 
 class MlxJob:
@@ -65,7 +94,9 @@ class MlxJob:
         Ctrl-C in a terminal reaches the child too (same process group); we keep reading
         so every result it finished is handed to `on_event` before we return.
         """
-        with tempfile.TemporaryDirectory(prefix="tailor-job-") as tmp:
+        remove_orphan_dirs()
+        with tempfile.TemporaryDirectory(prefix=JOB_DIR_PREFIX) as tmp:
+            (Path(tmp) / "owner.pid").write_text(str(os.getpid()), encoding="ascii")
             spec_path = Path(tmp) / "job.json"
             spec_path.write_text(json.dumps(self.spec), encoding="utf-8")
             stderr_path = Path(tmp) / "stderr.log"

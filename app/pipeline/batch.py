@@ -232,10 +232,13 @@ def _sample(cfg, store: Store, events: Events, name: str, keys, replicate_seed: 
 
 
 def _train(sweep: Sweep, cell: Cell, store: Store, events: Events, project: Path, datasets: dict, job_cls) -> None:
-    from app.pipeline.train import train
+    from app.pipeline.train import reconcile_stale_runs, train
 
     keys = cell.keys
     dataset_for = (lambda seed: datasets[None]) if None in datasets else datasets.__getitem__  # noqa: E731
+    # A run left "running" by a killed process is marked interrupted first, so that it is
+    # resumed from its checkpoint below instead of being trained again from iteration 0.
+    reconcile_stale_runs(store, project)
     mine = [r for r in store.runs() if r.sweep == sweep.name and r.label == cell.label]
     iters = keys.iters
     if keys.find_stop:
