@@ -22,7 +22,7 @@ from app.pipeline.grade import (
     parse_override,
     record_overrides,
 )
-from app.prompts import load_prompt, parse_prompt
+from app.prompts import fence, load_prompt, parse_prompt
 from app.records import Attempt, Problem
 from app.remote import RemoteFatalError, RetryPolicy
 
@@ -352,7 +352,8 @@ def test_remote_judge_end_to_end(store):
         assert cur[p].grade is None and cur[p].error == res.reasons[p]
     # the user sees the student's answer and CoT and the reference answer
     sent = judge.calls("p2")[0]["messages"][1]["content"]
-    assert "Reference answer: 4" in sent and "final answer (as extracted from the response): 5" in sent
+    assert f"Reference answer:\n{fence('4')}" in sent
+    assert f"final answer (as extracted from the response):\n{fence('5')}" in sent
     assert "\\boxed{5}" in sent
     done = ev.log[-1]
     assert done[0] == "done" and "E:M:H = 1:2:2" in done[1] and "2 judge/checker disagreements" in done[1]

@@ -58,7 +58,7 @@ class Teachers:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
-        q = body["messages"][-1]["content"].split("Problem: ", 1)[1]
+        q = body["messages"][-1]["content"].split("Problem:\n", 1)[1].split("\n")[1]  # inside its fence
         style = next(s for s in ("short", "long")
                      if body["messages"] == load_prompt(f"teach_{s}").render(question=q))
         self.calls.append((body["model"], style, q))

@@ -129,7 +129,7 @@ class Judge:
             return self.teachers(request)
         self.bodies.append(body)
         user = body["messages"][-1]["content"]
-        q = user.split("Problem:\n", 1)[1].split("\n", 1)[0]
+        q = user.split("Problem:\n", 1)[1].split("\n")[1]  # inside its fence
         if q in self.garbled:
             return httpx.Response(200, json=completion("Looks fine to me."))
         verdict = {"consistent": q not in self.bad, "reason": "step 2 contradicts step 1" if q in self.bad else "ok"}
