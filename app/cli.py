@@ -480,10 +480,14 @@ def cmd_grade(args) -> int:
         else:
             res = grade(cfg, store, events, split=args.split, limit=args.limit)
     if res.ungraded:
-        print(f"{res.ungraded} problems left ungraded (reasons above); the next `tailor grade` retries judge failures")
+        print(f"{res.ungraded} problems left ungraded (reasons above); the next `tailor grade` asks the judge again")
+    if res.given_up:
+        print(f"{res.given_up} problems stay ungraded: the judge's reply could not be read on any of its "
+              f"[judge] grade_tries; give them a grade with `tailor grade --override ID=GRADE`")
     print(f"E:M:H = {res.ratio} ({res.easy} easy, {res.medium} medium, {res.hard} hard; "
           f"{res.disagreements} judge/checker disagreements)")
-    return 1 if res.ungraded and not res.graded else 0
+    # One rule, however many: exit 1 while any problem this run considered has no grade.
+    return 1 if res.ungraded or res.given_up else 0
 
 
 def cmd_sample(args) -> int:

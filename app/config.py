@@ -41,6 +41,9 @@ class OpenAIProvider(_Section):
     # "as-cot" puts it before the final solution, "drop" leaves it out. Unset: as-cot for the
     # long-CoT teacher (the long CoT ACoTD's teacher B and the O'Bryan study train on), drop for short.
     keep_reasoning: Literal["as-cot", "drop"] | None = None
+    # As the judge: how many times in all a problem is asked (one per `tailor grade` run)
+    # while its reply cannot be read even after the repair call; then it stays ungraded.
+    grade_tries: int = Field(3, ge=1)
 
     @field_validator("base_url")
     @classmethod
@@ -65,6 +68,9 @@ class MlxServerProvider(_Section):
     # "as-cot" puts it before the final solution, "drop" leaves it out. Unset: as-cot for the
     # long-CoT teacher (the long CoT ACoTD's teacher B and the O'Bryan study train on), drop for short.
     keep_reasoning: Literal["as-cot", "drop"] | None = None
+    # As the judge: how many times in all a problem is asked (one per `tailor grade` run)
+    # while its reply cannot be read even after the repair call; then it stays ungraded.
+    grade_tries: int = Field(3, ge=1)
 
 
 class ReferenceProvider(_Section):

@@ -89,6 +89,7 @@ class GradeRecord(BaseModel):
     model: str | None = None
     prompt_hash: str | None = None
     api_call_key: str | None = None
+    tries: int = 1  # how many times the judge was asked for this grading (retries of an ungraded one)
     created_at: str | None = None
 
 

@@ -34,7 +34,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -100,14 +100,14 @@ class ChatRequest:
 
 def repair_request(req: ChatRequest, bad: ChatResult, instruction: str) -> ChatRequest:
     """The one retry for an unusable reply: the bad reply and an instruction appended (so
-    its cache key differs from the first call's)."""
+    its cache key differs from the first call's; a retried request's repair is its own)."""
     messages = req.messages + [
         {"role": "assistant", "content": bad.content or ""},
         {"role": "user", "content": instruction},
     ]
     return ChatRequest(messages=messages, stage=req.stage, prompt_hash=req.prompt_hash,
                        temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens,
-                       json_mode=True, variant="repair")
+                       json_mode=True, variant="repair" if req.variant is None else f"{req.variant}/repair")
 
 
 @dataclass
@@ -408,8 +408,14 @@ class RemoteClient:
         events: Events | None = None,
         *,
         title: str | None = None,
+        then: Callable[[int, ChatResult], Awaitable[None]] | None = None,
     ) -> list[ChatResult]:
         """Run requests under the concurrency limit; results come back in request order.
+
+        A sliding window: every request is a task, and the limit is held only while one is
+        on the wire, so a slow request (a long retry chain) never holds up those behind it.
+        ``then(i, result)`` runs as soon as request ``i`` finishes — the caller stores or
+        follows up on each result as it arrives instead of waiting for a whole batch.
 
         Each finished request calls ``events.advance(1)``; failures and truncations are
         reported with ``events.message``. With ``title`` the call also brackets the work
@@ -432,17 +438,20 @@ class RemoteClient:
             if shown[kind] == MAX_NOTES:
                 events.message(f"{self.role}: further {kind} are counted, not shown")
 
-        async def one(req: ChatRequest) -> ChatResult:
+        async def one(i: int, req: ChatRequest) -> ChatResult:
             res = await self._chat(req, cache=True)
             if events is not None:
                 if res.error:
                     note("failures", f"request failed: {res.error}")
                 elif res.truncated and not res.cached:
                     note("truncations", "output cut at max_tokens (finish_reason=length)")
+            if then is not None:
+                await then(i, res)
+            if events is not None:
                 events.advance(1)
             return res
 
-        tasks = [asyncio.ensure_future(one(r)) for r in requests]
+        tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(requests)]
         try:
             if tasks:
                 done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

@@ -263,8 +263,25 @@ def _m006_strict_answers(db: sqlite_utils.Database) -> None:
             db.execute("UPDATE attempts SET correct = 0 WHERE id = ?", [rid])
 
 
+def _m007_grade_tries(db: sqlite_utils.Database) -> None:
+    """An ungraded problem is asked again up to a limit, in its one row (``tries`` counts the
+    askings); the rows earlier runs added for each retry collapse into the latest one."""
+    db.execute("ALTER TABLE grades ADD COLUMN tries INTEGER NOT NULL DEFAULT 1")
+    same = """g2.problem_id = g.problem_id AND g2.is_override = 0 AND g2.id > g.id
+              AND g2.attempt_id IS g.attempt_id AND g2.provider IS g.provider AND g2.model IS g.model
+              AND g2.prompt_hash IS g.prompt_hash"""
+    db.execute("""UPDATE grades SET tries = 1 + (SELECT count(*) FROM grades g0 WHERE g0.problem_id = grades.problem_id
+                   AND g0.grade IS NULL AND g0.is_override = 0 AND g0.id < grades.id
+                   AND g0.attempt_id IS grades.attempt_id AND g0.provider IS grades.provider
+                   AND g0.model IS grades.model AND g0.prompt_hash IS grades.prompt_hash)
+                   WHERE grade IS NULL AND is_override = 0""")
+    db.execute(f"DELETE FROM grades WHERE id IN (SELECT g.id FROM grades g WHERE g.grade IS NULL AND g.is_override = 0"
+               f" AND EXISTS (SELECT 1 FROM grades g2 WHERE {same}))")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_run_labels, _m003_tui_indexes,
-                                                             _m004_sweep_cells, _m005_sweep_main, _m006_strict_answers]
+                                                             _m004_sweep_cells, _m005_sweep_main, _m006_strict_answers,
+                                                             _m007_grade_tries]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -499,9 +516,14 @@ class Store:
     # -- grades ---------------------------------------------------------------
 
     def insert_grade(self, grade: GradeRecord) -> int:
+        """A new grade row, or (``grade.id`` set) that row replaced: a retried ungraded problem
+        keeps one row rather than adding one per try."""
         row = grade.model_dump(exclude={"id"})
         row["created_at"] = row["created_at"] or now()
         with self.transaction():
+            if grade.id is not None:
+                self.db["grades"].update(grade.id, row)
+                return grade.id
             return self.db["grades"].insert(row).last_pk
 
     def current_grades(self, split: str | None = None) -> dict[str, GradeRecord]:

@@ -148,3 +148,28 @@ def test_failed_attempt_is_retried_and_replaced(store):
     assert store.insert_attempt(ok) == first_id
     assert store.attempt_keys(["k"]) == {"k"}
     assert store.count("attempts") == 1 and store.attempts()[0].error is None
+
+
+def test_migration_7_collapses_the_rows_earlier_retries_added(tmp_path):
+    import sqlite3
+
+    import sqlite_utils
+
+    from app.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(sqlite3.connect(path))
+    for m in MIGRATIONS[:6]:
+        m(db)
+    db.execute("PRAGMA user_version = 6")
+    db["problems"].insert_all([{"id": p, "question": p, "answer": "1", "split": "train", "created_at": "t"}
+                               for p in ("a", "b")])
+    rows = [("a", None, "x"), ("a", None, "x"), ("a", None, "x"),  # asked three times, never readable
+            ("b", None, "x"), ("b", "easy", None)]  # ungraded once, then graded
+    for pid, grade, err in rows:
+        db["grades"].insert({"problem_id": pid, "grade": grade, "error": err, "provider": "openai", "model": "j",
+                             "prompt_hash": "h", "is_override": 0, "disagreement": 0, "created_at": "t"})
+    db.close()
+    with Store(path) as store:
+        got = [(r["problem_id"], r["grade"], r["tries"]) for r in store.db.query("SELECT * FROM grades ORDER BY id")]
+        assert got == [("a", None, 3), ("b", "easy", 1)]

@@ -60,6 +60,8 @@ PROMPT_NAME = "grade"
 STAGE = "grade"
 MAX_RATIONALE_CHARS = 1000
 MAX_SHOWN_REASONS = 5
+UNREADABLE = "unreadable even after one repair call"  # the ungraded reason that counts towards grade_tries
+WRITE_EVERY = 16  # verdicts written per transaction as they arrive
 REPAIR_INSTRUCTION = (
     "Your reply could not be used: {reason}. Reply again with only the JSON object "
     '{{"answer_correct": ..., "logical": ..., "complete": ..., "minor_error": ..., '
@@ -220,6 +222,7 @@ class GradeResult:
     graded: int = 0
     ungraded: int = 0
     skipped: int = 0
+    given_up: int = 0  # ungraded after [judge] grade_tries unreadable replies: not asked again
     overrides: int = 0
     new_disagreements: int = 0
     reasons: dict[str, str] = field(default_factory=dict)
@@ -235,7 +238,8 @@ class GradeResult:
         if self.overrides:
             head.append(f"{self.overrides} overrides recorded")
         if self.total or not self.overrides:
-            head.append(f"{self.graded} graded, {self.ungraded} ungraded, {self.skipped} already graded")
+            head.append(f"{self.graded} graded, {self.ungraded} ungraded, {self.skipped} already graded"
+                        + (f", {self.given_up} left ungraded after every try" if self.given_up else ""))
         tail = (f"E:M:H = {self.ratio} ({self.easy} easy / {self.medium} medium / {self.hard} hard"
                 + (f", {self.ungraded_in_force} ungraded" if self.ungraded_in_force else "")
                 + f"), {self.disagreements} judge/checker disagreements")
@@ -337,23 +341,30 @@ def grade(cfg: Config, store: Store, events: Events, *, split: str = "train", li
 
     current = store.current_grades(split=split)
     failed: list[GradeRecord] = []  # diagnosis failed: ungraded without asking the judge
-    todo: list[tuple[Problem, Attempt, bool]] = []
+    todo: list[tuple[Problem, Attempt, bool, GradeRecord | None]] = []
+    tries = getattr(cfg.judge, "grade_tries", 1)
     for p in work:
         a, cur = latest[p.id], current.get(p.id)
         if cur is not None and cur.is_override:
             result.skipped += 1
             continue
+        # This judge's ungraded row for this attempt: a retry replaces it instead of adding one.
+        prior = cur if cur is not None and cur.grade is None and _same_judge(cur, judge, a) else None
         if a.error:
             reason = f"diagnosis failed: {a.error}"
-            if cur is not None and _same_judge(cur, judge, a) and cur.grade is None and cur.error == reason:
+            if prior is not None and prior.error == reason:
                 result.skipped += 1
             else:
-                failed.append(_ungraded(judge, p, a, None, reason))
+                failed.append(_ungraded(judge, p, a, None, reason).model_copy(
+                    update={"id": prior.id if prior else None}))
             continue
         if cur is not None and cur.grade is not None and _same_judge(cur, judge, a):
             result.skipped += 1
             continue
-        todo.append((p, a, is_equivalent(a.extracted, p.answer)))
+        if prior is not None and (prior.error or "").startswith(UNREADABLE) and prior.tries >= tries:
+            result.given_up += 1  # asked `grade_tries` times, never readable: an override is the way on
+            continue
+        todo.append((p, a, is_equivalent(a.extracted, p.answer), prior))
 
     events.start("grade", len(failed) + len(todo))
     events.message(f"judge: {judge.label()}; {len(todo)} to grade, {result.skipped} already graded")
@@ -382,12 +393,13 @@ def grade(cfg: Config, store: Store, events: Events, *, split: str = "train", li
         if failed:
             write(failed)
         for chunk in _chunks(todo, 64):
-            write([_offline(judge, p, a, c) for p, a, c in chunk])
+            write([_offline(judge, p, a, c).model_copy(update={"id": prior.id if prior else None})
+                   for p, a, c, prior in chunk])
             events.advance(len(chunk))
 
     _fill_in_force(result, store)
     if result.ungraded > MAX_SHOWN_REASONS:
-        events.message(f"{result.ungraded - MAX_SHOWN_REASONS} more ungraded (see GradeResult.reasons)")
+        events.message(f"{result.ungraded - MAX_SHOWN_REASONS} more ungraded, reasons not shown")
     events.done(result.summary())
     return result
 
@@ -403,39 +415,52 @@ def _messages(prompt, problem: Problem, attempt: Attempt) -> list[dict]:
 
 async def _grade_remote(cfg, store, events, prompt, judge: _Judge, todo, failed, write, transport,
                         retry) -> None:
-    pending = list(failed)
+    """Every request in flight under the judge's concurrency (a sliding window, not chunks);
+    each verdict is written as it arrives, a few at a time. An ungraded problem asked again
+    gets a new request (its try number is part of the cache key: the unreadable reply and
+    its repair are cached) and keeps its one grade row."""
+    pending = list(failed)  # with the first write: a judge that cannot start leaves no rows
+
+    def flush() -> None:
+        if pending:
+            write(pending[:])
+            pending.clear()
+
     async with open_client(cfg, "judge", store, transport=transport, retry=retry) as client:
-        size = max(32, client.concurrency * 4)
-        for chunk in _chunks(todo, size):
-            reqs = [ChatRequest(messages=_messages(prompt, p, a), stage=STAGE, prompt_hash=prompt.hash,
-                                json_mode=True) for p, a, _ in chunk]
-            results = await client.chat_many(reqs, events)
-            records: dict[str, GradeRecord] = {}
-            repairs: list[tuple[int, str]] = []
-            for i, ((p, a, correct), res) in enumerate(zip(chunk, results)):
-                if res.error:
-                    records[p.id] = _ungraded(judge, p, a, correct, f"judge call failed: {res.error}", res.key)
-                    continue
-                try:
-                    records[p.id] = _graded(judge, p, a, correct, parse_judge_output(res.content), res.key)
-                except JudgeOutputError as e:
-                    repairs.append((i, str(e)))
-            if repairs:
-                fixes = await client.chat_many([repair_request(reqs[i], results[i], REPAIR_INSTRUCTION.format(reason=why))
-                                              for i, why in repairs])
-                for (i, why), res in zip(repairs, fixes):
-                    p, a, correct = chunk[i]
-                    if res.error:
-                        records[p.id] = _ungraded(judge, p, a, correct,
-                                                  f"{why}; the repair call failed: {res.error}", results[i].key)
-                        continue
-                    try:
-                        records[p.id] = _graded(judge, p, a, correct, parse_judge_output(res.content), res.key)
-                    except JudgeOutputError as e2:
-                        records[p.id] = _ungraded(judge, p, a, correct,
-                                                  f"unparseable after one repair retry: {e2}", res.key)
-            write(pending + [records[p.id] for p, _, _ in chunk])
-            pending = []
+        reqs = [ChatRequest(messages=_messages(prompt, p, a), stage=STAGE, prompt_hash=prompt.hash, json_mode=True,
+                            variant=None if prior is None else f"try{prior.tries + 1}")
+                for p, a, _, prior in todo]
+
+        async def then(i: int, res) -> None:
+            p, a, correct, prior = todo[i]
+            rec = await _verdict(client, judge, reqs[i], res, p, a, correct)
+            if prior is not None:
+                rec = rec.model_copy(update={"id": prior.id, "tries": prior.tries + 1})
+            pending.append(rec)
+            if len(pending) >= WRITE_EVERY:
+                flush()
+
+        try:
+            await client.chat_many(reqs, events, then=then)
+        finally:
+            flush()  # what arrived before a fatal error is kept
+
+
+async def _verdict(client, judge: _Judge, req, res, p: Problem, a: Attempt, correct: bool) -> GradeRecord:
+    """The grade record for one judge reply, after one repair call when it cannot be read."""
+    if res.error:
+        return _ungraded(judge, p, a, correct, f"judge call failed: {res.error}", res.key)
+    try:
+        return _graded(judge, p, a, correct, parse_judge_output(res.content), res.key)
+    except JudgeOutputError as e:
+        why = str(e)
+    (fix,) = await client.chat_many([repair_request(req, res, REPAIR_INSTRUCTION.format(reason=why))])
+    if fix.error:
+        return _ungraded(judge, p, a, correct, f"{why}; the repair call failed: {fix.error}", res.key)
+    try:
+        return _graded(judge, p, a, correct, parse_judge_output(fix.content), fix.key)
+    except JudgeOutputError as e2:
+        return _ungraded(judge, p, a, correct, f"{UNREADABLE}: {e2}", fix.key)
 
 
 # -- manual overrides ----------------------------------------------------------------
