@@ -106,3 +106,50 @@ def test_grade_beside_imports_loses_nothing(project, judge, tmp_path):
         graded = store.db.execute("SELECT count(DISTINCT problem_id) FROM grades WHERE grade IS NOT NULL").fetchone()[0]
     assert ok == judge.paid == n  # every paid reply stored, none bought twice
     assert graded == n
+
+
+def test_one_slow_request_does_not_hold_up_the_others(store):
+    """A sliding window: the judge holds one request until it has answered every other one.
+    With fixed batches the others behind the slow one would never be sent, and it times out."""
+    import httpx
+
+    from app.config import parse_config
+    from app.events import RecordingEvents
+    from app.pipeline.grade import grade
+    from app.remote import RetryPolicy
+
+    n = 60
+    for i in range(n):
+        store.insert_problems([Problem(id=f"p{i:02d}", question=f"Q{i:02d}: 1 + {i}?", answer=str(i + 1))])
+        store.insert_attempt(Attempt(key=f"k{i}", problem_id=f"p{i:02d}", purpose="diagnose", model="student",
+                                     prompt_hash="sp", params={}, text=f"The answer is \\boxed{{{i + 1}}}.",
+                                     extracted=str(i + 1)))
+    others_done = threading.Event()
+    answered = []
+    lock = threading.Lock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        slow = "Q00:" in body["messages"][-1]["content"]
+        if slow:
+            assert others_done.wait(timeout=20), "the other requests were not sent while one was slow"
+        with lock:
+            answered.append(slow)
+            if len(answered) == n - 1 and not slow:
+                others_done.set()
+        return httpx.Response(200, json={"choices": [{"index": 0, "message": {"role": "assistant",
+                              "content": json.dumps(VERDICT)}, "finish_reason": "stop"}]})
+
+    class Threaded(httpx.AsyncBaseTransport):
+        """The handler runs in a thread, as a real server's would, so one can wait."""
+
+        async def handle_async_request(self, request):
+            import asyncio
+
+            await request.aread()
+            return await asyncio.to_thread(handler, request)
+
+    cfg = parse_config('[judge]\nprovider = "openai"\nbase_url = "https://judge.test/v1"\nmodel = "j"\n'
+                       'concurrency = 4\n')
+    res = grade(cfg, store, RecordingEvents(), transport=Threaded(), retry=RetryPolicy(max_retries=0))
+    assert res.graded == n and answered[-1] is True  # the slow one last; nobody waited for it

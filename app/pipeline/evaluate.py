@@ -43,6 +43,7 @@ from app.store import Store
 
 PURPOSE = "eval"
 RATING_KEYS = ("coherence", "completeness", "factual")
+WRITE_EVERY = 16  # ratings stored per transaction as they arrive
 RATING_REPAIR = ('Your reply could not be used: {reason}. Reply again with only the JSON object '
                  '{{"coherence": 1-5, "completeness": 1-5, "factual": 1-5, "rationale": "..."}}.')
 
@@ -391,36 +392,43 @@ def _rate(cfg: Config, store: Store, events: Events, got: dict[str, Attempt], pr
 
 async def _rate_remote(cfg, store, events, prompt: Prompt, model: str, todo: list[Attempt],
                        problems: dict[str, Problem], result: EvalResult, transport, retry) -> None:
-    async with open_client(cfg, "judge", store, transport=transport, retry=retry) as client:
-        size = max(32, client.concurrency * 4)
-        for i in range(0, len(todo), size):
-            chunk = todo[i:i + size]
-            reqs = [ChatRequest(messages=prompt.render(question=problems[a.problem_id].question,
-                                                       reference_answer=problems[a.problem_id].answer,
-                                                       cot=(a.text or "").strip() or "(empty response)"),
-                                stage="cot_quality", prompt_hash=prompt.hash, json_mode=True) for a in chunk]
-            replies = await client.chat_many(reqs, events)
-            rows, repairs = [], []
-            for a, req, res in zip(chunk, reqs, replies):
-                if res.error:
-                    result.unrated += 1
-                    continue
-                try:
-                    rows.append(_row(a, parse_rating(res.content), cfg, model, prompt, res.key))
-                except ValueError as e:
-                    repairs.append((a, req, res, str(e)))
-            if repairs:
-                fixes = await client.chat_many([repair_request(req, res, RATING_REPAIR.format(reason=why))
-                                                for _, req, res, why in repairs])
-                for (a, _req, _res, _why), fix in zip(repairs, fixes):
-                    try:
-                        if fix.error:
-                            raise ValueError(fix.error)
-                        rows.append(_row(a, parse_rating(fix.content), cfg, model, prompt, fix.key))
-                    except ValueError:
-                        result.unrated += 1
-            store.put_eval_ratings(rows)
+    """A sliding window over every rating; each is stored as it arrives, a few at a time."""
+    rows: list[dict] = []
+
+    def flush() -> None:
+        if rows:
+            store.put_eval_ratings(rows[:])
             result.rated += len(rows)
+            rows.clear()
+
+    async with open_client(cfg, "judge", store, transport=transport, retry=retry) as client:
+        reqs = [ChatRequest(messages=prompt.render(question=problems[a.problem_id].question,
+                                                   reference_answer=problems[a.problem_id].answer,
+                                                   cot=(a.text or "").strip() or "(empty response)"),
+                            stage="cot_quality", prompt_hash=prompt.hash, json_mode=True) for a in todo]
+
+        async def then(i: int, res) -> None:
+            a = todo[i]
+            if res.error:
+                result.unrated += 1
+                return
+            try:
+                rows.append(_row(a, parse_rating(res.content), cfg, model, prompt, res.key))
+            except ValueError as e:
+                (fix,) = await client.chat_many([repair_request(reqs[i], res, RATING_REPAIR.format(reason=e))])
+                try:
+                    if fix.error:
+                        raise ValueError(fix.error)
+                    rows.append(_row(a, parse_rating(fix.content), cfg, model, prompt, fix.key))
+                except ValueError:
+                    result.unrated += 1
+            if len(rows) >= WRITE_EVERY:
+                flush()
+
+        try:
+            await client.chat_many(reqs, events, then=then)
+        finally:
+            flush()
 
 
 def _row(a: Attempt, r: Rating, cfg: Config, model: str, prompt: Prompt, key: str | None) -> dict:

@@ -41,7 +41,7 @@ from app.remote import ChatRequest, ChatResult, RemoteClient, RetryPolicy, open_
 from app.store import Store
 
 STYLES = ("short", "long")
-CHUNK = 32  # teacher results are stored every CHUNK requests
+WRITE_EVERY = 16  # traces stored per transaction as they arrive
 
 
 class DatasetError(TailorError):
@@ -269,7 +269,7 @@ async def fetch_traces(store: Store, events: Events | None, teacher: Teacher,
                        jobs: Sequence[tuple[Problem, int]], *,
                        transport: httpx.AsyncBaseTransport | None = None,
                        retry: RetryPolicy | None = None) -> FetchOutcome:
-    """Ask a teacher for (problem, variant) jobs and store the traces, CHUNK at a time.
+    """Ask a teacher for (problem, variant) jobs and store the traces as they arrive.
 
     Variant 0 is the first answer; variant v >= 1 is a further sample (a different cache
     key, the configured temperature). Each finished job advances ``events`` by one; the
@@ -287,15 +287,25 @@ async def fetch_traces(store: Store, events: Events | None, teacher: Teacher,
     prompt = teacher.prompt
     assert prompt is not None
     async with open_teacher(teacher, store, transport=transport, retry=retry) as client:
-        for i in range(0, len(jobs), CHUNK):
-            chunk = jobs[i : i + CHUNK]
-            requests = [
-                ChatRequest(prompt.render(question=p.question), stage="teach", prompt_hash=prompt.hash,
-                            variant=None if v == 0 else str(v))
-                for p, v in chunk
-            ]
-            results = await client.chat_many(requests, events)
-            _store_results(store, teacher, chunk, results, out)
+        requests = [ChatRequest(prompt.render(question=p.question), stage="teach", prompt_hash=prompt.hash,
+                                variant=None if v == 0 else str(v))
+                    for p, v in jobs]
+        arrived: list[tuple[int, ChatResult]] = []
+
+        def flush() -> None:
+            if arrived:
+                _store_results(store, teacher, [jobs[i] for i, _ in arrived], [r for _, r in arrived], out)
+                arrived.clear()
+
+        async def then(i: int, res: ChatResult) -> None:
+            arrived.append((i, res))
+            if len(arrived) >= WRITE_EVERY:
+                flush()
+
+        try:  # a sliding window over every job; traces are stored as they arrive
+            await client.chat_many(requests, events, then=then)
+        finally:
+            flush()
         out.calls = client.totals.requests - client.totals.cached
     return out
 
