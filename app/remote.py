@@ -33,7 +33,7 @@ import logging
 import random
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -78,10 +78,58 @@ class RetryPolicy:
     backoff_base: float = 1.0  # seconds; attempt n waits ~ base * 2**n (equal jitter)
     backoff_max: float = 60.0  # cap of one backoff delay
     retry_after_max: float = 120.0  # cap of a server's Retry-After
+    # A 500/502/504, a dropped connection or a garbled body is usually one bad backend or
+    # connection, not load: its backoff starts at a quarter of the base. Rate limits and
+    # overload (429 without Retry-After, 503, 529, timeouts) get the full base.
+    transient_factor: float = 0.25
 
-    def backoff(self, retry: int, rng: random.Random) -> float:
-        d = min(self.backoff_max, self.backoff_base * (2**retry))
+    def backoff(self, retry: int, rng: random.Random, kind: str = "429") -> float:
+        base = self.backoff_base * (1.0 if kind in LOAD_KINDS else self.transient_factor)
+        d = min(self.backoff_max, base * (2**retry))
         return d / 2 + rng.uniform(0, d / 2)
+
+
+LOAD_KINDS = ("429", "503", "529", "timeout")  # retry kinds that mean "the server is busy"
+
+
+class _Window:
+    """The concurrency limit, with retries served before first attempts. All of a stage's
+    requests wait here from the start, so a plain FIFO would send every retry after the
+    whole queue: the stage's tail would be one retry chain long at the very end."""
+
+    def __init__(self, size: int):
+        self.free = size
+        self.waiting: dict[bool, deque] = {False: deque(), True: deque()}  # first attempt? -> futures
+
+    @asynccontextmanager
+    async def slot(self, first: bool = True):
+        retries, firsts = self.waiting[False], self.waiting[True]
+        if self.free > 0 and not retries and not (first and firsts):  # nobody to let go first
+            self.free -= 1
+        else:
+            fut = asyncio.get_running_loop().create_future()
+            self.waiting[first].append(fut)
+            try:
+                await fut  # resolved with the slot already ours
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self._release()  # handed a slot while being cancelled: pass it on
+                else:
+                    self.waiting[first].remove(fut)
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for queue in (self.waiting[False], self.waiting[True]):  # retries first
+            while queue:
+                fut = queue.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+                    return
+        self.free += 1
 
 
 @dataclass
@@ -323,7 +371,7 @@ class RemoteClient:
         self._sleep = sleep or asyncio.sleep
         self._rng = random.Random(seed)
         self._http: httpx.AsyncClient | None = None
-        self._sem: asyncio.Semaphore | None = None
+        self._sem: _Window | None = None
         self._inflight: dict[str, asyncio.Future] = {}
         self.totals = Totals()
 
@@ -339,7 +387,7 @@ class RemoteClient:
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         self._http = httpx.AsyncClient(base_url=self.base_url + "/", headers=headers, timeout=self.timeout,
                                        limits=limits, transport=self._transport)
-        self._sem = asyncio.Semaphore(self.concurrency)
+        self._sem = _Window(self.concurrency)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -552,7 +600,7 @@ class RemoteClient:
                     # Honour the server's Retry-After (capped), plus a little jitter.
                     delay = min(r.wait, self.retry.retry_after_max) * (1 + 0.1 * self._rng.random())
                 else:
-                    delay = self.retry.backoff(retries, self._rng)
+                    delay = self.retry.backoff(retries, self._rng, r.kind)
                 retries += 1
                 self.totals.retries[r.kind] += 1
                 log.info("%s: %s; retry %d/%d in %.2fs", self.role, r.reason, retries,
@@ -565,7 +613,7 @@ class RemoteClient:
 
     async def _attempt(self, key: str, body: dict, retries: int) -> ChatResult:
         assert self._http is not None and self._sem is not None
-        async with self._sem:
+        async with self._sem.slot(first=retries == 0):
             t0 = time.perf_counter()
             try:
                 resp = await self._http.post("chat/completions", json=body)

@@ -11,7 +11,12 @@ after 100 ms. We send 500 distinct requests at concurrency 16 through `RemoteCli
      in the cache, and the server must have answered each request with 200 exactly
      once (nothing paid twice). Retry counts by reason are printed.
 
-    python benchmarks/remote.py [--n 500] [--concurrency 16] [--delay 0.1]
+  3. end to end: `tailor grade` and then `tailor teach` (CLI, store, cache) on 500
+     problems against the same server, each answer taking 0.5 s, under 10 % 429 with
+     Retry-After 1 s, 5 % 500 and 2 % dropped connections: wall time / ideal
+     (500 x 0.5 s / 16) for each, limit 1.3x; every reply stored, none paid twice.
+
+    python benchmarks/remote.py [--n 500] [--concurrency 16] [--delay 0.1] [--stages-only]
 """
 
 from __future__ import annotations
@@ -39,7 +44,11 @@ from app.store import Store  # noqa: E402
 # -- the server (child process) --------------------------------------------------------
 
 
-def serve(delay: float, p429: float, p500: float, pdrop: float, seed: int) -> None:
+VERDICT = json.dumps({"answer_correct": True, "logical": True, "complete": True, "minor_error": False,
+                      "grade": "easy", "rationale": "benchmark"})
+
+
+def serve(delay: float, p429: float, p500: float, pdrop: float, seed: int, retry_after: str = "0.2") -> None:
     rng = random.Random(seed)
     lock = threading.Lock()
     served: Counter = Counter()  # request id -> number of 200 answers
@@ -76,7 +85,7 @@ def serve(delay: float, p429: float, p500: float, pdrop: float, seed: int) -> No
             if roll < p429:
                 with lock:
                     faults["429"] += 1
-                return self._send(429, {"error": {"message": "rate limited"}}, [("Retry-After", "0.2")])
+                return self._send(429, {"error": {"message": "rate limited"}}, [("Retry-After", retry_after)])
             if roll < p429 + p500:
                 with lock:
                     faults["500"] += 1
@@ -91,7 +100,9 @@ def serve(delay: float, p429: float, p500: float, pdrop: float, seed: int) -> No
                 served[rid] += 1
             self._send(200, {
                 "id": rid, "object": "chat.completion", "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": f"answer to {rid}"},
+                # A grade request (JSON mode) gets a verdict, anything else a worked answer.
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": VERDICT
+                             if body.get("response_format") else f"Steps for {rid[:20]}. The answer is \\boxed{{1}}."},
                              "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16},
             })
@@ -106,8 +117,9 @@ def serve(delay: float, p429: float, p500: float, pdrop: float, seed: int) -> No
 
 
 class ServerProcess:
-    def __init__(self, delay: float, p429=0.0, p500=0.0, pdrop=0.0, seed=0):
-        self.args = [sys.executable, __file__, "--serve", str(delay), str(p429), str(p500), str(pdrop), str(seed)]
+    def __init__(self, delay: float, p429=0.0, p500=0.0, pdrop=0.0, seed=0, retry_after="0.2"):
+        self.args = [sys.executable, __file__, "--serve", str(delay), str(p429), str(p500), str(pdrop), str(seed),
+                     retry_after]
 
     def __enter__(self) -> "ServerProcess":
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)
@@ -123,6 +135,79 @@ class ServerProcess:
     def __exit__(self, *exc) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+
+# -- the stages end to end: the CLI, the store, the cache ------------------------------
+
+STAGE_DELAY = 0.5  # seconds per answer: a judge or teacher, not an echo
+LIMIT = 1.3
+
+
+def _project(root: Path, url: str, n: int, concurrency: int) -> Path:
+    """A project with n diagnosed train problems, judge and both teachers on the server."""
+    from app.cli import main as tailor
+    from app.records import Attempt, Problem
+
+    project = root / "project"
+    assert tailor(["init", "--project", str(project)]) == 0
+    text = (project / "tailor.toml").read_text()
+    endpoint = f'provider = "openai"\nbase_url = "{url}"\nmodel = "bench"\nconcurrency = {concurrency}\n'
+    for section in ("[judge]", "[teachers.short]", "[teachers.long]"):
+        start = text.index(section)
+        end = text.find("\n[", start + 1)
+        text = text[:start] + f"{section}\n{endpoint}" + (text[end:] if end != -1 else "")
+    (project / "tailor.toml").write_text(text)
+    with Store(project / "tailor.db") as store:
+        store.insert_problems([Problem(id=f"b{i:04d}", question=f"Benchmark question {i}: {i} + 1?",
+                                       answer=str(i + 1)) for i in range(n)])
+        with store.transaction():
+            for i in range(n):
+                store.insert_attempt(Attempt(key=f"bench-{i}", problem_id=f"b{i:04d}", purpose="diagnose",
+                                             model="student", prompt_hash="bench", params={},
+                                             text=f"{i} + 1 = {i + 1}. The answer is \\boxed{{{i + 1}}}.",
+                                             extracted=str(i + 1)))
+    return project
+
+
+def _timed(project: Path, *args: str) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "app.cli", "--project", str(project), *args],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"tailor {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    return wall
+
+
+def stages(n: int, concurrency: int) -> bool:
+    """`tailor grade` and `tailor teach` under 10 % 429 (Retry-After 1 s), 5 % 500 and 2 %
+    dropped connections, each answer taking STAGE_DELAY: wall time / (n * delay / concurrency)."""
+    ideal = n * STAGE_DELAY / concurrency
+    print(f"\nend to end (CLI + store + cache): {n} problems, concurrency {concurrency}, "
+          f"{STAGE_DELAY * 1000:.0f} ms per answer, ideal {ideal:.2f} s per stage")
+    print("  faults: 10 % 429 with Retry-After 1 s, 5 % 500, 2 % dropped connections")
+    good = True
+    with tempfile.TemporaryDirectory() as tmp, \
+            ServerProcess(STAGE_DELAY, p429=0.10, p500=0.05, pdrop=0.02, seed=2, retry_after="1") as srv:
+        project = _project(Path(tmp), srv.url, n, concurrency)
+        walls = {"grade": _timed(project, "grade")}
+        assert subprocess.run([sys.executable, "-m", "app.cli", "--project", str(project), "sample", "--name", "b",
+                               "--k", str(n), "--strategy", "random"], capture_output=True,
+                              cwd=Path(__file__).resolve().parent.parent).returncode == 0
+        walls["teach"] = _timed(project, "teach", "--dataset", "b")
+        stats = srv.stats()
+        with Store(project / "tailor.db") as store:
+            ok = {stage: store.db.execute("SELECT count(*) FROM api_calls WHERE status = 'ok' AND stage = ?",
+                                          [stage]).fetchone()[0] for stage in walls}
+    twice = sum(1 for c in stats["served"].values() if c > 1)
+    for stage, wall in walls.items():
+        ratio = wall / ideal
+        good &= ratio <= LIMIT and ok[stage] == n
+        print(f"  tailor {stage}: {wall:.2f} s = {ratio:.2f}x the ideal (limit {LIMIT}x: "
+              f"{'OK' if ratio <= LIMIT else 'OVER'}); {ok[stage]}/{n} replies stored")
+    print(f"  faults injected: {dict(sorted(stats['faults'].items()))}; replies paid twice: {twice}")
+    return good and twice == 0
 
 
 # -- the client ------------------------------------------------------------------------
@@ -165,12 +250,15 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--delay", type=float, default=0.1)
-    ap.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--serve", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--stages-only", action="store_true", help="only the end-to-end `tailor grade` / `tailor teach` runs")
     a = ap.parse_args(argv)
     if a.serve:
-        d, p429, p500, pdrop, seed = a.serve
-        serve(float(d), float(p429), float(p500), float(pdrop), int(seed))
+        d, p429, p500, pdrop, seed, retry_after = a.serve
+        serve(float(d), float(p429), float(p500), float(pdrop), int(seed), retry_after)
         return 0
+    if a.stages_only:
+        return 0 if stages(a.n, a.concurrency) else 1
 
     ideal = a.n * a.delay / a.concurrency
     waves = -(-a.n // a.concurrency) * a.delay
@@ -205,6 +293,7 @@ def main(argv=None) -> int:
         print(f"  totals: {totals.summary()}")
 
     print(f"\nratios: clean {clean:.3f}x, faulty {faulty:.3f}x of the ideal {ideal:.3f} s")
+    good &= stages(a.n, a.concurrency)
     return 0 if good else 1
 
 

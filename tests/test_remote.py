@@ -196,8 +196,10 @@ def test_retries_on_429_and_5xx_with_growing_backoff(mem_store):
     res = run(one(mem_store, srv, sleep=sleep, retry=retry))
     assert res.ok and res.retries == 3 and len(srv.requests) == 4
     assert len(sleep.delays) == 3
-    for n, d in enumerate(sleep.delays):  # equal jitter: between half and all of base * 2**n
-        assert 0.001 * 2**n / 2 <= d <= 0.001 * 2**n
+    # Equal jitter: between half and all of base * 2**n; a 500 (one bad backend, not load)
+    # starts from a quarter of the base, a 429 or 503 (load) from the full base.
+    for n, (d, factor) in enumerate(zip(sleep.delays, (1.0, 0.25, 1.0))):
+        assert 0.001 * factor * 2**n / 2 <= d <= 0.001 * factor * 2**n
     assert mem_store.get_api_call(res.key).retries == 3
 
 
@@ -476,3 +478,27 @@ def test_open_client_uses_the_env_key(mem_store, monkeypatch):
             return await c.chat(MSGS, stage="grade")
     assert run(go()).ok
     assert srv.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_the_window_serves_waiting_retries_before_first_attempts():
+    from app.remote import _Window
+
+    async def go():
+        window, order = _Window(1), []
+
+        async def req(name, first):
+            async with window.slot(first=first):
+                order.append(name)
+
+        async with window.slot():
+            tasks = [asyncio.ensure_future(req("a", True)), asyncio.ensure_future(req("b", True))]
+            await asyncio.sleep(0)
+            tasks.append(asyncio.ensure_future(req("retry", False)))
+            await asyncio.sleep(0)
+            doomed = asyncio.ensure_future(req("cancelled", True))
+            await asyncio.sleep(0)
+            doomed.cancel()
+        await asyncio.gather(*tasks)
+        assert order == ["retry", "a", "b"] and window.free == 1
+
+    asyncio.run(go())
