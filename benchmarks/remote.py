@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import json
 import random
 import subprocess
@@ -149,7 +151,8 @@ def _project(root: Path, url: str, n: int, concurrency: int) -> Path:
     from app.records import Attempt, Problem
 
     project = root / "project"
-    assert tailor(["init", "--project", str(project)]) == 0
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert tailor(["init", "--project", str(project)]) == 0
     text = (project / "tailor.toml").read_text()
     endpoint = f'provider = "openai"\nbase_url = "{url}"\nmodel = "bench"\nconcurrency = {concurrency}\n'
     for section in ("[judge]", "[teachers.short]", "[teachers.long]"):
