@@ -14,7 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_unflatten
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, one_line
 
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
 
@@ -153,6 +153,13 @@ def set_thinking(tokenizer, thinking: str | None) -> None:
     tokenizer.apply_chat_template = with_thinking
 
 
+def _chat_ready(tokenizer, path: Path, thinking: str | None) -> None:
+    """Every prompt goes through the chat template: a model without one cannot be used."""
+    if not getattr(tokenizer, "has_chat_template", True):
+        raise ModelLoadError(f"model at {path} has no chat template (tokenizer_config.json)")
+    set_thinking(tokenizer, thinking)
+
+
 def load_model(model: str, adapter_path: str | None = None, dtype: str = "auto", thinking: str | None = None):
     """Load with mlx_lm; return ``(model, tokenizer, info)``.
 
@@ -174,11 +181,8 @@ def load_model(model: str, adapter_path: str | None = None, dtype: str = "auto",
             str(path), adapter_path=str(adapter) if adapter else None, return_config=True
         )
     except Exception as e:
-        msg = " ".join(str(e).split()) or type(e).__name__
-        raise ModelLoadError(f"cannot load model from {path}: {msg}") from None
-    if not getattr(tokenizer, "has_chat_template", True):
-        raise ModelLoadError(f"model at {path} has no chat template (tokenizer_config.json)")
-    set_thinking(tokenizer, thinking)
+        raise ModelLoadError(f"cannot load model from {path}: {one_line(e)}") from None
+    _chat_ready(tokenizer, path, thinking)
 
     native = model_dtype(m)
     target = dtype
@@ -219,11 +223,8 @@ def load_tokenizer(model: str, thinking: str | None = None, offline: bool = Fals
     except FileNotFoundError:
         raise ModelLoadError(f"model directory has no config.json: {path}") from None
     except Exception as e:
-        msg = " ".join(str(e).split()) or type(e).__name__
-        raise ModelLoadError(f"cannot load the tokenizer of {path}: {msg}") from None
-    if not getattr(tokenizer, "has_chat_template", True):
-        raise ModelLoadError(f"model at {path} has no chat template (tokenizer_config.json)")
-    set_thinking(tokenizer, thinking)
+        raise ModelLoadError(f"cannot load the tokenizer of {path}: {one_line(e)}") from None
+    _chat_ready(tokenizer, path, thinking)
     return tokenizer, {"model": model, "model_path": str(path), "context": context_length(config)}
 
 
