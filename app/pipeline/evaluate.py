@@ -315,7 +315,7 @@ def _ask_teachers(cfg: Config, store: Store, events: Events, prompt: Prompt, pro
         return Attempt(**answer_fields(ev, problem, result), purpose=fewshot.PURPOSE, model=teacher.model,
                        prompt_hash=prompt.hash, params=params, seed=0, tier=tier)
 
-    fewshot.ask_teachers(cfg, store, events, teachers, plan, make, transport=transport, retry=retry)
+    fewshot.ask_teachers(cfg, store, events, plan, make, transport=transport, retry=retry)
     got = store.attempts_by_key(plan)
     for t in teachers:
         marks = [bool(got[k].correct) for k, (who, *_rest) in plan.items() if who is t and k in got]

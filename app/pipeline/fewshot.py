@@ -79,8 +79,8 @@ def remote_teachers(cfg: Config) -> tuple[list, list[str]]:
     return chosen, notes
 
 
-def ask_teachers(cfg: Config, store: Store, events: Events, teachers: list, plan: dict,
-                 make, *, transport=None, retry=None) -> int:
+def ask_teachers(cfg: Config, store: Store, events: Events, plan: dict, make, *, transport=None,
+                 retry=None) -> int:
     """Send every (teacher, problem) of `plan` ({key: (teacher, problem, messages, params)})
     not yet answered; store each answer as an attempt via ``make(teacher, problem, params,
     key, result)``. Returns the number of new answers."""
@@ -107,11 +107,14 @@ async def _ask(cfg, store, events, groups, make, transport, retry) -> int:
             reqs = [ChatRequest(messages=messages, stage="eval", prompt_hash=params["prompt_hash"],
                                 temperature=cfg.eval.temperature, top_p=cfg.eval.top_p)
                     for _key, _p, messages, params in rows]
-            results = await client.chat_many(reqs, events)
-        with store.transaction():
-            for (key, problem, _m, params), res in zip(rows, results):
+
+            async def then(i: int, res, rows=rows, teacher=teacher) -> None:  # stored as each arrives
+                nonlocal new
+                key, problem, _m, params = rows[i]
                 store.insert_attempt(make(teacher, problem, params, key, res))
                 new += 1
+
+            await client.chat_many(reqs, events, then=then)
     return new
 
 
