@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 from contextlib import contextmanager
@@ -252,6 +253,7 @@ def cmd_init(args) -> int:
     print(f"store {project / DB_NAME} ready")
     if args.with_bundled:
         args.project, args.file, args.format, args.split, args.source = project, BUNDLED, None, None, "bundled"
+        args.resplit = False
         return cmd_import(args)
     print(f"next: tailor --project {project} import {_display(BUNDLED)}   (the bundled problem set)")
     return 0
@@ -622,6 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tailor: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tailor status | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app import BUNDLED, REPO_ROOT
+from app import BUNDLED, resource_dir
 from app.config import CONFIG_NAME, DB_NAME, default_config_text
 from app.errors import TailorError
 
@@ -39,7 +39,7 @@ class DemoMode:
 
 
 REAL = DemoMode(
-    sweep=REPO_ROOT / "examples" / "demo.toml",
+    sweep=resource_dir("examples") / "demo.toml",
     banner=("OFFLINE DEMO — student: SmolLM2-135M-Instruct (a real 135M instruct model, from the package index, "
             "converted from its GGUF); judge: steps (a deterministic stand-in that compares the student's CoT with "
             "the reference solution's intermediate results); teachers: reference solutions"),
@@ -56,7 +56,7 @@ REAL = DemoMode(
 )
 
 TINY = DemoMode(
-    sweep=REPO_ROOT / "examples" / "demo-tiny.toml",
+    sweep=resource_dir("examples") / "demo-tiny.toml",
     banner=("OFFLINE DEMO (tiny) — student: a tiny random-weight model built here (it cannot really solve problems; "
             "accuracies near 0 are expected); judge: rules (answer check only); teachers: reference solutions"),
     model=TINY_MODEL_DIR,

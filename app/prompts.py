@@ -33,9 +33,10 @@ from functools import lru_cache
 from pathlib import Path
 from string import Template
 
+from app import resource_dir
 from app.errors import TailorError
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPTS_DIR = resource_dir("prompts")
 _SECTION = re.compile(r"^## (system|user|assistant)\s*$", re.MULTILINE)
 _FENCED = re.compile(r"@\{([_A-Za-z][_A-Za-z0-9]*)\}")
 _FENCED_KEY = "_fenced_"  # @{name} is filled as ${_fenced_name}

@@ -236,3 +236,10 @@ def test_cli_wrong_csv_header_exits_nonzero_and_stores_nothing(project, tmp_path
     f.write_bytes(BOM + b"Question,Answer\nWhat is 1+1?,2\nWhat is 2+2?,4\n")  # fixed: imports
     assert main(["--project", str(project), "import", str(f)]) == 0
     assert "2 problems (csv): 2 new" in capsys.readouterr().out
+
+
+def test_init_with_bundled_imports_the_bundled_set(tmp_path, capsys):
+    from app.cli import main
+
+    assert main(["init", "--with-bundled", "--project", str(tmp_path / "p")]) == 0
+    assert "600 new" in capsys.readouterr().out
