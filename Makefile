@@ -7,11 +7,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test clean
 
-$(STAMP): pyproject.toml
+# The locked versions (requirements.lock, exported from uv.lock), then tailor itself.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tailor needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77"
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # The whole loop offline on the bundled problems: tiny model, rules judge, reference teacher.
