@@ -17,8 +17,7 @@ import re
 import threading
 from fractions import Fraction
 
-__all__ = ["extract_answer", "normalize_answer", "is_equivalent", "numbers_in", "reference_steps",
-           "steps_reached"]
+__all__ = ["extract_answer", "normalize_answer", "is_equivalent", "numbers_in", "reference_steps", "steps_reached"]
 
 # Beyond this, answers are compared as normalized strings only: real final answers are
 # short, and sympy time grows badly with input size.

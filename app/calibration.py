@@ -25,8 +25,16 @@ def outcomes(rng: np.random.Generator, p: np.ndarray, seeds: int) -> np.ndarray:
     return (rng.random((seeds, len(p))) < p).astype(np.int64)
 
 
-def rejection_rate(n_problems: int, seeds: int, reps: int, *, delta: float = 0.0, alpha: float = 0.05,
-                   base_seeds: int | None = None, seed: int = 0) -> float:
+def rejection_rate(
+    n_problems: int,
+    seeds: int,
+    reps: int,
+    *,
+    delta: float = 0.0,
+    alpha: float = 0.05,
+    base_seeds: int | None = None,
+    seed: int = 0,
+) -> float:
     """How often the headline test of app.comparison rejects at alpha (paired when
     base_seeds is None, else unpaired with that many base seeds)."""
     from app.stats import sign_flip_test, within_problem_test
@@ -42,8 +50,9 @@ def rejection_rate(n_problems: int, seeds: int, reps: int, *, delta: float = 0.0
     return hits / reps
 
 
-def family_rejection_rate(n_problems: int, seeds: int, reps: int, *, configs: int = 3, alpha: float = 0.05,
-                          seed: int = 0) -> float:
+def family_rejection_rate(
+    n_problems: int, seeds: int, reps: int, *, configs: int = 3, alpha: float = 0.05, seed: int = 0
+) -> float:
     """How often at least one of `configs` configurations with no effect, each compared with
     the same base, is rejected after Holm's adjustment (the family-wise error rate)."""
     from app.stats import holm, sign_flip_test

@@ -62,17 +62,28 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
-    parser.add_argument("--batch", type=Path, metavar="SWEEP.toml",
-                        help="run a sweep file headless: every cell, resumably (see examples/)")
+    parser.add_argument(
+        "--batch",
+        type=Path,
+        metavar="SWEEP.toml",
+        help="run a sweep file headless: every cell, resumably (see examples/)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sub.add_parser("tui", parents=[parent], help="the interactive workbench (also: tailor with no command)")
 
     p = sub.add_parser("demo", help="the whole loop offline on a real small student (SmolLM2-135M, no API key)")
-    p.add_argument("dir", nargs="?", type=Path,
-                   help="project directory to create or resume (default: demo-project, demo-tiny with --tiny)")
-    p.add_argument("--tiny", action="store_true",
-                   help="a random-weight model instead: a few minutes, a smoke test of the machinery")
+    p.add_argument(
+        "dir",
+        nargs="?",
+        type=Path,
+        help="project directory to create or resume (default: demo-project, demo-tiny with --tiny)",
+    )
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a random-weight model instead: a few minutes, a smoke test of the machinery",
+    )
 
     p = sub.add_parser("init", parents=[parent], help="create tailor.toml and tailor.db in a directory")
     p.add_argument("dir", nargs="?", type=Path, help="project directory (default: --project or .)")
@@ -81,11 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", parents=[parent], help="import problems from a file")
     p.add_argument("file", type=Path)
     p.add_argument("--format", choices=["jsonl", "csv", "gsm8k", "math", "math500", "aime"])
-    p.add_argument("--split", choices=["train", "valid", "test", "placement"],
-                   help="split for every row (default: the row's own 'split', else train)")
+    p.add_argument(
+        "--split",
+        choices=["train", "valid", "test", "placement"],
+        help="split for every row (default: the row's own 'split', else train)",
+    )
     p.add_argument("--source", help="source label (default: the file name)")
-    p.add_argument("--resplit", action="store_true",
-                   help="move a problem already in another split to this file's split (else refused)")
+    p.add_argument(
+        "--resplit",
+        action="store_true",
+        help="move a problem already in another split to this file's split (else refused)",
+    )
 
     sub.add_parser("status", parents=[parent], help="counts of what the project holds")
 
@@ -94,86 +111,174 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("grade", parents=[parent], help="the judge grades each diagnosed problem easy / medium / hard")
     p.add_argument("--split", default="train", choices=["train", "valid", "test", "placement"])
-    p.add_argument("--limit", type=int, help="only N diagnosed problems of the split (a seeded draw stratified over categories)")
-    p.add_argument("--override", action="append", default=[], metavar="PROBLEM_ID=GRADE",
-                   help="record a manual grade (easy, medium or hard) instead of running the judge; "
-                        "repeatable; an override always wins")
+    p.add_argument(
+        "--limit", type=int, help="only N diagnosed problems of the split (a seeded draw stratified over categories)"
+    )
+    p.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="PROBLEM_ID=GRADE",
+        help="record a manual grade (easy, medium or hard) instead of running the judge; "
+        "repeatable; an override always wins",
+    )
 
     p = sub.add_parser("sample", parents=[parent], help="draw a named distillation set from the graded train problems")
     p.add_argument("--name", required=True, help="dataset name (an existing name is an error)")
-    p.add_argument("--strategy", choices=["adaptive", "random", "fixed", "all"],
-                   help="default: [sampling] strategy in tailor.toml")
+    p.add_argument(
+        "--strategy", choices=["adaptive", "random", "fixed", "all"], help="default: [sampling] strategy in tailor.toml"
+    )
     p.add_argument("--k", type=int, help="dataset size K (default: [sampling] k; ignored by --strategy all)")
     p.add_argument("--ratio", help="E:M:H for --strategy fixed (default: [sampling] ratio)")
     p.add_argument("--seed", type=int, help="sampling seed (default: [sampling] seed)")
-    p.add_argument("--allow-short", action="store_true",
-                   help="fill a stratum smaller than its quota from the other strata instead of failing")
-    p.add_argument("--routing", choices=["graded", "blind"], default="graded",
-                   help="graded: Easy/Medium -> short CoT, Hard -> long (default); blind: the pool's short share "
-                        "at random, ignoring grades (ACoTD's random-sampling ablation)")
+    p.add_argument(
+        "--allow-short",
+        action="store_true",
+        help="fill a stratum smaller than its quota from the other strata instead of failing",
+    )
+    p.add_argument(
+        "--routing",
+        choices=["graded", "blind"],
+        default="graded",
+        help="graded: Easy/Medium -> short CoT, Hard -> long (default); blind: the pool's short share "
+        "at random, ignoring grades (ACoTD's random-sampling ablation)",
+    )
 
     p = sub.add_parser("teach", parents=[parent], help="teachers write short / long CoT for a dataset's problems")
     p.add_argument("--dataset", required=True, metavar="NAME", help="a dataset made by `tailor sample`")
-    p.add_argument("--only", choices=["short", "long"],
-                   help="ablation: every item gets this CoT style and its teacher (default: by difficulty)")
+    p.add_argument(
+        "--only",
+        choices=["short", "long"],
+        help="ablation: every item gets this CoT style and its teacher (default: by difficulty)",
+    )
 
-    p = sub.add_parser("verify", parents=[parent], help="accept teacher traces whose final answer matches the reference")
+    p = sub.add_parser(
+        "verify", parents=[parent], help="accept teacher traces whose final answer matches the reference"
+    )
     p.add_argument("--dataset", required=True, metavar="NAME")
     p.add_argument("--only", choices=["short", "long"], help="the --only the dataset was taught with")
-    p.add_argument("--consistency", action="store_true",
-                   help="also ask the judge whether each accepted solution is consistent (prompts/verify.md)")
-    p.add_argument("--resample", type=int, default=0, metavar="N",
-                   help="ask the teacher up to N more times for a rejected problem (default 0)")
-    p.add_argument("--refill", action="store_true",
-                   help="replace rejected problems with new ones from the same stratum (taught and verified) "
-                        "until K and E:M:H hold or the stratum runs out (on by default in sweeps)")
+    p.add_argument(
+        "--consistency",
+        action="store_true",
+        help="also ask the judge whether each accepted solution is consistent (prompts/verify.md)",
+    )
+    p.add_argument(
+        "--resample",
+        type=int,
+        default=0,
+        metavar="N",
+        help="ask the teacher up to N more times for a rejected problem (default 0)",
+    )
+    p.add_argument(
+        "--refill",
+        action="store_true",
+        help="replace rejected problems with new ones from the same stratum (taught and verified) "
+        "until K and E:M:H hold or the stratum runs out (on by default in sweeps)",
+    )
 
     p = sub.add_parser("export", parents=[parent], help="write mlx_lm train/valid JSONL of the verified traces")
     p.add_argument("--dataset", required=True, metavar="NAME")
     p.add_argument("--only", choices=["short", "long"], help="the --only the dataset was taught with")
-    p.add_argument("--intersect", action="store_true",
-                   help="ablation: keep only problems every teacher of the style solved")
+    p.add_argument(
+        "--intersect", action="store_true", help="ablation: keep only problems every teacher of the style solved"
+    )
     p.add_argument("--out", type=Path, help="output directory (default: PROJECT/runs/datasets/NAME)")
-    p.add_argument("--valid-fraction", type=float, default=0.1, metavar="F",
-                   help="share of problems in valid.jsonl, split by problem (default 0.1)")
-    p.add_argument("--decontaminate", action="store_true",
-                   help="leave out problems whose question overlaps a test or benchmark one (see `tailor contamination`)")
+    p.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.1,
+        metavar="F",
+        help="share of problems in valid.jsonl, split by problem (default 0.1)",
+    )
+    p.add_argument(
+        "--decontaminate",
+        action="store_true",
+        help="leave out problems whose question overlaps a test or benchmark one (see `tailor contamination`)",
+    )
 
-    p = sub.add_parser("contamination", parents=[parent],
-                       help="train/valid problems that match a test or benchmark question (exact or 13-gram overlap)")
-    p.add_argument("--threshold", type=float, default=0.5, metavar="F",
-                   help="13-gram overlap at or above which a pair counts (default 0.5)")
+    p = sub.add_parser(
+        "contamination",
+        parents=[parent],
+        help="train/valid problems that match a test or benchmark question (exact or 13-gram overlap)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="13-gram overlap at or above which a pair counts (default 0.5)",
+    )
 
-    p = sub.add_parser("train", parents=[parent], help="LoRA-train the student on an exported dataset, one run per seed")
+    p = sub.add_parser(
+        "train", parents=[parent], help="LoRA-train the student on an exported dataset, one run per seed"
+    )
     p.add_argument("--dataset", metavar="NAME", help="an export in PROJECT/runs/datasets/NAME (`tailor export`)")
     p.add_argument("--profile", choices=["acotd", "obryan"], help="hyperparameter set (default: [train] profile)")
     p.add_argument("--iters", type=int, metavar="N", help="train exactly N iterations (wins over the profile's epochs)")
-    p.add_argument("--max-iters", type=int, metavar="N",
-                   help="at most N iterations (early stopping may end sooner); --find-stop: default 1000")
-    p.add_argument("--find-stop", action="store_true",
-                   help="O'Bryan protocol: one run with evaluations, then report where the validation loss is lowest")
-    p.add_argument("--seeds", type=_seed_list, metavar="S,S,...",
-                   help="one run per seed, run one after another, e.g. 0,1,2,3,4 (default: [train] seeds)")
+    p.add_argument(
+        "--max-iters",
+        type=int,
+        metavar="N",
+        help="at most N iterations (early stopping may end sooner); --find-stop: default 1000",
+    )
+    p.add_argument(
+        "--find-stop",
+        action="store_true",
+        help="O'Bryan protocol: one run with evaluations, then report where the validation loss is lowest",
+    )
+    p.add_argument(
+        "--seeds",
+        type=_seed_list,
+        metavar="S,S,...",
+        help="one run per seed, run one after another, e.g. 0,1,2,3,4 (default: [train] seeds)",
+    )
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--patience", type=int, metavar="N",
-                   help="stop after N evaluations without improvement (0 = no early stopping)")
-    p.add_argument("--min-delta", type=float, metavar="D",
-                   help="a validation-loss drop smaller than D is not an improvement (default 0)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any [train] key, e.g. --set rank=16 --set learning_rate=1e-4 (repeatable)")
-    p.add_argument("--label", metavar="NAME",
-                   help="the configuration these runs are seeds of, as reports name it (default: DATASET/PROFILE)")
+    p.add_argument(
+        "--patience", type=int, metavar="N", help="stop after N evaluations without improvement (0 = no early stopping)"
+    )
+    p.add_argument(
+        "--min-delta",
+        type=float,
+        metavar="D",
+        help="a validation-loss drop smaller than D is not an improvement (default 0)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any [train] key, e.g. --set rank=16 --set learning_rate=1e-4 (repeatable)",
+    )
+    p.add_argument(
+        "--label",
+        metavar="NAME",
+        help="the configuration these runs are seeds of, as reports name it (default: DATASET/PROFILE)",
+    )
 
-    p = sub.add_parser("gap", parents=[parent],
-                       help="teacher-student accuracy gap per task: where distillation is likely to pay")
+    p = sub.add_parser(
+        "gap", parents=[parent], help="teacher-student accuracy gap per task: where distillation is likely to pay"
+    )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--scores", type=Path, metavar="FILE.csv",
-                     help="CSV with header task,model,role,accuracy (role student or teacher; percent, or fractions 0-1)")
-    src.add_argument("--from-store", action="store_true",
-                     help="per category: the base student vs the teachers on the same problems with the "
-                          "same few-shot prompt (`tailor eval --shots N --teachers` first)")
-    p.add_argument("--threshold", type=float, default=30.0, metavar="POINTS",
-                   help="select tasks whose gap is strictly greater than this (default 30)")
+    src.add_argument(
+        "--scores",
+        type=Path,
+        metavar="FILE.csv",
+        help="CSV with header task,model,role,accuracy (role student or teacher; percent, or fractions 0-1)",
+    )
+    src.add_argument(
+        "--from-store",
+        action="store_true",
+        help="per category: the base student vs the teachers on the same problems with the "
+        "same few-shot prompt (`tailor eval --shots N --teachers` first)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=30.0,
+        metavar="POINTS",
+        help="select tasks whose gap is strictly greater than this (default 30)",
+    )
     p.add_argument("--json", action="store_true", help="print every number as JSON")
 
     p = sub.add_parser("ping", parents=[parent], help="one cheap call per configured endpoint (latency, model, key)")
@@ -186,19 +291,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("runs", parents=[parent], help="list the training runs: configuration, seed, status, best iteration")
 
-    p = sub.add_parser("eval", parents=[parent],
-                       help="evaluate the base student and trained adapters on the same problems")
+    p = sub.add_parser(
+        "eval", parents=[parent], help="evaluate the base student and trained adapters on the same problems"
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--runs", type=_csv, metavar="RUN,...", help="these runs (ids or unique prefixes)")
     which.add_argument("--sweep", metavar="NAME", help="the finished runs of one sweep")
     _problem_set_args(p)
     p.add_argument("--tiers", action="store_true", help="also the response-length tiers R2..R6 ([eval.tiers])")
     p.add_argument("--limit", type=int, help="only N problems (a seeded draw stratified over categories)")
-    p.add_argument("--shots", type=int, metavar="N",
-                   help="capacity-gap evaluation: N worked train examples before each problem, the same for "
-                        "every model (read by `tailor gap --from-store`)")
-    p.add_argument("--teachers", action="store_true",
-                   help="also ask the remote teachers, with the same prompt (use with --shots)")
+    p.add_argument(
+        "--shots",
+        type=int,
+        metavar="N",
+        help="capacity-gap evaluation: N worked train examples before each problem, the same for "
+        "every model (read by `tailor gap --from-store`)",
+    )
+    p.add_argument(
+        "--teachers", action="store_true", help="also ask the remote teachers, with the same prompt (use with --shots)"
+    )
 
     p = sub.add_parser("model", help="students that are not mlx_lm directories: fetch by name, import a GGUF")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
@@ -207,13 +318,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--dtype", default="auto", choices=GGUF_DTYPES, help="conversion dtype (default: auto)")
     m = msub.add_parser("import", help="convert a GGUF file into an mlx_lm model directory (cached)")
     m.add_argument("file", type=Path)
-    m.add_argument("--dtype", default="auto", choices=GGUF_DTYPES,
-                   help="auto (float32 on a CPU, the GGUF's quantization on Apple silicon), a float dtype, "
-                        "or keep-quantized")
+    m.add_argument(
+        "--dtype",
+        default="auto",
+        choices=GGUF_DTYPES,
+        help="auto (float32 on a CPU, the GGUF's quantization on Apple silicon), a float dtype, or keep-quantized",
+    )
     msub.add_parser("list", help="fetchable models and converted models in the cache")
 
-    p = sub.add_parser("report", parents=[parent],
-                       help="Markdown report with PNG plots and a JSON file holding every number")
+    p = sub.add_parser(
+        "report", parents=[parent], help="Markdown report with PNG plots and a JSON file holding every number"
+    )
     p.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: PROJECT/report)")
     p.add_argument("--json", action="store_true", help="also print the report's JSON (every number) to stdout")
     _problem_set_args(p)
@@ -223,10 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _problem_set_args(p: argparse.ArgumentParser) -> None:
     """--split | --benchmark: which evaluated problems (eval and report)."""
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--split", choices=["train", "valid", "test", "placement"],
-                       help="problems of this split (default: [eval] split, test)")
-    where.add_argument("--benchmark", metavar="SOURCE",
-                       help="every problem imported with --source SOURCE, e.g. math500")
+    where.add_argument(
+        "--split",
+        choices=["train", "valid", "test", "placement"],
+        help="problems of this split (default: [eval] split, test)",
+    )
+    where.add_argument(
+        "--benchmark", metavar="SOURCE", help="every problem imported with --source SOURCE, e.g. math500"
+    )
 
 
 def _csv(text: str) -> list[str]:
@@ -323,8 +442,9 @@ def cmd_status(args) -> int:
         print(f"api_calls: {store.count('api_calls')}")
         for name in store.sweeps():
             cells = store.cells(name)
-            states = ", ".join(f"{label} {c['status']}" + (f" at {c['stage']}" if c["stage"] else "")
-                               for label, c in cells.items())
+            states = ", ".join(
+                f"{label} {c['status']}" + (f" at {c['stage']}" if c["stage"] else "") for label, c in cells.items()
+            )
             print(f"sweep {name}: {states}")
     return 0
 
@@ -333,8 +453,7 @@ def cmd_diagnose(args) -> int:
     from app.pipeline.diagnose import diagnose
 
     with _stage(args) as (cfg, store, events):
-        res = diagnose(cfg, store, events, project=args.project, split=args.split,
-                       limit=args.limit, seed=args.seed)
+        res = diagnose(cfg, store, events, project=args.project, split=args.split, limit=args.limit, seed=args.seed)
     if res.status == "cancelled":
         print(f"diagnose cancelled: {res.generated} attempts kept; run it again to continue")
         return 130
@@ -352,8 +471,10 @@ def cmd_runs(args) -> int:
         loss = f"{r.best_val_loss:.4f}" if r.best_val_loss is not None else "—"
         best = "—" if r.best_iter is None else str(r.best_iter)
         kind = " (find-stop)" if r.config.get("find_stop") else ""
-        print(f"{r.id:<44} {r.configuration + kind:<24} {'—' if r.seed is None else r.seed:>4}  {r.status:<11} "
-              f"{best:>9}  {loss:>8}  {r.sweep or '—'}")
+        print(
+            f"{r.id:<44} {r.configuration + kind:<24} {'—' if r.seed is None else r.seed:>4}  {r.status:<11} "
+            f"{best:>9}  {loss:>8}  {r.sweep or '—'}"
+        )
     return 0
 
 
@@ -361,9 +482,20 @@ def cmd_eval(args) -> int:
     from app.pipeline.evaluate import evaluate, format_eval
 
     with _stage(args) as (cfg, store, events):
-        res = evaluate(cfg, store, events, project=args.project, runs=args.runs, sweep=args.sweep,
-                       split=args.split, benchmark=args.benchmark, tiers=args.tiers, limit=args.limit,
-                       shots=args.shots, teachers=args.teachers)
+        res = evaluate(
+            cfg,
+            store,
+            events,
+            project=args.project,
+            runs=args.runs,
+            sweep=args.sweep,
+            split=args.split,
+            benchmark=args.benchmark,
+            tiers=args.tiers,
+            limit=args.limit,
+            shots=args.shots,
+            teachers=args.teachers,
+        )
     print(format_eval(res))
     if res.status == "cancelled":
         print("eval cancelled: finished answers are kept; run it again to continue")
@@ -484,10 +616,14 @@ def cmd_grade(args) -> int:
     if res.ungraded:
         print(f"{res.ungraded} problems left ungraded (reasons above); the next `tailor grade` asks the judge again")
     if res.given_up:
-        print(f"{res.given_up} problems stay ungraded: the judge's reply could not be read on any of its "
-              f"[judge] grade_tries; give them a grade with `tailor grade --override ID=GRADE`")
-    print(f"E:M:H = {res.ratio} ({res.easy} easy, {res.medium} medium, {res.hard} hard; "
-          f"{res.disagreements} judge/checker disagreements)")
+        print(
+            f"{res.given_up} problems stay ungraded: the judge's reply could not be read on any of its "
+            f"[judge] grade_tries; give them a grade with `tailor grade --override ID=GRADE`"
+        )
+    print(
+        f"E:M:H = {res.ratio} ({res.easy} easy, {res.medium} medium, {res.hard} hard; "
+        f"{res.disagreements} judge/checker disagreements)"
+    )
     # One rule, however many: exit 1 while any problem this run considered has no grade.
     return 1 if res.ungraded or res.given_up else 0
 
@@ -496,11 +632,23 @@ def cmd_sample(args) -> int:
     from app.pipeline.sample import sample
 
     with _stage(args) as (cfg, store, events):
-        res = sample(cfg, store, events, name=args.name, strategy=args.strategy, k=args.k,
-                     seed=args.seed, ratio=args.ratio, allow_short=args.allow_short, routing=args.routing)
+        res = sample(
+            cfg,
+            store,
+            events,
+            name=args.name,
+            strategy=args.strategy,
+            k=args.k,
+            seed=args.seed,
+            ratio=args.ratio,
+            allow_short=args.allow_short,
+            routing=args.routing,
+        )
     c = res.counts
-    print(f"dataset {res.name!r}: {res.k} problems ({c['easy']} easy, {c['medium']} medium, {c['hard']} hard) "
-          f"-> {res.routes['short']} short + {res.routes['long']} long CoT")
+    print(
+        f"dataset {res.name!r}: {res.k} problems ({c['easy']} easy, {c['medium']} medium, {c['hard']} hard) "
+        f"-> {res.routes['short']} short + {res.routes['long']} long CoT"
+    )
     return 0
 
 
@@ -517,14 +665,27 @@ def cmd_verify(args) -> int:
     from app.pipeline.verify import format_verify, verify
 
     with _stage(args) as (cfg, store, events):
-        res = verify(cfg, store, events, dataset=args.dataset, only=args.only,
-                     consistency=args.consistency, resample=args.resample)
+        res = verify(
+            cfg,
+            store,
+            events,
+            dataset=args.dataset,
+            only=args.only,
+            consistency=args.consistency,
+            resample=args.resample,
+        )
         refilled = None
         if args.refill:
             from app.pipeline.refill import refill
 
-            refilled = refill(cfg, store, events, dataset=args.dataset, only=args.only,
-                              verify_kw={"consistency": args.consistency, "resample": args.resample})
+            refilled = refill(
+                cfg,
+                store,
+                events,
+                dataset=args.dataset,
+                only=args.only,
+                verify_kw={"consistency": args.consistency, "resample": args.resample},
+            )
     print(format_verify(res))
     if refilled is not None:
         print(refilled.summary())
@@ -535,9 +696,18 @@ def cmd_export(args) -> int:
     from app.pipeline.export import export
 
     with _stage(args) as (cfg, store, events):
-        res = export(cfg, store, events, dataset=args.dataset, project=args.project, out=args.out,
-                     only=args.only, intersect=args.intersect, valid_fraction=args.valid_fraction,
-                     decontaminate=args.decontaminate)
+        res = export(
+            cfg,
+            store,
+            events,
+            dataset=args.dataset,
+            project=args.project,
+            out=args.out,
+            only=args.only,
+            intersect=args.intersect,
+            valid_fraction=args.valid_fraction,
+            decontaminate=args.decontaminate,
+        )
     print(f"exported {args.dataset}: {res.summary()}")
     print(f"manifest: {res.manifest_path}")
     return 0
@@ -553,8 +723,10 @@ def cmd_contamination(args) -> int:
     for p in pairs:
         print(p.line())
     n = len({p.train_id for p in pairs})
-    print(f"{len(pairs)} pairs; {n} train/valid problems overlap a test or benchmark question"
-          + ("" if not n else "; `tailor export --decontaminate` leaves them out"))
+    print(
+        f"{len(pairs)} pairs; {n} train/valid problems overlap a test or benchmark question"
+        + ("" if not n else "; `tailor export --decontaminate` leaves them out")
+    )
     return 0
 
 
@@ -571,15 +743,38 @@ def _seed_list(text: str) -> list[int]:
 def cmd_train(args) -> int:
     from app.pipeline.train import format_result, parse_overrides, train
 
-    others = (args.dataset, args.profile, args.iters, args.max_iters, args.find_stop, args.seeds,
-              args.patience is not None, args.min_delta is not None, args.overrides, args.label)
+    others = (
+        args.dataset,
+        args.profile,
+        args.iters,
+        args.max_iters,
+        args.find_stop,
+        args.seeds,
+        args.patience is not None,
+        args.min_delta is not None,
+        args.overrides,
+        args.label,
+    )
     if args.resume and any(others):
         raise TailorError("--resume RUN continues a run with its own settings: give no other train option")
     with _stage(args) as (cfg, store, events):
-        res = train(cfg, store, events, project=args.project, dataset=args.dataset, profile=args.profile,
-                    iters=args.iters, max_iters=args.max_iters, find_stop=args.find_stop, seeds=args.seeds,
-                    patience=args.patience, min_delta=args.min_delta, overrides=parse_overrides(args.overrides),
-                    resume=args.resume, label=args.label)
+        res = train(
+            cfg,
+            store,
+            events,
+            project=args.project,
+            dataset=args.dataset,
+            profile=args.profile,
+            iters=args.iters,
+            max_iters=args.max_iters,
+            find_stop=args.find_stop,
+            seeds=args.seeds,
+            patience=args.patience,
+            min_delta=args.min_delta,
+            overrides=parse_overrides(args.overrides),
+            resume=args.resume,
+            label=args.label,
+        )
     print(format_result(res))
     return 130 if res.status == "interrupted" else 0
 
@@ -595,7 +790,28 @@ def cmd_gap(args) -> int:
     return 0
 
 
-COMMANDS = {"contamination": cmd_contamination, "model": cmd_model, "runs": cmd_runs, "tui": cmd_tui, "report": cmd_report, "demo": cmd_demo, "eval": cmd_eval, "train": cmd_train, "gap": cmd_gap, "teach": cmd_teach, "verify": cmd_verify, "export": cmd_export, "grade": cmd_grade, "sample": cmd_sample, "ping": cmd_ping, "doctor": cmd_doctor, "init": cmd_init, "import": cmd_import, "status": cmd_status, "diagnose": cmd_diagnose}
+COMMANDS = {
+    "contamination": cmd_contamination,
+    "model": cmd_model,
+    "runs": cmd_runs,
+    "tui": cmd_tui,
+    "report": cmd_report,
+    "demo": cmd_demo,
+    "eval": cmd_eval,
+    "train": cmd_train,
+    "gap": cmd_gap,
+    "teach": cmd_teach,
+    "verify": cmd_verify,
+    "export": cmd_export,
+    "grade": cmd_grade,
+    "sample": cmd_sample,
+    "ping": cmd_ping,
+    "doctor": cmd_doctor,
+    "init": cmd_init,
+    "import": cmd_import,
+    "status": cmd_status,
+    "diagnose": cmd_diagnose,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

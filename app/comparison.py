@@ -15,9 +15,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.stats import (Interval, McNemarResult, PermutationTest, StatsError, Summary, TestResult, _check_boot,
-                       _matrix, _ToDict, delta_interval, mcnemar, min_detectable_effect, paired_t, seed_summary,
-                       sign_flip_test, welch_t, within_problem_test)
+from app.stats import (
+    Interval,
+    McNemarResult,
+    PermutationTest,
+    StatsError,
+    Summary,
+    TestResult,
+    _check_boot,
+    _matrix,
+    _ToDict,
+    delta_interval,
+    mcnemar,
+    min_detectable_effect,
+    paired_t,
+    seed_summary,
+    sign_flip_test,
+    welch_t,
+    within_problem_test,
+)
 
 
 @dataclass
@@ -86,16 +102,23 @@ def _side(label: str, runs: dict[str, list], m: np.ndarray, alpha: float) -> Sid
     return Side(label, list(runs), accs, seed_summary(accs, 1 - alpha), m.tolist())
 
 
-def compare(reference, other, *, reference_label: str = "base", label: str = "distilled",
-            n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> Comparison:
+def compare(
+    reference,
+    other,
+    *,
+    reference_label: str = "base",
+    label: str = "distilled",
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> Comparison:
     """reference, other: {seed label: per-problem correctness} (or list forms, see by_seed),
     every list over the same problems in the same order."""
     _check_boot(n_boot, alpha)
     ref_runs, oth_runs = by_seed(reference, reference_label), by_seed(other, label)
     r_all, o = _matrix(ref_runs, reference_label), _matrix(oth_runs, label)
     if r_all.shape[1] != o.shape[1]:
-        raise StatsError(f"{label} and {reference_label} cover different problems: "
-                         f"{o.shape[1]} vs {r_all.shape[1]}")
+        raise StatsError(f"{label} and {reference_label} cover different problems: {o.shape[1]} vs {r_all.shape[1]}")
     n = o.shape[1]
     paired = set(oth_runs) <= set(ref_runs)
     if paired:
@@ -103,8 +126,7 @@ def compare(reference, other, *, reference_label: str = "base", label: str = "di
         r = np.array([ref_runs[s] for s in keep], dtype=np.int64)
         ref_used = {s: ref_runs[s] for s in keep}
         extra = sorted(set(ref_runs) - set(oth_runs))
-        note = (f"{reference_label} seeds {', '.join(extra)} not used: {label} has no runs at them"
-                if extra else None)
+        note = f"{reference_label} seeds {', '.join(extra)} not used: {label} has no runs at them" if extra else None
         test = sign_flip_test(r, o, seed=seed)
         seed_test = paired_t(r.mean(axis=1).tolist(), o.mean(axis=1).tolist())
         gained, lost = int(((o == 1) & (r == 0)).sum()), int(((o == 0) & (r == 1)).sum())
@@ -112,8 +134,10 @@ def compare(reference, other, *, reference_label: str = "base", label: str = "di
         detail = [SeedMcNemar(s, mcnemar(ref_runs[s], oth_runs[s])) for s in keep]
     else:
         r, ref_used = r_all, ref_runs
-        note = (f"seeds do not pair up ({reference_label}: {', '.join(ref_runs)}; {label}: {', '.join(oth_runs)}): "
-                f"compared unpaired; evaluate {reference_label} at every seed of {label} to pair them")
+        note = (
+            f"seeds do not pair up ({reference_label}: {', '.join(ref_runs)}; {label}: {', '.join(oth_runs)}): "
+            f"compared unpaired; evaluate {reference_label} at every seed of {label} to pair them"
+        )
         test = within_problem_test(r, o, seed=seed)
         seed_test = welch_t(r.mean(axis=1).tolist(), o.mean(axis=1).tolist())
         diff = o.mean(axis=0) - r.mean(axis=0)
@@ -124,6 +148,6 @@ def compare(reference, other, *, reference_label: str = "base", label: str = "di
     delta = float(o.mean() - r.mean())
     ci = delta_interval(r, o, paired=paired, n_boot=n_boot, seed=seed, alpha=alpha)
     mde = min_detectable_effect(r, o, alpha=alpha)
-    return Comparison(ref_side, oth_side, n, paired, note, delta, ci, test, seed_test, flips, detail, mde,
-                      alpha, int(n_boot), seed)
-
+    return Comparison(
+        ref_side, oth_side, n, paired, note, delta, ci, test, seed_test, flips, detail, mde, alpha, int(n_boot), seed
+    )

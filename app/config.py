@@ -103,9 +103,7 @@ OFFLINE_JUDGES: dict[str, str] = {
 JudgeConfig = Annotated[
     Union[RulesProvider, StepsProvider, OpenAIProvider, MlxServerProvider], Field(discriminator="provider")
 ]
-TeacherConfig = Annotated[
-    Union[ReferenceProvider, OpenAIProvider, MlxServerProvider], Field(discriminator="provider")
-]
+TeacherConfig = Annotated[Union[ReferenceProvider, OpenAIProvider, MlxServerProvider], Field(discriminator="provider")]
 
 
 class StudentConfig(_Section):
@@ -164,16 +162,58 @@ class SamplingConfig(_Section):
 #   with the last adapter kept and no early stopping; validation every 50 steps so that a
 #   `--find-stop` run sees the curve.
 TRAIN_PROFILES: dict[str, dict] = {
-    "acotd": dict(rank=32, alpha=32.0, dropout=0.1, learning_rate=1e-5, schedule="cosine", warmup=0.03,
-                  weight_decay=0.01, batch_size=16, grad_accumulation=1, epochs=5.0, iters=None,
-                  max_seq_length=None, steps_per_report=8, steps_per_eval=16, val_batches=-1, num_layers=-1,
-                  grad_checkpoint=False, save_every=64, keep_checkpoints=2, patience=5, min_delta=0.0,
-                  keep="best", seeds=[0], truncate=False),
-    "obryan": dict(rank=8, scale=20.0, dropout=0.0, learning_rate=1e-5, schedule="constant", warmup=0.0,
-                   weight_decay=0.0, batch_size=4, grad_accumulation=1, epochs=None, iters=200,
-                   max_seq_length=None, steps_per_report=10, steps_per_eval=50, val_batches=-1, num_layers=16,
-                   grad_checkpoint=False, save_every=100, keep_checkpoints=2, patience=0, min_delta=0.0,
-                   keep="last", seeds=[0, 1, 2, 3, 4], truncate=False),
+    "acotd": dict(
+        rank=32,
+        alpha=32.0,
+        dropout=0.1,
+        learning_rate=1e-5,
+        schedule="cosine",
+        warmup=0.03,
+        weight_decay=0.01,
+        batch_size=16,
+        grad_accumulation=1,
+        epochs=5.0,
+        iters=None,
+        max_seq_length=None,
+        steps_per_report=8,
+        steps_per_eval=16,
+        val_batches=-1,
+        num_layers=-1,
+        grad_checkpoint=False,
+        save_every=64,
+        keep_checkpoints=2,
+        patience=5,
+        min_delta=0.0,
+        keep="best",
+        seeds=[0],
+        truncate=False,
+    ),
+    "obryan": dict(
+        rank=8,
+        scale=20.0,
+        dropout=0.0,
+        learning_rate=1e-5,
+        schedule="constant",
+        warmup=0.0,
+        weight_decay=0.0,
+        batch_size=4,
+        grad_accumulation=1,
+        epochs=None,
+        iters=200,
+        max_seq_length=None,
+        steps_per_report=10,
+        steps_per_eval=50,
+        val_batches=-1,
+        num_layers=16,
+        grad_checkpoint=False,
+        save_every=100,
+        keep_checkpoints=2,
+        patience=0,
+        min_delta=0.0,
+        keep="last",
+        seeds=[0, 1, 2, 3, 4],
+        truncate=False,
+    ),
 }
 
 
@@ -195,8 +235,9 @@ class TrainConfig(_Section):
     epochs: float | None = Field(None, gt=0)
     # Unset in both profiles: fitted to the export (its longest example, capped by the model's context).
     max_seq_length: int | None = Field(None, ge=8)
-    truncate: bool | None = Field(None, description="train on examples cut at max_seq_length rather than refuse "
-                                                    "when more than 1 % are longer")
+    truncate: bool | None = Field(
+        None, description="train on examples cut at max_seq_length rather than refuse when more than 1 % are longer"
+    )
     steps_per_report: int | None = Field(None, ge=1)
     steps_per_eval: int | None = Field(None, ge=1)
     val_batches: int | None = Field(None, ge=-1, description="-1 = the whole validation set")
@@ -240,8 +281,10 @@ class TrainConfig(_Section):
         for k in ("hostfile", "processes", "backend"):
             out.setdefault(k, None)
         if out["save_every"] % out["grad_accumulation"]:
-            raise ConfigError(f"train.save_every ({out['save_every']}) must be a multiple of "
-                              f"train.grad_accumulation ({out['grad_accumulation']})")
+            raise ConfigError(
+                f"train.save_every ({out['save_every']}) must be a multiple of "
+                f"train.grad_accumulation ({out['grad_accumulation']})"
+            )
         if not out["seeds"]:
             raise ConfigError("train.seeds: give at least one seed")
         out["profile"] = self.profile

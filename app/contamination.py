@@ -30,7 +30,7 @@ def normalised(text: str) -> str:
 
 
 def ngrams(ws: list[str], n: int = NGRAM) -> set[tuple[str, ...]]:
-    return {tuple(ws[i:i + n]) for i in range(len(ws) - n + 1)}
+    return {tuple(ws[i : i + n]) for i in range(len(ws) - n + 1)}
 
 
 @dataclass(frozen=True)
@@ -43,16 +43,16 @@ class Pair:
     score: float  # 1.0 for exact; the share of the training question's 13-grams in the held one
 
     def line(self) -> str:
-        return (f"{self.train_split} {self.train_id} ~ {self.held_where} {self.held_id}: "
-                f"{self.kind} {self.score:.2f}")
+        return f"{self.train_split} {self.train_id} ~ {self.held_where} {self.held_id}: {self.kind} {self.score:.2f}"
 
 
 def held_out(problems: list[Problem]) -> list[tuple[Problem, str]]:
     """What training data must not overlap: the test split, named "benchmark SOURCE" for a
     source the training data does not come from (`import --source math500 --split test`)."""
     train_sources = {p.source for p in problems if p.split in TRAINING_SPLITS}
-    return [(p, "test" if p.source in train_sources else f"benchmark {p.source}")
-            for p in problems if p.split == "test"]
+    return [
+        (p, "test" if p.source in train_sources else f"benchmark {p.source}") for p in problems if p.split == "test"
+    ]
 
 
 def find_contamination(problems: list[Problem], threshold: float = THRESHOLD) -> list[Pair]:

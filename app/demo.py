@@ -40,9 +40,11 @@ class DemoMode:
 
 REAL = DemoMode(
     sweep=resource_dir("examples") / "demo.toml",
-    banner=("OFFLINE DEMO — student: SmolLM2-135M-Instruct (a real 135M instruct model, from the package index, "
-            "converted from its GGUF); judge: steps (a deterministic stand-in that compares the student's CoT with "
-            "the reference solution's intermediate results); teachers: reference solutions"),
+    banner=(
+        "OFFLINE DEMO — student: SmolLM2-135M-Instruct (a real 135M instruct model, from the package index, "
+        "converted from its GGUF); judge: steps (a deterministic stand-in that compares the student's CoT with "
+        "the reference solution's intermediate results); teachers: reference solutions"
+    ),
     model="smollm2-135m",
     # The bundled set's short 1-2-step questions: SmolLM2 gets about 1 in 8 of them right
     # (about 1 in 50 of the main section), so a few dozen diagnosed problems give a mixed
@@ -57,8 +59,10 @@ REAL = DemoMode(
 
 TINY = DemoMode(
     sweep=resource_dir("examples") / "demo-tiny.toml",
-    banner=("OFFLINE DEMO (tiny) — student: a tiny random-weight model built here (it cannot really solve problems; "
-            "accuracies near 0 are expected); judge: rules (answer check only); teachers: reference solutions"),
+    banner=(
+        "OFFLINE DEMO (tiny) — student: a tiny random-weight model built here (it cannot really solve problems; "
+        "accuracies near 0 are expected); judge: rules (answer check only); teachers: reference solutions"
+    ),
     model=TINY_MODEL_DIR,
     edits={"max_tokens = 1024": "max_tokens = 64", "max_batch = 16": "max_batch = 32", "k = 200": "k = 64"},
     extra="""
@@ -75,8 +79,10 @@ R6 = { max_tokens = 12 }
 
 def demo_config_text(mode: DemoMode = REAL) -> str:
     text = default_config_text()
-    edits = {_DEFAULT_MODEL: f"# The demo's student (prepared by `tailor demo`).\nmodel = \"{mode.model}\"",
-             **mode.edits}
+    edits = {
+        _DEFAULT_MODEL: f'# The demo\'s student (prepared by `tailor demo`).\nmodel = "{mode.model}"',
+        **mode.edits,
+    }
     for old, new in edits.items():
         if old not in text:
             raise TailorError(f"demo: the default tailor.toml has no line {old!r} to replace")
@@ -97,8 +103,10 @@ def prepare(directory: Path, say, mode: DemoMode = REAL) -> None:
         say(f"wrote {cfg}")
     elif load_config(directory).student.model != mode.model:
         other = "--tiny " if mode is REAL else ""
-        raise TailorError(f"demo: {cfg} is set up for another demo (student {load_config(directory).student.model!r}); "
-                          f"use another directory or `tailor demo {other}{directory}`")
+        raise TailorError(
+            f"demo: {cfg} is set up for another demo (student {load_config(directory).student.model!r}); "
+            f"use another directory or `tailor demo {other}{directory}`"
+        )
     if mode is TINY:
         _build_tiny(directory / TINY_MODEL_DIR, say)
     else:
@@ -109,8 +117,10 @@ def prepare(directory: Path, say, mode: DemoMode = REAL) -> None:
         if store.count("problems") == 0:
             source = _bundled_subset(directory, mode.section)
             n = import_file(store, source, source="bundled").new
-            say(f"imported {n} bundled problems" + (f" (the {mode.section} section, {source.name})"
-                                                   if mode.section else ""))
+            say(
+                f"imported {n} bundled problems"
+                + (f" (the {mode.section} section, {source.name})" if mode.section else "")
+            )
 
 
 def _bundled_subset(directory: Path, section: str | None) -> Path:
@@ -118,8 +128,11 @@ def _bundled_subset(directory: Path, section: str | None) -> Path:
     if section is None:
         return BUNDLED
     out = directory / f"problems-{section}.jsonl"
-    lines = [line for line in BUNDLED.read_text("utf-8").splitlines()
-             if line.strip() and json.loads(line).get("section") == section]
+    lines = [
+        line
+        for line in BUNDLED.read_text("utf-8").splitlines()
+        if line.strip() and json.loads(line).get("section") == section
+    ]
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from app.blas import INSTALL_HINT, child_env, find_blas
 from app.config import Config
-from app.models import FETCHABLE, converted_dir, fetched_path
 from app.errors import TailorError
+from app.models import FETCHABLE, converted_dir, fetched_path
 
 
 @dataclass
@@ -43,7 +43,10 @@ def probe_mlx(blas: str | None, seconds: float = 1.0) -> dict:
     env = child_env(blas)
     proc = subprocess.run(
         [sys.executable, "-m", "mlx_backend.probe", str(seconds)],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -92,15 +95,17 @@ def _gguf_student(r: Report, model: str, dtype: str) -> str:
     gguf = fetched_path(model) if model in FETCHABLE else Path(model).expanduser()
     if not gguf.is_file():
         if model in FETCHABLE:
-            r.advice.append(f"student.model {model} is not fetched yet: the first job fetches it "
-                            f"(or `tailor model fetch {model}`)")
+            r.advice.append(
+                f"student.model {model} is not fetched yet: the first job fetches it (or `tailor model fetch {model}`)"
+            )
             return str(gguf)
         r.problems.append(f"student.model: GGUF file {gguf} does not exist")
         return model
     out = converted_dir(gguf, dtype)
     if not (out / "config.json").is_file():
-        r.advice.append(f"student.model {model} is not converted yet: the first job converts it "
-                        f"(or `tailor model import {gguf}`)")
+        r.advice.append(
+            f"student.model {model} is not converted yet: the first job converts it (or `tailor model import {gguf}`)"
+        )
         return str(gguf)
     return str(out)
 
@@ -109,8 +114,9 @@ def _gb(n: int | None) -> str:
     return "unknown" if n is None else f"{n / 1e9:.1f} GB"
 
 
-def run_doctor(cfg: Config | None, project: Path, config_error: str | None = None,
-               ping=None, probe=probe_mlx) -> Report:
+def run_doctor(
+    cfg: Config | None, project: Path, config_error: str | None = None, ping=None, probe=probe_mlx
+) -> Report:
     r = Report()
     r.fact("platform", f"{platform.system()} {platform.machine()}, Python {platform.python_version()}")
     r.fact("project", str(Path(project).resolve()))
@@ -129,7 +135,9 @@ def run_doctor(cfg: Config | None, project: Path, config_error: str | None = Non
         r.fact("BLAS", "system (Accelerate / Metal)")
     try:
         info = probe(blas)
-        r.fact("MLX", f"{info['mlx_version']} on {info['device']}" + (" (Metal available)" if info.get("metal") else ""))
+        r.fact(
+            "MLX", f"{info['mlx_version']} on {info['device']}" + (" (Metal available)" if info.get("metal") else "")
+        )
         r.fact("matmul", f"{info['gflops_f32']} GFLOPS (1024x1024 float32, 1 s probe)")
         device = info["device"]
     except (TailorError, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError) as e:
@@ -154,9 +162,11 @@ def run_doctor(cfg: Config | None, project: Path, config_error: str | None = Non
                 r.advice.append(f"student.model {model} is not downloaded yet: the first job downloads it")
             else:
                 r.problems.append(f"student.model: {model} is neither a local path nor an HF repo id")
-        for res in (ping(cfg) if ping else []):
-            r.fact(f"ping {res.role}", f"{res.provider} {res.model or ''} "
-                   f"{'ok' if res.ok else 'FAILED'} {res.detail or ''}".strip())
+        for res in ping(cfg) if ping else []:
+            r.fact(
+                f"ping {res.role}",
+                f"{res.provider} {res.model or ''} {'ok' if res.ok else 'FAILED'} {res.detail or ''}".strip(),
+            )
             if not res.ok:
                 r.problems.append(f"{res.role}: {res.detail}")
     return r

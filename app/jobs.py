@@ -148,9 +148,7 @@ class MlxJob:
                 if outcome.status == "error" and not outcome.error:
                     stderr.seek(0)
                     tail = stderr.read().decode("utf-8", "replace").strip().splitlines()
-                    outcome.error = f"MLX job exited with code {outcome.returncode}" + (
-                        f": {tail[-1]}" if tail else ""
-                    )
+                    outcome.error = f"MLX job exited with code {outcome.returncode}" + (f": {tail[-1]}" if tail else "")
                 if self._cancelled and outcome.status != "done":
                     outcome.status = "cancelled"
         if interrupted:

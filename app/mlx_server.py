@@ -80,8 +80,18 @@ class MlxServer:
             return [a.replace("{port}", str(self.port)) for a in self._command]
         from app.models import resolve_student  # a GGUF file or a fetchable name is converted first
 
-        argv = [sys.executable, "-m", "mlx_lm", "server", "--model", resolve_student(self.model),
-                "--host", HOST, "--port", str(self.port)]
+        argv = [
+            sys.executable,
+            "-m",
+            "mlx_lm",
+            "server",
+            "--model",
+            resolve_student(self.model),
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+        ]
         if self.adapter:
             argv += ["--adapter-path", self.adapter]
         return argv + self.extra_args
@@ -94,8 +104,9 @@ class MlxServer:
         # The same BLAS preload as our own MLX jobs: without it float32 matmuls on a Linux
         # CPU run at reference-BLAS speed (a 540-token prefill took minutes).
         env = {**child_env(find_blas()), **(self.env or {}), "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(
+            self.argv(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
         try:
             self._wait_ready()
         except BaseException:
@@ -122,13 +133,19 @@ class MlxServer:
                 time.sleep(0.2)
             if not self.warmup:
                 return
-            body = {"model": "default_model", "messages": [{"role": "user", "content": "hi"}],
-                    "max_tokens": 1, "temperature": 0.0}
+            body = {
+                "model": "default_model",
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 1,
+                "temperature": 0.0,
+            }
             while True:
                 self._check_alive(label)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise MlxServerError(f"{label} did not load the model within {self.startup_timeout:g}s{self._tail()}")
+                    raise MlxServerError(
+                        f"{label} did not load the model within {self.startup_timeout:g}s{self._tail()}"
+                    )
                 try:
                     r = http.post("chat/completions", json=body, timeout=httpx.Timeout(remaining))
                 except httpx.TransportError:

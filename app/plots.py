@@ -137,8 +137,7 @@ def accuracy_by_tier(report: dict, path: Path) -> str | None:
         ys = [100 * t["accuracy"] for t in rows]
         # Seed spread as error bars where there is one (a single run has none).
         err = [100 * t["std"] if t.get("std") is not None else 0.0 for t in rows]
-        ax.errorbar(xs, ys, yerr=err if any(err) else None, marker="o", capsize=3,
-                    color=colors[label], label=label)
+        ax.errorbar(xs, ys, yerr=err if any(err) else None, marker="o", capsize=3, color=colors[label], label=label)
         for t, x, y in zip(rows, xs, ys):
             ax.annotate(t["tier"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("mean words per response")
@@ -190,8 +189,9 @@ def categories(report: dict, path: Path) -> str | None:
 
 
 def seed_dots(report: dict, path: Path) -> str | None:
-    configs = [c for c in report.get("configurations") or []
-               if c["tier"] == HEADLINE_TIER and c.get("accuracy_by_seed")]
+    configs = [
+        c for c in report.get("configurations") or [] if c["tier"] == HEADLINE_TIER and c.get("accuracy_by_seed")
+    ]
     if not configs:
         return f"no distilled configuration evaluated at tier {HEADLINE_TIER} yet"
     fig = _figure(max(5.0, 1.3 * len(configs) + 2), 4.2)
@@ -201,13 +201,26 @@ def seed_dots(report: dict, path: Path) -> str | None:
         vals = [100 * v for v in c["accuracy_by_seed"].values()]
         # Deterministic spread so equal values stay visible; no random jitter.
         offs = [0.0] if len(vals) == 1 else [-0.15 + 0.3 * k / (len(vals) - 1) for k in range(len(vals))]
-        ax.scatter([i + o for o in offs], vals, s=22, color=colors[c["label"]], zorder=3,
-                   label="per-seed accuracy" if i == 0 else None)
+        ax.scatter(
+            [i + o for o in offs],
+            vals,
+            s=22,
+            color=colors[c["label"]],
+            zorder=3,
+            label="per-seed accuracy" if i == 0 else None,
+        )
         mean = 100 * c["mean"]
         if c.get("ci"):
             lo, hi = (100 * x for x in c["ci"])
-            ax.errorbar([i + 0.3], [mean], yerr=[[mean - lo], [hi - mean]], fmt="none", ecolor="black",
-                        capsize=4, label="95 % CI of the mean" if i == 0 else None)
+            ax.errorbar(
+                [i + 0.3],
+                [mean],
+                yerr=[[mean - lo], [hi - mean]],
+                fmt="none",
+                ecolor="black",
+                capsize=4,
+                label="95 % CI of the mean" if i == 0 else None,
+            )
         ax.plot([i - 0.25, i + 0.35], [mean, mean], color="black", lw=2, label="mean" if i == 0 else None)
     base = {round(c["base_mean"], 12) for c in configs}
     if len(base) == 1:
@@ -215,10 +228,15 @@ def seed_dots(report: dict, path: Path) -> str | None:
         ax.axhline(b, color="#c0392b", ls="--", lw=1.2, label=f"base mean {b:.1f} %")
     else:  # configurations compared on different base runs: one segment each
         for i, c in enumerate(configs):
-            ax.plot([i - 0.4, i + 0.4], [100 * c["base_mean"]] * 2, color="#c0392b", ls="--", lw=1.2,
-                    label="base mean" if i == 0 else None)
-    ax.set_xticks(range(len(configs)), [c["label"] for c in configs],
-                  rotation=30 if len(configs) > 4 else 0)
+            ax.plot(
+                [i - 0.4, i + 0.4],
+                [100 * c["base_mean"]] * 2,
+                color="#c0392b",
+                ls="--",
+                lw=1.2,
+                label="base mean" if i == 0 else None,
+            )
+    ax.set_xticks(range(len(configs)), [c["label"] for c in configs], rotation=30 if len(configs) > 4 else 0)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"Per-seed accuracy, mean and 95 % CI (tier {HEADLINE_TIER})", fontsize=10)
     ax.legend(fontsize=7)
@@ -238,4 +256,3 @@ def draw_all(report: dict, plots_dir: Path) -> list[PlotResult]:
         reason = draw(report, path)
         out.append(PlotResult(name, title, None if reason else path, reason))
     return out
-

@@ -153,9 +153,16 @@ def repair_request(req: ChatRequest, bad: ChatResult, instruction: str) -> ChatR
         {"role": "assistant", "content": bad.content or ""},
         {"role": "user", "content": instruction},
     ]
-    return ChatRequest(messages=messages, stage=req.stage, prompt_hash=req.prompt_hash,
-                       temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens,
-                       json_mode=True, variant="repair" if req.variant is None else f"{req.variant}/repair")
+    return ChatRequest(
+        messages=messages,
+        stage=req.stage,
+        prompt_hash=req.prompt_hash,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        max_tokens=req.max_tokens,
+        json_mode=True,
+        variant="repair" if req.variant is None else f"{req.variant}/repair",
+    )
 
 
 @dataclass
@@ -304,7 +311,9 @@ def _is_quota_error(resp: httpx.Response) -> bool:
         err = resp.json().get("error")
     except (ValueError, AttributeError):
         return False
-    return isinstance(err, dict) and (err.get("code") == "insufficient_quota" or err.get("type") == "insufficient_quota")
+    return isinstance(err, dict) and (
+        err.get("code") == "insufficient_quota" or err.get("type") == "insufficient_quota"
+    )
 
 
 class _Retry(Exception):
@@ -364,8 +373,9 @@ class RemoteClient:
         self.base_url = (base_url or provider_cfg.base_url).rstrip("/")
         self.retry = retry or RetryPolicy()
         self.concurrency = concurrency or provider_cfg.concurrency
-        self.timeout = httpx.Timeout(connect=min(30.0, provider_cfg.timeout), read=provider_cfg.timeout,
-                                     write=60.0, pool=None)
+        self.timeout = httpx.Timeout(
+            connect=min(30.0, provider_cfg.timeout), read=provider_cfg.timeout, write=60.0, pool=None
+        )
         self._secret = api_key or None
         self._transport = transport
         self._sleep = sleep or asyncio.sleep
@@ -385,8 +395,13 @@ class RemoteClient:
         if self._secret:
             headers["Authorization"] = f"Bearer {self._secret}"
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        self._http = httpx.AsyncClient(base_url=self.base_url + "/", headers=headers, timeout=self.timeout,
-                                       limits=limits, transport=self._transport)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + "/",
+            headers=headers,
+            timeout=self.timeout,
+            limits=limits,
+            transport=self._transport,
+        )
         self._sem = _Window(self.concurrency)
         return self
 
@@ -603,8 +618,7 @@ class RemoteClient:
                     delay = self.retry.backoff(retries, self._rng, r.kind)
                 retries += 1
                 self.totals.retries[r.kind] += 1
-                log.info("%s: %s; retry %d/%d in %.2fs", self.role, r.reason, retries,
-                         self.retry.max_retries, delay)
+                log.info("%s: %s; retry %d/%d in %.2fs", self.role, r.reason, retries, self.retry.max_retries, delay)
                 await self._sleep(delay)
             except _Fail as f:
                 msg = str(f)
@@ -620,13 +634,17 @@ class RemoteClient:
             except httpx.TimeoutException as e:
                 raise _Retry("timeout", f"timeout ({type(e).__name__}, read timeout {self.timeout.read:g}s)") from None
             except httpx.TransportError as e:
-                raise _Retry("connection", f"connection error ({type(e).__name__}: {self._scrub(str(e))[:120]})") from None
+                raise _Retry(
+                    "connection", f"connection error ({type(e).__name__}: {self._scrub(str(e))[:120]})"
+                ) from None
             latency = time.perf_counter() - t0
         status = resp.status_code
         if status in FATAL_STATUSES or (status == 429 and _is_quota_error(resp)):
             raise self._fatal(resp)
         if status in RETRY_STATUSES or status >= 500:
-            raise _Retry(str(status), f"HTTP {status}: {self._scrub(_error_message(resp))}", parse_retry_after(resp.headers))
+            raise _Retry(
+                str(status), f"HTTP {status}: {self._scrub(_error_message(resp))}", parse_retry_after(resp.headers)
+            )
         if status >= 400:
             raise _Fail(f"HTTP {status}: {self._scrub(_error_message(resp))}")
         try:
@@ -669,8 +687,11 @@ class RemoteClient:
         status = resp.status_code
         env = getattr(self.cfg, "api_key_env", None)
         if status == 401:
-            hint = (f"the API key in ${env} was rejected" if self._secret
-                    else "the endpoint wants an API key: set api_key_env in tailor.toml")
+            hint = (
+                f"the API key in ${env} was rejected"
+                if self._secret
+                else "the endpoint wants an API key: set api_key_env in tailor.toml"
+            )
         elif status == 402 or status == 429:
             hint = "no credit left on this account"
         elif status == 403:
@@ -678,9 +699,12 @@ class RemoteClient:
         else:
             hint = f"check base_url {self.base_url!r} and model {self.model!r}"
         said = self._scrub(_error_message(resp)).replace("\n", " ")
-        msg = (f"{self.role} ({self.provider}, {self.endpoint}, model {self.model}): "
-               f"HTTP {status} {FATAL_STATUSES.get(status, '')}".rstrip()
-               + f" — {hint}" + (f" (server said: {said})" if said else ""))
+        msg = (
+            f"{self.role} ({self.provider}, {self.endpoint}, model {self.model}): "
+            f"HTTP {status} {FATAL_STATUSES.get(status, '')}".rstrip()
+            + f" — {hint}"
+            + (f" (server said: {said})" if said else "")
+        )
         return RemoteFatalError(msg, status)
 
     def _result(self, key: str, **kw) -> ChatResult:
@@ -688,21 +712,43 @@ class RemoteClient:
 
     def _from_row(self, row: ApiCall) -> ChatResult:
         return ChatResult(
-            key=row.key, role=self.role, provider=row.provider, model=row.model,
-            content=row.content, reasoning=row.reasoning, finish_reason=row.finish_reason,
-            truncated=row.finish_reason == "length", prompt_tokens=row.prompt_tokens,
-            completion_tokens=row.completion_tokens, cost=row.cost, latency_s=row.latency_s,
-            retries=row.retries, cached=True, error=row.error,
+            key=row.key,
+            role=self.role,
+            provider=row.provider,
+            model=row.model,
+            content=row.content,
+            reasoning=row.reasoning,
+            finish_reason=row.finish_reason,
+            truncated=row.finish_reason == "length",
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+            cost=row.cost,
+            latency_s=row.latency_s,
+            retries=row.retries,
+            cached=True,
+            error=row.error,
         )
 
     def _to_row(self, req: ChatRequest, key: str, payload: dict, res: ChatResult) -> ApiCall:
         return ApiCall(
-            key=key, stage=req.stage, role=self.role, provider=self.provider, base_url=self.endpoint,
-            model=self.model, prompt_hash=req.prompt_hash, request=payload,
-            status="error" if res.error else "ok", content=res.content, reasoning=res.reasoning,
-            finish_reason=res.finish_reason, prompt_tokens=res.prompt_tokens,
-            completion_tokens=res.completion_tokens, cost=res.cost, latency_s=res.latency_s,
-            retries=res.retries, error=res.error,
+            key=key,
+            stage=req.stage,
+            role=self.role,
+            provider=self.provider,
+            base_url=self.endpoint,
+            model=self.model,
+            prompt_hash=req.prompt_hash,
+            request=payload,
+            status="error" if res.error else "ok",
+            content=res.content,
+            reasoning=res.reasoning,
+            finish_reason=res.finish_reason,
+            prompt_tokens=res.prompt_tokens,
+            completion_tokens=res.completion_tokens,
+            cost=res.cost,
+            latency_s=res.latency_s,
+            retries=res.retries,
+            error=res.error,
         )
 
 
@@ -712,8 +758,10 @@ def _int_or_none(v: Any) -> int | None:
 
 def _delta(before: Totals, after: Totals) -> Totals:
     d = Totals(
-        requests=after.requests - before.requests, cached=after.cached - before.cached,
-        ok=after.ok - before.ok, errors=after.errors - before.errors,
+        requests=after.requests - before.requests,
+        cached=after.cached - before.cached,
+        ok=after.ok - before.ok,
+        errors=after.errors - before.errors,
         truncated=after.truncated - before.truncated,
         prompt_tokens=after.prompt_tokens - before.prompt_tokens,
         completion_tokens=after.completion_tokens - before.completion_tokens,
@@ -749,8 +797,9 @@ async def open_client(
         server = MlxServer(prov.model, prov.adapter)
         await asyncio.to_thread(server.start)
         try:
-            async with RemoteClient(prov, role, store, None, base_url=server.base_url,
-                                    transport=transport, retry=retry) as client:
+            async with RemoteClient(
+                prov, role, store, None, base_url=server.base_url, transport=transport, retry=retry
+            ) as client:
                 yield client
         finally:
             server.stop()
@@ -765,10 +814,16 @@ def reference_result(problem: Problem, role: str = "teachers") -> ChatResult:
     """Teacher ``reference``: the problem's reference solution is the CoT (labelled 'reference')."""
     key = f"reference:{problem.id}"
     if not (problem.solution or "").strip():
-        return ChatResult(key=key, role=role, provider="reference", model="reference",
-                          error=f"problem {problem.id} has no reference solution")
-    return ChatResult(key=key, role=role, provider="reference", model="reference",
-                      content=problem.solution, finish_reason="stop")
+        return ChatResult(
+            key=key,
+            role=role,
+            provider="reference",
+            model="reference",
+            error=f"problem {problem.id} has no reference solution",
+        )
+    return ChatResult(
+        key=key, role=role, provider="reference", model="reference", content=problem.solution, finish_reason="stop"
+    )
 
 
 @dataclass
@@ -815,6 +870,10 @@ def steps_grade(problem: Problem, cot: str | None, answer_correct: bool | None) 
     else:
         grade = "medium" if half else "hard"
     answer = "answer correct" if answer_correct else "answer wrong or missing"
-    return RulesGrade(grade, bool(answer_correct),
-                      f"steps judge: {reached}/{total} reference steps reached; {answer} "
-                      "(stand-in, CoT not read by an LLM)", provider="steps", model="steps")
+    return RulesGrade(
+        grade,
+        bool(answer_correct),
+        f"steps judge: {reached}/{total} reference steps reached; {answer} (stand-in, CoT not read by an LLM)",
+        provider="steps",
+        model="steps",
+    )

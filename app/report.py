@@ -28,18 +28,18 @@ ADDED_KEYS = ("curves", "contamination", "data", "generated_by", "generated_at",
 HOW_TO_RECOMPUTE = {
     "units": "accuracies are fractions 0-1; the Markdown shows them x100 (percent, delta in points)",
     "inputs": "each row's comparison.reference.correct and comparison.other.correct: per seed, per problem "
-              "0/1, seeds labelled as in comparison.*.seeds (the same label = the same sampling seed)",
+    "0/1, seeds labelled as in comparison.*.seeds (the same label = the same sampling seed)",
     "mean, std, ci": "app.stats.seed_summary(list(accuracy_by_seed.values()), 0.95): mean, sample std "
-                     "(ddof 1), t 95 % CI of the mean clipped to [0, 1]; no CI when the seeds have zero spread",
+    "(ddof 1), t 95 % CI of the mean clipped to [0, 1]; no CI when the seeds have zero spread",
     "p, test": "headline, problem-level: app.stats.sign_flip_test(reference, other) when paired (exact "
-               "McNemar with one seed), else app.stats.within_problem_test; p is the mid-p value, "
-               "comparison.test.p_conventional the conventional one",
+    "McNemar with one seed), else app.stats.within_problem_test; p is the mid-p value, "
+    "comparison.test.p_conventional the conventional one",
     "seed_p": "app.stats.paired_t (or welch_t when unpaired) over the seed accuracies; undefined (null) "
-              "with one seed or zero spread",
+    "with one seed or zero spread",
     "p_adjusted": "app.stats.holm over the first tier's rows with the same sweep and reference; "
-                  "app.stats.benjamini_hochberg over the other tiers' rows (exploratory)",
+    "app.stats.benjamini_hochberg over the other tiers' rows (exploratory)",
     "delta_ci": "app.stats.delta_interval(reference, other, paired=paired, n_boot, seed=boot_seed): "
-                "BCa, resampling seeds and problems",
+    "BCa, resampling seeds and problems",
     "mde": "app.stats.min_detectable_effect(reference, other): |delta| detectable at 80 % power, alpha",
     "verdict": "better / DEGRADED when p_adjusted < alpha (by the sign of delta), else no significant difference",
 }
@@ -65,8 +65,9 @@ def _curve(store, run: dict) -> dict:
     }
 
 
-def build_report(store, *, split: str | None = "test", benchmark: str | None = None,
-                 results: dict | None = None) -> dict:
+def build_report(
+    store, *, split: str | None = "test", benchmark: str | None = None, results: dict | None = None
+) -> dict:
     """The report's data: `results` plus loss curves per run, version and recompute notes."""
     if results is None:
         # Lazy: the evaluation code is only needed when no results were handed in.
@@ -109,9 +110,19 @@ def data_summary(store, runs: list[dict]) -> list[dict]:
         sampled = {g: sum(1 for i in ds.items if i.grade == g) for g in ("easy", "medium", "hard")}
         kept = {g: sum(1 for i in ds.items if i.grade == g and i.problem_id in ok) for g in ("easy", "medium", "hard")}
         refill = ds.params.get("refill") or {}
-        out.append({"configurations": sorted(labels), "dataset": ds.name, "strategy": ds.strategy, "k": ds.k,
-                    "routing": ds.params.get("routing", "graded"), "sampled": sampled, "verified": kept,
-                    "refilled": refill.get("added", 0), "exhausted": refill.get("exhausted", [])})
+        out.append(
+            {
+                "configurations": sorted(labels),
+                "dataset": ds.name,
+                "strategy": ds.strategy,
+                "k": ds.k,
+                "routing": ds.params.get("routing", "graded"),
+                "sampled": sampled,
+                "verified": kept,
+                "refilled": refill.get("added", 0),
+                "exhausted": refill.get("exhausted", []),
+            }
+        )
     return out
 
 
@@ -119,10 +130,13 @@ def contamination_summary(store) -> dict:
     from app.contamination import NGRAM, THRESHOLD, find_contamination
 
     pairs = find_contamination(store.problems())
-    return {"method": f"normalised exact match, or ≥ {THRESHOLD:g} of a training question's word {NGRAM}-grams "
-                      "in one test / benchmark question",
-            "pairs": len(pairs), "problems": sorted({p.train_id for p in pairs}),
-            "top": [p.line() for p in pairs[:10]]}
+    return {
+        "method": f"normalised exact match, or ≥ {THRESHOLD:g} of a training question's word {NGRAM}-grams "
+        "in one test / benchmark question",
+        "pairs": len(pairs),
+        "problems": sorted({p.train_id for p in pairs}),
+        "top": [p.line() for p in pairs[:10]],
+    }
 
 
 # -- formatting (public so tests and the TUI format numbers the same way) ---------------
@@ -202,9 +216,11 @@ LEGEND = (
     "are exploratory, Benjamini–Hochberg. Verdicts use adj. p. **seed t** is the paired t-test over seed "
     "accuracies, shown beside p; it is undefined with one seed or zero spread. **flips**: answers that became "
     "right / wrong, pooled over seeds. **MDE**: the smallest |Δ| (points) this test detects with 80 % power at "
-    "α — a Δ much smaller than it cannot be told from noise here.")
-SEED_NOTE_INTRO = ("Per-seed values, to recompute mean, std and CI with `app.stats.seed_summary` "
-                   "(exact values in report.json):")
+    "α — a Δ much smaller than it cannot be told from noise here."
+)
+SEED_NOTE_INTRO = (
+    "Per-seed values, to recompute mean, std and CI with `app.stats.seed_summary` (exact values in report.json):"
+)
 
 
 def _cell(x) -> str:
@@ -229,19 +245,49 @@ def _plot(plots: dict[str, PlotResult], name: str) -> list[str]:
 def _seed_note(c: dict) -> str:
     by_seed = c.get("accuracy_by_seed") or {}
     values = ", ".join(f"{s}: {fmt_pct(v)}" for s, v in by_seed.items())
-    return (f"- {_cell(c['label'])} ({c['tier']}) per-seed accuracies: {values or 'none'} → mean "
-            f"{fmt_mean_std(c.get('mean'), c.get('std'))}, 95 % CI {fmt_seed_ci(c)}")
+    return (
+        f"- {_cell(c['label'])} ({c['tier']}) per-seed accuracies: {values or 'none'} → mean "
+        f"{fmt_mean_std(c.get('mean'), c.get('std'))}, 95 % CI {fmt_seed_ci(c)}"
+    )
 
 
-COMPARISON_HEADER = ["configuration", "tier", "seeds", "mean ± std", "95 % CI", "reference", "Δ (points)",
-                     "Δ 95 % CI", "flips", "p", "adj. p", "seed t p", "MDE", "test", "verdict"]
+COMPARISON_HEADER = [
+    "configuration",
+    "tier",
+    "seeds",
+    "mean ± std",
+    "95 % CI",
+    "reference",
+    "Δ (points)",
+    "Δ 95 % CI",
+    "flips",
+    "p",
+    "adj. p",
+    "seed t p",
+    "MDE",
+    "test",
+    "verdict",
+]
 
 
 def comparison_cells(c: dict) -> list:
-    return [c["label"], c["tier"], len(c.get("seeds") or []), fmt_mean_std(c.get("mean"), c.get("std")),
-            fmt_seed_ci(c), fmt_pct(c.get("reference_mean")), fmt_points(c.get("delta")),
-            fmt_ci(c.get("delta_ci"), signed=True), fmt_flips(c), fmt_p(c.get("p")), fmt_p(c.get("p_adjusted")),
-            fmt_p(c.get("seed_p")), fmt_mde(c.get("mde")), c.get("test"), verdict(c)]
+    return [
+        c["label"],
+        c["tier"],
+        len(c.get("seeds") or []),
+        fmt_mean_std(c.get("mean"), c.get("std")),
+        fmt_seed_ci(c),
+        fmt_pct(c.get("reference_mean")),
+        fmt_points(c.get("delta")),
+        fmt_ci(c.get("delta_ci"), signed=True),
+        fmt_flips(c),
+        fmt_p(c.get("p")),
+        fmt_p(c.get("p_adjusted")),
+        fmt_p(c.get("seed_p")),
+        fmt_mde(c.get("mde")),
+        c.get("test"),
+        verdict(c),
+    ]
 
 
 def _headline(report: dict, plots: dict) -> list[str]:
@@ -260,9 +306,13 @@ def _ablations(report: dict) -> list[str]:
     rows = report.get("ablations") or []
     if not rows:
         return []
-    out = ["## Ablations vs the main cell", "",
-           "Each ablation against its sweep's main cell (ACoTD's Table 4), paired by problem and seed; "
-           "the reference column is the main cell's mean.", ""]
+    out = [
+        "## Ablations vs the main cell",
+        "",
+        "Each ablation against its sweep's main cell (ACoTD's Table 4), paired by problem and seed; "
+        "the reference column is the main cell's mean.",
+        "",
+    ]
     header = ["main"] + COMPARISON_HEADER
     return out + _table(header, [[c["against"]] + comparison_cells(c) for c in rows])
 
@@ -281,12 +331,16 @@ def _cotqs(report: dict) -> list[str]:
         return out + _table(["configuration", "tier", "CoTQS", "base CoTQS"], rows)
     name = str(report.get("judge") or "").split(" ")[0]
     if name in OFFLINE_JUDGES:
-        why = (f"not rated: the judge is the {name} judge, an offline stand-in ({OFFLINE_JUDGES[name]}) "
-               "that cannot rate reasoning.")
+        why = (
+            f"not rated: the judge is the {name} judge, an offline stand-in ({OFFLINE_JUDGES[name]}) "
+            "that cannot rate reasoning."
+        )
     else:
         # collect() names the judge from stored ratings, so "none" usually means an offline judge ran.
-        why = ("not rated: no CoT quality ratings are stored. The offline stand-in judges "
-               f"({', '.join(OFFLINE_JUDGES)}) cannot rate reasoning; an LLM judge rates CoTQS during `tailor eval`.")
+        why = (
+            "not rated: no CoT quality ratings are stored. The offline stand-in judges "
+            f"({', '.join(OFFLINE_JUDGES)}) cannot rate reasoning; an LLM judge rates CoTQS during `tailor eval`."
+        )
     return out + [f"CoTQS {why}", ""]
 
 
@@ -294,14 +348,30 @@ def _tiers(report: dict, plots: dict) -> list[str]:
     tiers = report.get("tiers") or []
     out = ["## Accuracy by response-length tier", ""]
     if tiers:
-        rows = [[t["label"], t["tier"], fmt_mean_std(t.get("accuracy"), t.get("std")), fmt_num(t.get("mean_words")),
-                 fmt_num(t.get("mean_tokens")), fmt_pct(t.get("no_answer")), fmt_pct(t.get("truncated")), t.get("n"),
-                 t.get("seeds")] for t in tiers]
-        out += _table(["label", "tier", "accuracy", "mean words", "mean tokens", "no final answer", "truncated", "n",
-                       "seeds"], rows)
-        out += ["Answers are scored strictly: one without an explicit final answer (\\boxed, ####, \"the answer "
-                "is\") or cut off by its token budget is wrong. *no final answer* and *truncated* are the shares of "
-                "answers lost that way.", ""]
+        rows = [
+            [
+                t["label"],
+                t["tier"],
+                fmt_mean_std(t.get("accuracy"), t.get("std")),
+                fmt_num(t.get("mean_words")),
+                fmt_num(t.get("mean_tokens")),
+                fmt_pct(t.get("no_answer")),
+                fmt_pct(t.get("truncated")),
+                t.get("n"),
+                t.get("seeds"),
+            ]
+            for t in tiers
+        ]
+        out += _table(
+            ["label", "tier", "accuracy", "mean words", "mean tokens", "no final answer", "truncated", "n", "seeds"],
+            rows,
+        )
+        out += [
+            'Answers are scored strictly: one without an explicit final answer (\\boxed, ####, "the answer '
+            'is") or cut off by its token budget is wrong. *no final answer* and *truncated* are the shares of '
+            "answers lost that way.",
+            "",
+        ]
     else:
         out += ["No tier evaluations yet.", ""]
     return out + _plot(plots, "accuracy_by_tier")
@@ -311,8 +381,10 @@ def _categories(report: dict, plots: dict) -> list[str]:
     cats = report.get("categories") or []
     out = ["## Accuracy per category / section", ""]
     if cats:
-        rows = [[c["label"], c["tier"], c.get("category"), c.get("section"), fmt_pct(c.get("accuracy")), c.get("n")]
-                for c in cats]
+        rows = [
+            [c["label"], c["tier"], c.get("category"), c.get("section"), fmt_pct(c.get("accuracy")), c.get("n")]
+            for c in cats
+        ]
         out += _table(["label", "tier", "category", "section", "accuracy", "n"], rows)
     else:
         out += ["No per-category results yet.", ""]
@@ -324,11 +396,16 @@ def _teachers(report: dict) -> list[str]:
     out = ["## Teachers (capacity-gap protocol)", ""]
     if not t.get("rows"):
         return out + ["No remote teacher traces (reference solutions are not compared).", ""]
-    out += _table(["role", "teacher", "problems", "verified", "accuracy"],
-                  [[r["role"], r["teacher"], r["problems"], r["verified"], fmt_pct(r["accuracy"])] for r in t["rows"]])
+    out += _table(
+        ["role", "teacher", "problems", "verified", "accuracy"],
+        [[r["role"], r["teacher"], r["problems"], r["verified"], fmt_pct(r["accuracy"])] for r in t["rows"]],
+    )
     for role, c in (t.get("choice") or {}).items():
-        out += [f"- {role} CoT, on the {c['shared_problems']} problems every teacher had: "
-                f"**{c['recommendation']}** — {c['reason']}", ""]
+        out += [
+            f"- {role} CoT, on the {c['shared_problems']} problems every teacher had: "
+            f"**{c['recommendation']}** — {c['reason']}",
+            "",
+        ]
     return out
 
 
@@ -340,11 +417,32 @@ def _runs(report: dict, plots: dict) -> list[str]:
     runs = report.get("runs") or []
     out = ["## Training runs", ""]
     if runs:
-        rows = [[r["id"], r.get("label"), r.get("seed"), r.get("status"), r.get("best_iter"),
-                 fmt_num(r.get("best_val_loss"), 4), r.get("stop_reason"), _yes_no(r.get("valid_disjoint_from_test"))]
-                for r in runs]
-        out += _table(["run", "configuration", "seed", "status", "best iteration", "best val loss", "stop reason",
-                       "stop chosen on data disjoint from test"], rows)
+        rows = [
+            [
+                r["id"],
+                r.get("label"),
+                r.get("seed"),
+                r.get("status"),
+                r.get("best_iter"),
+                fmt_num(r.get("best_val_loss"), 4),
+                r.get("stop_reason"),
+                _yes_no(r.get("valid_disjoint_from_test")),
+            ]
+            for r in runs
+        ]
+        out += _table(
+            [
+                "run",
+                "configuration",
+                "seed",
+                "status",
+                "best iteration",
+                "best val loss",
+                "stop reason",
+                "stop chosen on data disjoint from test",
+            ],
+            rows,
+        )
     else:
         out += ["No training runs yet.", ""]
     return out + _plot(plots, "training_curves")
@@ -354,14 +452,40 @@ def _data(report: dict) -> list[str]:
     rows = report.get("data") or []
     if not rows:
         return []
-    out = ["## Training data per stratum", "",
-           "Items sampled and items with an accepted trace after verification, Easy / Medium / Hard.", ""]
+    out = [
+        "## Training data per stratum",
+        "",
+        "Items sampled and items with an accepted trace after verification, Easy / Medium / Hard.",
+        "",
+    ]
     ems = lambda d: " / ".join(str(d.get(g, 0)) for g in ("easy", "medium", "hard"))  # noqa: E731
-    return out + _table(["configuration", "dataset", "strategy", "routing", "K", "sampled E/M/H",
-                         "verified E/M/H", "refilled", "ran out"],
-                        [[", ".join(r["configurations"]), r["dataset"], r["strategy"], r["routing"], r["k"],
-                          ems(r["sampled"]), ems(r["verified"]), r["refilled"], ", ".join(r["exhausted"]) or "—"]
-                         for r in rows])
+    return out + _table(
+        [
+            "configuration",
+            "dataset",
+            "strategy",
+            "routing",
+            "K",
+            "sampled E/M/H",
+            "verified E/M/H",
+            "refilled",
+            "ran out",
+        ],
+        [
+            [
+                ", ".join(r["configurations"]),
+                r["dataset"],
+                r["strategy"],
+                r["routing"],
+                r["k"],
+                ems(r["sampled"]),
+                ems(r["verified"]),
+                r["refilled"],
+                ", ".join(r["exhausted"]) or "—",
+            ]
+            for r in rows
+        ],
+    )
 
 
 def _contamination(report: dict) -> list[str]:
@@ -371,9 +495,12 @@ def _contamination(report: dict) -> list[str]:
     out = ["## Contamination check", "", f"Method: {c['method']}.", ""]
     if not c["pairs"]:
         return out + ["No train or valid problem overlaps a test or benchmark question.", ""]
-    out += [f"**{len(c['problems'])} train/valid problems** overlap a test or benchmark question "
-            f"({c['pairs']} pairs; `tailor contamination` lists them all, `tailor export --decontaminate` "
-            "leaves them out of training). The closest:", ""]
+    out += [
+        f"**{len(c['problems'])} train/valid problems** overlap a test or benchmark question "
+        f"({c['pairs']} pairs; `tailor contamination` lists them all, `tailor export --decontaminate` "
+        "leaves them out of training). The closest:",
+        "",
+    ]
     return out + [f"- {line}" for line in c["top"]] + [""]
 
 
@@ -382,17 +509,27 @@ def render_markdown(report: dict, plot_results: list[PlotResult]) -> str:
     ps = report.get("problem_set") or {}
     g = report.get("grades") or {}
     out = [
-        "# tailor report", "",
-        (f"Generated by tailor {report['generated_by']['tailor']} at {report.get('generated_at', '—')}. "
-         "Every number here, with the per-seed and per-problem values behind it, is in "
-         "[report.json](report.json)."), "",
-        "## Setup", "",
-        (f"- problem set: {'benchmark ' + ps['benchmark'] if ps.get('benchmark') else 'split ' + str(ps.get('split'))}, "
-         f"n = {ps.get('n', 0)} problems (comparisons use the problems every side answered; see n per row in the JSON)"),
+        "# tailor report",
+        "",
+        (
+            f"Generated by tailor {report['generated_by']['tailor']} at {report.get('generated_at', '—')}. "
+            "Every number here, with the per-seed and per-problem values behind it, is in "
+            "[report.json](report.json)."
+        ),
+        "",
+        "## Setup",
+        "",
+        (
+            f"- problem set: {'benchmark ' + ps['benchmark'] if ps.get('benchmark') else 'split ' + str(ps.get('split'))}, "
+            f"n = {ps.get('n', 0)} problems (comparisons use the problems every side answered; see n per row in the JSON)"
+        ),
         f"- base model: {report.get('base_model') or 'not evaluated yet'}",
         f"- judge: {report.get('judge') or '—'}",
-        (f"- judge grades of the diagnosed problems: {g.get('easy', 0)} easy, {g.get('medium', 0)} medium, {g.get('hard', 0)} hard, "
-         f"{g.get('ungraded', 0)} ungraded"), "",
+        (
+            f"- judge grades of the diagnosed problems: {g.get('easy', 0)} easy, {g.get('medium', 0)} medium, {g.get('hard', 0)} hard, "
+            f"{g.get('ungraded', 0)} ungraded"
+        ),
+        "",
     ]
     out += _plot(plots, "grades")
     out += _headline(report, plots) + _ablations(report) + _cotqs(report) + _tiers(report, plots)
@@ -427,8 +564,9 @@ def _commit(tmp: Path, out_dir: Path) -> None:
     os.replace(tmp / "report.md", out_dir / "report.md")
 
 
-def write_report(store, out_dir, *, split: str | None = "test", benchmark: str | None = None,
-                 results: dict | None = None) -> ReportFiles:
+def write_report(
+    store, out_dir, *, split: str | None = "test", benchmark: str | None = None, results: dict | None = None
+) -> ReportFiles:
     from app.plots import draw_all
 
     out_dir = Path(out_dir)
@@ -456,6 +594,5 @@ def write_report(store, out_dir, *, split: str | None = "test", benchmark: str |
 def format_report_summary(files: ReportFiles) -> str:
     skipped = f"; skipped {', '.join(files.skipped)}" if files.skipped else ""
     plots_dir = files.markdown.parent / "plots"
-    head = (f"report {files.markdown} (numbers in {files.json.name}; "
-            f"{len(files.plots)} plots in {plots_dir}{skipped})")
+    head = f"report {files.markdown} (numbers in {files.json.name}; {len(files.plots)} plots in {plots_dir}{skipped})"
     return "\n".join([head] + [f"note: {n}" for n in files.notes])

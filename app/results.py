@@ -54,8 +54,14 @@ def _mean(xs):
     return statistics.fmean(xs) if xs else None
 
 
-def collect(store: Store, *, split: str | None = "test", benchmark: str | None = None,
-            n_boot: int = N_BOOT, alpha: float = ALPHA) -> dict:
+def collect(
+    store: Store,
+    *,
+    split: str | None = "test",
+    benchmark: str | None = None,
+    n_boot: int = N_BOOT,
+    alpha: float = ALPHA,
+) -> dict:
     if benchmark:
         problems = store.problems(source=benchmark)
         split = None
@@ -78,10 +84,12 @@ def collect(store: Store, *, split: str | None = "test", benchmark: str | None =
     labels: dict[tuple, list[Run]] = defaultdict(list)  # (sweep, label) -> runs
     for r in sorted(runs.values(), key=lambda r: (r.seed is None, r.seed, r.id)):
         labels[(r.sweep, r.configuration)].append(r)
-    notes = [f"run {r.id} ({r.configuration}) finished but has no evaluations on this problem set; "
-             "run `tailor eval` to include it"
-             for r in all_runs if attempts and r.status == "done" and r.id not in runs
-             and not r.config.get("find_stop")]
+    notes = [
+        f"run {r.id} ({r.configuration}) finished but has no evaluations on this problem set; "
+        "run `tailor eval` to include it"
+        for r in all_runs
+        if attempts and r.status == "done" and r.id not in runs and not r.config.get("find_stop")
+    ]
 
     def run_group(run: Run, tier: str):
         seeds = sorted(s for (rid, t, s) in groups if rid == run.id and t == tier)
@@ -93,8 +101,12 @@ def collect(store: Store, *, split: str | None = "test", benchmark: str | None =
     mains = store.sweep_mains()
     vs_base, vs_main, out_tiers, out_cats = [], [], [], []
     for tier in tiers:
-        base = dict(sorted(((s, g) for (rid, tt, s), g in groups.items() if rid is None and tt == tier),
-                           key=lambda sg: (sg[0] is None, sg[0] or 0)))
+        base = dict(
+            sorted(
+                ((s, g) for (rid, tt, s), g in groups.items() if rid is None and tt == tier),
+                key=lambda sg: (sg[0] is None, sg[0] or 0),
+            )
+        )
         if base:
             out_tiers.append(_tier_row("base", tier, list(base.values())))
             out_cats += _category_rows("base", tier, list(base.values()), by_id)
@@ -116,8 +128,10 @@ def collect(store: Store, *, split: str | None = "test", benchmark: str | None =
             if main is None or main == label:
                 continue
             if (sweep, main) not in sides:
-                notes.append(f"{label} ({tier}): the main cell {main!r} of sweep {sweep} has no evaluations "
-                             f"at tier {tier}; not compared with it")
+                notes.append(
+                    f"{label} ({tier}): the main cell {main!r} of sweep {sweep} has no evaluations "
+                    f"at tier {tier}; not compared with it"
+                )
                 continue
             main_side = sides[(sweep, main)]
             if row := _comparison(label, main, tier, seeded, _keyed(main_side), ratings, n_boot, alpha, notes):
@@ -135,20 +149,33 @@ def collect(store: Store, *, split: str | None = "test", benchmark: str | None =
         "base_model": base_model,
         "judge": judge,
         "alpha": alpha,
-        "grades": {"easy": sum(g.grade == "easy" for g in grades.values()),
-                   "medium": sum(g.grade == "medium" for g in grades.values()),
-                   "hard": sum(g.grade == "hard" for g in grades.values()),
-                   "ungraded": sum(g.grade is None for g in grades.values())},
+        "grades": {
+            "easy": sum(g.grade == "easy" for g in grades.values()),
+            "medium": sum(g.grade == "medium" for g in grades.values()),
+            "hard": sum(g.grade == "hard" for g in grades.values()),
+            "ungraded": sum(g.grade is None for g in grades.values()),
+        },
         "configurations": vs_base,
         "ablations": vs_main,
         "notes": notes,
         "tiers": out_tiers,
         "categories": out_cats,
         "teachers": teachers(store),
-        "runs": [{"id": r.id, "label": r.configuration, "sweep": r.sweep, "seed": r.seed, "status": r.status,
-                  "best_iter": r.best_iter, "best_val_loss": r.best_val_loss, "stop_reason": r.stop_reason,
-                  "valid_disjoint_from_test": r.valid_disjoint_from_test}
-                 for rs in labels.values() for r in rs],
+        "runs": [
+            {
+                "id": r.id,
+                "label": r.configuration,
+                "sweep": r.sweep,
+                "seed": r.seed,
+                "status": r.status,
+                "best_iter": r.best_iter,
+                "best_val_loss": r.best_val_loss,
+                "stop_reason": r.stop_reason,
+                "valid_disjoint_from_test": r.valid_disjoint_from_test,
+            }
+            for rs in labels.values()
+            for r in rs
+        ],
     }
 
 
@@ -161,16 +188,21 @@ def _tier_row(label: str, tier: str, groups: list[dict[str, Attempt]]) -> dict:
     accs = [statistics.fmean(bool(a.correct) for a in g.values()) for g in groups]
     every = [a for g in groups for a in g.values()]
     answered = [a for a in every if not a.error]
-    return {"label": label, "tier": tier, "accuracy": statistics.fmean(accs),
-            "std": statistics.stdev(accs) if len(accs) > 1 else None,
-            "mean_words": statistics.fmean(_words(a.text) for a in every),
-            "mean_tokens": _mean(a.n_tokens for a in every) or 0.0,
-            # Scored wrong for want of an explicit final answer, or cut off by the budget:
-            # the short tiers live or die on these, not on the reasoning.
-            "no_answer": _share(a.extracted is None for a in answered),
-            "truncated": _share(a.finish_reason == "length" for a in answered),
-            "failed": _share(bool(a.error) for a in every),
-            "n": len(groups[0]), "seeds": len(groups)}
+    return {
+        "label": label,
+        "tier": tier,
+        "accuracy": statistics.fmean(accs),
+        "std": statistics.stdev(accs) if len(accs) > 1 else None,
+        "mean_words": statistics.fmean(_words(a.text) for a in every),
+        "mean_tokens": _mean(a.n_tokens for a in every) or 0.0,
+        # Scored wrong for want of an explicit final answer, or cut off by the budget:
+        # the short tiers live or die on these, not on the reasoning.
+        "no_answer": _share(a.extracted is None for a in answered),
+        "truncated": _share(a.finish_reason == "length" for a in answered),
+        "failed": _share(bool(a.error) for a in every),
+        "n": len(groups[0]),
+        "seeds": len(groups),
+    }
 
 
 def _share(flags) -> float | None:
@@ -184,9 +216,17 @@ def _category_rows(label: str, tier: str, groups: list[dict[str, Attempt]], by_i
         for pid, a in g.items():
             p = by_id[pid]
             cells[(p.category, p.section)].append(bool(a.correct))
-    return [{"label": label, "tier": tier, "category": c, "section": s, "accuracy": statistics.fmean(v),
-             "n": len(v) // len(groups)}
-            for (c, s), v in sorted(cells.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))]
+    return [
+        {
+            "label": label,
+            "tier": tier,
+            "category": c,
+            "section": s,
+            "accuracy": statistics.fmean(v),
+            "n": len(v) // len(groups),
+        }
+        for (c, s), v in sorted(cells.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
+    ]
 
 
 def _keyed(seeded: Seeded) -> dict[str, dict]:
@@ -200,8 +240,17 @@ def _keyed(seeded: Seeded) -> dict[str, dict]:
     return {f"run seed {r.seed}": g for r, _, g in seeded}
 
 
-def _comparison(label: str, against: str, tier: str, seeded: Seeded, ref: dict[str, dict],
-                ratings: dict[int, dict], n_boot: int, alpha: float, notes: list[str]) -> dict | None:
+def _comparison(
+    label: str,
+    against: str,
+    tier: str,
+    seeded: Seeded,
+    ref: dict[str, dict],
+    ratings: dict[int, dict],
+    n_boot: int,
+    alpha: float,
+    notes: list[str],
+) -> dict | None:
     mine = _keyed(seeded)
     if set(mine) <= set(ref):  # paired: the reference's other seeds play no part
         ref = {k: ref[k] for k in mine}
@@ -212,8 +261,10 @@ def _comparison(label: str, against: str, tier: str, seeded: Seeded, ref: dict[s
         notes.append(f"{where}: no problems in common; not compared")
         return None
     if own != common or theirs != common:
-        notes.append(f"{where}: {label} answered {len(own)} problems, {against} {len(theirs)}; "
-                     f"compared on the {len(common)} both answered at every seed")
+        notes.append(
+            f"{where}: {label} answered {len(own)} problems, {against} {len(theirs)}; "
+            f"compared on the {len(common)} both answered at every seed"
+        )
     pids = sorted(common)
     other = {k: [bool(g[p].correct) for p in pids] for k, g in mine.items()}
     reference = {k: [bool(g[p].correct) for p in pids] for k, g in ref.items()}
@@ -223,38 +274,76 @@ def _comparison(label: str, against: str, tier: str, seeded: Seeded, ref: dict[s
         notes.append(f"{where}: not compared: {e}")
         return None
     if c.seeds_note:
-        hint = ("; the base follows [eval] seeds when it is set: remove it from tailor.toml (or list every "
-                "training seed) and run `tailor eval` again" if against == "base" and not c.paired else "")
+        hint = (
+            "; the base follows [eval] seeds when it is set: remove it from tailor.toml (or list every "
+            "training seed) and run `tailor eval` again"
+            if against == "base" and not c.paired
+            else ""
+        )
         notes.append(f"{where}: {c.seeds_note}{hint}")
     cot = _mean(ratings[g[p].id]["cotqs"] for g in mine.values() for p in pids if g[p].id in ratings)
-    ref_cot = _mean(ratings[g[p].id]["cotqs"] for k in c.reference.seeds for g in [ref[k]] for p in pids
-                    if g[p].id in ratings)
-    return comparison_row(c, sweep=seeded[0][0].sweep, tier=tier, runs=[r.id for r, _, _ in seeded],
-                          seeds=[r.seed for r, _, _ in seeded], eval_seeds=[s for _, s, _ in seeded],
-                          cotqs=cot, reference_cotqs=ref_cot)
+    ref_cot = _mean(
+        ratings[g[p].id]["cotqs"] for k in c.reference.seeds for g in [ref[k]] for p in pids if g[p].id in ratings
+    )
+    return comparison_row(
+        c,
+        sweep=seeded[0][0].sweep,
+        tier=tier,
+        runs=[r.id for r, _, _ in seeded],
+        seeds=[r.seed for r, _, _ in seeded],
+        eval_seeds=[s for _, s, _ in seeded],
+        cotqs=cot,
+        reference_cotqs=ref_cot,
+    )
 
 
-def comparison_row(c: Comparison, *, sweep: str | None, tier: str, runs: list[str], seeds: list,
-                   eval_seeds: list | None = None, cotqs: float | None = None,
-                   reference_cotqs: float | None = None) -> dict:
+def comparison_row(
+    c: Comparison,
+    *,
+    sweep: str | None,
+    tier: str,
+    runs: list[str],
+    seeds: list,
+    eval_seeds: list | None = None,
+    cotqs: float | None = None,
+    reference_cotqs: float | None = None,
+) -> dict:
     """One row of `configurations` / `ablations` from a comparison (`adjust` adds the
     family's adjusted p and the verdict). seeds: the training seeds, in c.other's order."""
     summ, against = c.other.summary, c.reference.label
     row = {
-        "label": c.other.label, "against": against, "sweep": sweep, "tier": tier, "n": c.n_problems,
-        "runs": runs, "seeds": seeds, "eval_seeds": eval_seeds,
+        "label": c.other.label,
+        "against": against,
+        "sweep": sweep,
+        "tier": tier,
+        "n": c.n_problems,
+        "runs": runs,
+        "seeds": seeds,
+        "eval_seeds": eval_seeds,
         "accuracy_by_seed": {str(s): acc for s, acc in zip(seeds, c.other.accuracies)},
         "reference_by_seed": dict(zip(c.reference.seeds, c.reference.accuracies)),
-        "paired": c.paired, "seeds_note": c.seeds_note,
-        "mean": summ.mean, "std": summ.std, "zero_spread": summ.zero_spread,
+        "paired": c.paired,
+        "seeds_note": c.seeds_note,
+        "mean": summ.mean,
+        "std": summ.std,
+        "zero_spread": summ.zero_spread,
         # An accuracy's t interval from two or three seeds can run past 0 and 100 %.
         "ci": [max(summ.ci_low, 0.0), min(summ.ci_high, 1.0)] if summ.ci_low is not None else None,
-        "reference_mean": c.reference.summary.mean, "delta": c.delta,
-        "delta_ci": [c.delta_ci.low, c.delta_ci.high], "delta_ci_method": c.delta_ci.method,
-        "p": c.test.p, "test": c.test.test, "p_note": c.test.note,
-        "seed_p": c.seed_test.p, "seed_test": c.seed_test.test, "seed_test_note": c.seed_test.note,
-        "flips": c.flips, "mde": c.mde,
-        "cotqs": cotqs, "reference_cotqs": reference_cotqs, "comparison": c.to_dict(),
+        "reference_mean": c.reference.summary.mean,
+        "delta": c.delta,
+        "delta_ci": [c.delta_ci.low, c.delta_ci.high],
+        "delta_ci_method": c.delta_ci.method,
+        "p": c.test.p,
+        "test": c.test.test,
+        "p_note": c.test.note,
+        "seed_p": c.seed_test.p,
+        "seed_test": c.seed_test.test,
+        "seed_test_note": c.seed_test.note,
+        "flips": c.flips,
+        "mde": c.mde,
+        "cotqs": cotqs,
+        "reference_cotqs": reference_cotqs,
+        "comparison": c.to_dict(),
     }
     if against == "base":
         row.update(base_mean=row["reference_mean"], base_cotqs=reference_cotqs)
@@ -299,10 +388,16 @@ def teachers(store: Store) -> dict:
         given[key].add(t.problem_id)
         if t.verified:
             solved[key].add(t.problem_id)
-    rows = [{"role": role, "teacher": name, "problems": len(given[(role, name)]),
-             "verified": len(solved[(role, name)]),
-             "accuracy": len(solved[(role, name)]) / len(given[(role, name)])}
-            for role, name in sorted(given)]
+    rows = [
+        {
+            "role": role,
+            "teacher": name,
+            "problems": len(given[(role, name)]),
+            "verified": len(solved[(role, name)]),
+            "accuracy": len(solved[(role, name)]) / len(given[(role, name)]),
+        }
+        for role, name in sorted(given)
+    ]
     choice = {}
     for role in sorted({r for r, _ in given}):
         team = [k for k in given if k[0] == role]

@@ -100,8 +100,9 @@ def _matrix(runs: Mapping[str, Sequence], what: str) -> np.ndarray:
         raise StatsError(f"{what}: no runs")
     rows = [correct01(v, f"{what}[{k}]") for k, v in runs.items()]
     if len({len(r) for r in rows}) != 1:
-        raise StatsError(f"{what}: every seed must cover the same problems; got lengths "
-                         f"{sorted({len(r) for r in rows})}")
+        raise StatsError(
+            f"{what}: every seed must cover the same problems; got lengths {sorted({len(r) for r in rows})}"
+        )
     if not rows[0]:
         raise StatsError(f"{what}: no problems")
     return np.array(rows, dtype=np.int64)
@@ -181,11 +182,18 @@ def paired_t(a_by_seed: Sequence[float], b_by_seed: Sequence[float]) -> TestResu
     if len(diffs) < 2:
         return TestResult("paired t", 1, None, None, None, mean_diff, "undefined: needs at least 2 seeds", inputs)
     if _identical(diffs):
-        return TestResult("paired t", len(a), len(a) - 1, None, None, mean_diff,
-                          "undefined: the seed differences have zero spread", inputs)
+        return TestResult(
+            "paired t",
+            len(a),
+            len(a) - 1,
+            None,
+            None,
+            mean_diff,
+            "undefined: the seed differences have zero spread",
+            inputs,
+        )
     res = sps.ttest_rel(b, a)
-    return TestResult("paired t", len(a), len(a) - 1, float(res.statistic), float(res.pvalue), mean_diff,
-                      None, inputs)
+    return TestResult("paired t", len(a), len(a) - 1, float(res.statistic), float(res.pvalue), mean_diff, None, inputs)
 
 
 def welch_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
@@ -196,14 +204,24 @@ def welch_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
     diff = statistics.fmean(b) - statistics.fmean(a)
     inputs = {"a": a, "b": b}
     if len(a) < 2 or len(b) < 2:
-        return TestResult("Welch t", len(a) + len(b), None, None, None, diff,
-                          "undefined: needs at least 2 seeds on each side", inputs)
+        return TestResult(
+            "Welch t", len(a) + len(b), None, None, None, diff, "undefined: needs at least 2 seeds on each side", inputs
+        )
     if _identical(a) and _identical(b):
-        return TestResult("Welch t", len(a) + len(b), None, None, None, diff,
-                          "undefined: both sides have zero spread over seeds", inputs)
+        return TestResult(
+            "Welch t",
+            len(a) + len(b),
+            None,
+            None,
+            None,
+            diff,
+            "undefined: both sides have zero spread over seeds",
+            inputs,
+        )
     res = sps.ttest_ind(b, a, equal_var=False)
-    return TestResult("Welch t", len(a) + len(b), float(res.df), float(res.statistic), float(res.pvalue),
-                      diff, None, inputs)
+    return TestResult(
+        "Welch t", len(a) + len(b), float(res.df), float(res.statistic), float(res.pvalue), diff, None, inputs
+    )
 
 
 # -- permutation tests on per-problem outcomes (the headline test) ----------------------
@@ -265,8 +283,9 @@ def _binom_pmf(m: int) -> np.ndarray:
     return sps.binom.pmf(np.arange(m + 1), m, 0.5)
 
 
-def sign_flip_test(ref: np.ndarray, other: np.ndarray, *, n_flips: int = N_FLIPS, seed: int = 0,
-                   exact_limit: int = EXACT_GRID_LIMIT) -> PermutationTest:
+def sign_flip_test(
+    ref: np.ndarray, other: np.ndarray, *, n_flips: int = N_FLIPS, seed: int = 0, exact_limit: int = EXACT_GRID_LIMIT
+) -> PermutationTest:
     """ref, other: seeds × problems 0/1 arrays with seeds paired row by row."""
     ref, other = np.asarray(ref, dtype=np.int64), np.asarray(other, dtype=np.int64)
     if ref.shape != other.shape:
@@ -299,12 +318,14 @@ def sign_flip_test(ref: np.ndarray, other: np.ndarray, *, n_flips: int = N_FLIPS
         b = min(2000, n_flips - start)
         signs = rng.integers(0, 2, size=(b, len(nz)), dtype=np.int8) * 2 - 1
         draws.append(signs @ nz)
-    return PermutationTest(test, "sign-flip", False, stat, *_monte_carlo(np.concatenate(draws), observed),
-                           n, informative, n_flips, seed)
+    return PermutationTest(
+        test, "sign-flip", False, stat, *_monte_carlo(np.concatenate(draws), observed), n, informative, n_flips, seed
+    )
 
 
-def within_problem_test(ref: np.ndarray, other: np.ndarray, *, n_flips: int = N_FLIPS, seed: int = 0,
-                        exact_limit: int = EXACT_GRID_LIMIT) -> PermutationTest:
+def within_problem_test(
+    ref: np.ndarray, other: np.ndarray, *, n_flips: int = N_FLIPS, seed: int = 0, exact_limit: int = EXACT_GRID_LIMIT
+) -> PermutationTest:
     """ref: S_r × problems, other: S_o × problems, seeds not paired. Under no effect every
     one of a problem's S_r + S_o outcomes could have come from either side, so the number
     right on the `other` side is hypergeometric given the problem's total right."""
@@ -332,15 +353,26 @@ def within_problem_test(ref: np.ndarray, other: np.ndarray, *, n_flips: int = N_
             pmf, lo = np.convolve(pmf, part), lo + int(support[0])
         fixed = int(other[:, k == total].sum())  # problems every draw got right: x_i = s_o
         w = lo + fixed + np.arange(len(pmf))
-        return PermutationTest(test, "within-problem", True, stat, *_two_sided(scaled(w), pmf, observed), n,
-                               int(len(moving)))
+        return PermutationTest(
+            test, "within-problem", True, stat, *_two_sided(scaled(w), pmf, observed), n, int(len(moving))
+        )
     rng = np.random.default_rng(seed)
     fixed = int(other[:, k == total].sum())
-    draws = [rng.hypergeometric(moving, total - moving, s_o, size=(min(500, n_flips - i), len(moving))).sum(axis=1)
-             for i in range(0, n_flips, 500)]
-    return PermutationTest(test, "within-problem", False, stat, *_monte_carlo(scaled(np.concatenate(draws) + fixed),
-                                                                             observed),
-                           n, int(len(moving)), n_flips, seed)
+    draws = [
+        rng.hypergeometric(moving, total - moving, s_o, size=(min(500, n_flips - i), len(moving))).sum(axis=1)
+        for i in range(0, n_flips, 500)
+    ]
+    return PermutationTest(
+        test,
+        "within-problem",
+        False,
+        stat,
+        *_monte_carlo(scaled(np.concatenate(draws) + fixed), observed),
+        n,
+        int(len(moving)),
+        n_flips,
+        seed,
+    )
 
 
 # -- McNemar per seed (detail in report.json) -------------------------------------------
@@ -415,8 +447,8 @@ def _bca(theta: float, boots: np.ndarray, jack: np.ndarray, alpha: float) -> tup
     below = (np.sum(boots < theta) + 0.5 * np.sum(boots == theta)) / b
     z0 = float(sps.norm.ppf(np.clip(below, 1 / (b + 1), b / (b + 1))))
     dev = jack.mean() - jack
-    denom = 6 * float(np.sum(dev ** 2)) ** 1.5
-    a = float(np.sum(dev ** 3)) / denom if denom > 0 else 0.0
+    denom = 6 * float(np.sum(dev**2)) ** 1.5
+    a = float(np.sum(dev**3)) / denom if denom > 0 else 0.0
     out = []
     for q in (alpha / 2, 1 - alpha / 2):
         z = float(sps.norm.ppf(q))
@@ -425,8 +457,9 @@ def _bca(theta: float, boots: np.ndarray, jack: np.ndarray, alpha: float) -> tup
     return out[0], out[1]
 
 
-def delta_interval(ref: np.ndarray, other: np.ndarray, *, paired: bool, n_boot: int = 2000, seed: int = 0,
-                   alpha: float = 0.05) -> Interval:
+def delta_interval(
+    ref: np.ndarray, other: np.ndarray, *, paired: bool, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
+) -> Interval:
     """BCa interval of mean(other) − mean(ref) from a two-level bootstrap.
 
     Each replicate resamples seeds (paired: a seed brings both sides' outcomes; unpaired:
@@ -490,11 +523,11 @@ def _crossed_variance(d: np.ndarray) -> tuple[float, float]:
     ms_rows = n * float(((rows - grand) ** 2).sum()) / (s - 1)
     ms_cols = s * float(((cols - grand) ** 2).sum()) / (n - 1)
     resid = d - rows[:, None] - cols[None, :] + grand
-    ms_e = float((resid ** 2).sum()) / ((s - 1) * (n - 1))
+    ms_e = float((resid**2).sum()) / ((s - 1) * (n - 1))
     combined = ms_rows + ms_cols - ms_e
     if combined <= ms_e:
         return ms_e / (s * n), float((s - 1) * (n - 1))
-    df = combined ** 2 / (ms_rows ** 2 / (s - 1) + ms_cols ** 2 / (n - 1) + ms_e ** 2 / ((s - 1) * (n - 1)))
+    df = combined**2 / (ms_rows**2 / (s - 1) + ms_cols**2 / (n - 1) + ms_e**2 / ((s - 1) * (n - 1)))
     # The negative MS_noise term can take Satterthwaite's df below the seeds' own S − 1.
     return combined / (s * n), max(df, float(s - 1))
 
@@ -502,8 +535,9 @@ def _crossed_variance(d: np.ndarray) -> tuple[float, float]:
 # -- power -----------------------------------------------------------------------------
 
 
-def min_detectable_effect(ref: np.ndarray, other: np.ndarray, *, alpha: float = 0.05,
-                          power: float = 0.8) -> float | None:
+def min_detectable_effect(
+    ref: np.ndarray, other: np.ndarray, *, alpha: float = 0.05, power: float = 0.8
+) -> float | None:
     """Smallest Δ the headline test finds with this power (normal approximation), or None
     when no Δ this problem set allows reaches it.
 
@@ -526,8 +560,8 @@ def min_detectable_effect(ref: np.ndarray, other: np.ndarray, *, alpha: float = 
 
     def power_at(delta: float) -> float:
         mu = delta * (1 - p) / room
-        v = u / s_r + np.clip(u + mu * (1 - 2 * p) - mu ** 2, 0, None) / s_o
-        margin = n * delta - z * math.sqrt(float((v + mu ** 2).sum()))
+        v = u / s_r + np.clip(u + mu * (1 - 2 * p) - mu**2, 0, None) / s_o
+        margin = n * delta - z * math.sqrt(float((v + mu**2).sum()))
         sd = math.sqrt(float(v.sum()))
         if sd == 0:  # no noise left: the test finds the effect or it cannot
             return float(margin > 0)

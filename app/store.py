@@ -254,8 +254,9 @@ def _m006_strict_answers(db: sqlite_utils.Database) -> None:
     # nothing, so no answer needs comparing again: a row only ever turns wrong.
     from app.answers import extract_answer
 
-    rows = db.execute("SELECT id, text, finish_reason FROM attempts "
-                      "WHERE error IS NULL AND (correct = 1 OR extracted IS NOT NULL)").fetchall()
+    rows = db.execute(
+        "SELECT id, text, finish_reason FROM attempts WHERE error IS NULL AND (correct = 1 OR extracted IS NOT NULL)"
+    ).fetchall()
     for rid, text, finish in rows:
         if extract_answer(text or "") is None:
             db.execute("UPDATE attempts SET extracted = NULL, correct = 0 WHERE id = ?", [rid])
@@ -277,13 +278,21 @@ def _m007_grade_tries(db: sqlite_utils.Database) -> None:
                    AND g0.attempt_id IS grades.attempt_id AND g0.provider IS grades.provider
                    AND g0.model IS grades.model AND g0.prompt_hash IS grades.prompt_hash)
                    WHERE grade IS NULL AND is_override = 0""")
-    db.execute(f"DELETE FROM grades WHERE id IN (SELECT g.id FROM grades g WHERE g.grade IS NULL AND g.is_override = 0"
-               f" AND EXISTS (SELECT 1 FROM grades g2 WHERE {same}))")
+    db.execute(
+        f"DELETE FROM grades WHERE id IN (SELECT g.id FROM grades g WHERE g.grade IS NULL AND g.is_override = 0"
+        f" AND EXISTS (SELECT 1 FROM grades g2 WHERE {same}))"
+    )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_run_labels, _m003_tui_indexes,
-                                                             _m004_sweep_cells, _m005_sweep_main, _m006_strict_answers,
-                                                             _m007_grade_tries]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m001_initial,
+    _m002_run_labels,
+    _m003_tui_indexes,
+    _m004_sweep_cells,
+    _m005_sweep_main,
+    _m006_strict_answers,
+    _m007_grade_tries,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -323,8 +332,10 @@ def failure(e: sqlite3.Error, path: Path | str) -> str:
     msg = str(e).lower()
     kept = "everything committed before it is kept"
     if "locked" in msg or "busy" in msg:
-        return (f"{path}: another tailor process held the store's write lock for over {BUSY_TIMEOUT_S:.0f} s; "
-                f"{kept}: run the command again when it is done")
+        return (
+            f"{path}: another tailor process held the store's write lock for over {BUSY_TIMEOUT_S:.0f} s; "
+            f"{kept}: run the command again when it is done"
+        )
     if "full" in msg:
         return f"{path}: the disk is full; {kept}: free some space and run the command again"
     if "readonly" in msg or "read-only" in msg:
@@ -371,8 +382,10 @@ class Store:
             raise StoreError(f"{self.path}: read-only and cannot be read ({last})") from None
         self.db = _Database(conn)
         if self.user_version != SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: read-only, and at schema version {self.user_version} where this "
-                             f"tailor needs {SCHEMA_VERSION}: make it writable once to upgrade it")
+            raise StoreError(
+                f"{self.path}: read-only, and at schema version {self.user_version} where this "
+                f"tailor needs {SCHEMA_VERSION}: make it writable once to upgrade it"
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -393,8 +406,7 @@ class Store:
         version = self.user_version
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"{self.path}: schema version {version} is newer than this tailor "
-                f"({SCHEMA_VERSION}); upgrade tailor"
+                f"{self.path}: schema version {version} is newer than this tailor ({SCHEMA_VERSION}); upgrade tailor"
             )
         for i in range(version, SCHEMA_VERSION):
             with self.db.atomic():
@@ -496,7 +508,7 @@ class Store:
         """Rows of `sql` (with an `IN ({marks})` hole) for many values, asked in chunks."""
         values = list(values)
         for i in range(0, len(values), 500):
-            chunk = values[i:i + 500]
+            chunk = values[i : i + 500]
             yield from self.db.query(sql.format(marks=",".join("?" * len(chunk))), chunk)
 
     # -- CoT quality ratings of evaluated attempts --------------------------------
@@ -505,8 +517,9 @@ class Store:
         """{attempt_id: evals row}; all rows when no ids are given."""
         if attempt_ids is None:
             return {r["attempt_id"]: r for r in self.db.query("SELECT * FROM evals")}
-        return {r["attempt_id"]: r for r in self._rows_in("SELECT * FROM evals WHERE attempt_id IN ({marks})",
-                                                          attempt_ids)}
+        return {
+            r["attempt_id"]: r for r in self._rows_in("SELECT * FROM evals WHERE attempt_id IN ({marks})", attempt_ids)
+        }
 
     def put_eval_ratings(self, rows: Iterable[dict]) -> None:
         """One rating per attempt: a new judge's rating replaces the old one."""
@@ -548,14 +561,21 @@ class Store:
         if self.db.execute("SELECT 1 FROM datasets WHERE name = ?", [dataset.name]).fetchone():
             raise StoreError(f"dataset {dataset.name!r} already exists; choose another --name")
         with self.transaction():
-            ds_id = self.db["datasets"].insert({
-                "name": dataset.name, "strategy": dataset.strategy, "k": dataset.k,
-                "seed": dataset.seed, "params": json.dumps(dataset.params, sort_keys=True),
-                "created_at": dataset.created_at or now(),
-            }).last_pk
-            self.db["dataset_items"].insert_all(
-                {"dataset_id": ds_id, **item.model_dump()} for item in dataset.items
+            ds_id = (
+                self.db["datasets"]
+                .insert(
+                    {
+                        "name": dataset.name,
+                        "strategy": dataset.strategy,
+                        "k": dataset.k,
+                        "seed": dataset.seed,
+                        "params": json.dumps(dataset.params, sort_keys=True),
+                        "created_at": dataset.created_at or now(),
+                    }
+                )
+                .last_pk
             )
+            self.db["dataset_items"].insert_all({"dataset_id": ds_id, **item.model_dump()} for item in dataset.items)
         return ds_id
 
     def get_dataset(self, name: str) -> Dataset | None:
@@ -581,7 +601,9 @@ class Store:
         with self.transaction():
             row = self.db.execute("SELECT params FROM datasets WHERE id = ?", [dataset_id]).fetchone()
             params = {**json.loads(row[0]), **changes}
-            self.db.execute("UPDATE datasets SET params = ? WHERE id = ?", [json.dumps(params, sort_keys=True), dataset_id])
+            self.db.execute(
+                "UPDATE datasets SET params = ? WHERE id = ?", [json.dumps(params, sort_keys=True), dataset_id]
+            )
 
     def dataset_names(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT name FROM datasets ORDER BY id")]
@@ -680,9 +702,17 @@ class Store:
 
     def add_metrics(self, run_id: str, step: int, values: dict[str, float], extra: dict | None = None) -> None:
         """Record one report (several kinds at one step) in one transaction; a re-report replaces."""
-        rows = [{"run_id": run_id, "step": step, "kind": k, "value": float(v),
-                 "extra": json.dumps(extra, sort_keys=True) if extra else None}
-                for k, v in values.items() if v is not None]
+        rows = [
+            {
+                "run_id": run_id,
+                "step": step,
+                "kind": k,
+                "value": float(v),
+                "extra": json.dumps(extra, sort_keys=True) if extra else None,
+            }
+            for k, v in values.items()
+            if v is not None
+        ]
         if rows:
             with self.transaction():
                 self.db["metrics"].upsert_all(rows, pk=("run_id", "step", "kind"))
@@ -694,8 +724,9 @@ class Store:
 
     def curve(self, run_id: str, kind: str) -> list[tuple[int, float]]:
         """(step, value) points of one metric of a run, by step."""
-        rows = self.db.execute("SELECT step, value FROM metrics WHERE run_id = ? AND kind = ? ORDER BY step",
-                               [run_id, kind])
+        rows = self.db.execute(
+            "SELECT step, value FROM metrics WHERE run_id = ? AND kind = ? ORDER BY step", [run_id, kind]
+        )
         return [(r[0], r[1]) for r in rows]
 
     def delete_metrics_after(self, run_id: str, step: int) -> int:
@@ -706,10 +737,17 @@ class Store:
 
     # -- sweep cells ------------------------------------------------------------
 
-    def set_cell(self, sweep: str, label: str, status: str, *, stage: str | None = None,
-                 error: str | None = None, keys: dict | None = None) -> None:
-        row = {"sweep": sweep, "label": label, "status": status, "stage": stage, "error": error,
-               "updated_at": now()}
+    def set_cell(
+        self,
+        sweep: str,
+        label: str,
+        status: str,
+        *,
+        stage: str | None = None,
+        error: str | None = None,
+        keys: dict | None = None,
+    ) -> None:
+        row = {"sweep": sweep, "label": label, "status": status, "stage": stage, "error": error, "updated_at": now()}
         if keys is not None:
             row["keys"] = json.dumps(keys, sort_keys=True)
         with self.transaction():
@@ -737,10 +775,20 @@ class Store:
     # Read-only queries for app/tui. Each answers one screen's question in SQL and returns
     # at most a page of rows, so the TUI stays fast on 100,000 problems.
 
-    def tui_problem_page(self, *, split: str | None = None, category: str | None = None,
-                         section: str | None = None, grade: str | None = None, correct: bool | None = None,
-                         disagreement: bool | None = None, tier: str | None = None, search: str | None = None,
-                         limit: int = 100, offset: int = 0) -> tuple[list[dict], int]:
+    def tui_problem_page(
+        self,
+        *,
+        split: str | None = None,
+        category: str | None = None,
+        section: str | None = None,
+        grade: str | None = None,
+        correct: bool | None = None,
+        disagreement: bool | None = None,
+        tier: str | None = None,
+        search: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict], int]:
         """One page of problems (by id) with their grade in force and correctness, and the
         number of problems matching the filters. grade "ungraded" = no grade in force.
         Correctness is the latest diagnosis attempt's, or with `tier` the latest eval
@@ -757,8 +805,9 @@ class Store:
         purpose, tier_sql, tier_args = "diagnose", "", []
         if tier is not None:
             purpose, tier_sql, tier_args = "eval", " AND a.tier = ?", [tier]
-            where.append("EXISTS (SELECT 1 FROM attempts a WHERE a.problem_id = p.id AND a.purpose = 'eval'"
-                         " AND a.tier = ?)")
+            where.append(
+                "EXISTS (SELECT 1 FROM attempts a WHERE a.problem_id = p.id AND a.purpose = 'eval' AND a.tier = ?)"
+            )
             args.append(tier)
         base = f"""SELECT p.id, p.split, p.category, p.section, p.question,
                       (SELECT g.id FROM grades g WHERE g.problem_id = p.id
@@ -786,8 +835,7 @@ class Store:
         if not outer and not where:
             total = self.count("problems")
         elif not outer:  # no per-row subquery needed to count
-            total = self.db.execute(f"SELECT count(*) FROM problems p WHERE {' AND '.join(where)}",
-                                    args).fetchone()[0]
+            total = self.db.execute(f"SELECT count(*) FROM problems p WHERE {' AND '.join(where)}", args).fetchone()[0]
         else:
             total = self.db.execute(f"SELECT count(*) FROM ({sql})", all_args).fetchone()[0]
         rows = list(self.db.query(f"{sql} ORDER BY b.id LIMIT ? OFFSET ?", [*all_args, limit, offset]))
@@ -801,15 +849,22 @@ class Store:
         return [r[0] for r in rows]
 
     def tui_eval_tiers(self) -> list[str]:
-        rows = self.db.execute("SELECT DISTINCT tier FROM attempts WHERE purpose = 'eval' AND tier IS NOT NULL ORDER BY 1")
+        rows = self.db.execute(
+            "SELECT DISTINCT tier FROM attempts WHERE purpose = 'eval' AND tier IS NOT NULL ORDER BY 1"
+        )
         return [r[0] for r in rows]
 
     def tui_stage_counts(self) -> dict[str, int]:
         """What each pipeline stage has produced so far, in a handful of aggregate queries."""
-        one = lambda sql: self.db.execute(sql).fetchone()[0] or 0
+
+        def one(sql):
+            return self.db.execute(sql).fetchone()[0] or 0
+
         counts = {
             "problems": self.count("problems"),
-            "diagnosed": one("SELECT count(DISTINCT problem_id) FROM attempts WHERE purpose = 'diagnose' AND error IS NULL"),
+            "diagnosed": one(
+                "SELECT count(DISTINCT problem_id) FROM attempts WHERE purpose = 'diagnose' AND error IS NULL"
+            ),
             "datasets": self.count("datasets"),
             "sampled": self.count("dataset_items"),
             "taught": self.count("traces"),
@@ -845,7 +900,9 @@ class Store:
     def tui_usage_totals(self) -> dict[str, float]:
         """Remote calls, errors, tokens and cost summed over the whole project."""
         rows = self.usage()
-        return {k: sum(r[k] or 0 for r in rows) for k in ("calls", "errors", "prompt_tokens", "completion_tokens", "cost")}
+        return {
+            k: sum(r[k] or 0 for r in rows) for k in ("calls", "errors", "prompt_tokens", "completion_tokens", "cost")
+        }
 
 
 def _attempt(row: dict) -> Attempt:

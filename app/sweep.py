@@ -71,8 +71,9 @@ class CellKeys(_Strict):
     @model_validator(mode="after")
     def _lengths(self):
         if self.iters is not None and (self.max_iters is not None or self.find_stop):
-            raise ValueError("iters (a fixed length) cannot go with max_iters or find_stop "
-                             "(find_stop trains the found length)")
+            raise ValueError(
+                "iters (a fixed length) cannot go with max_iters or find_stop (find_stop trains the found length)"
+            )
         return self
 
 
@@ -84,8 +85,12 @@ class SweepSection(_Strict):
     main: str | None = Field(None, description="the cell every other cell is also compared with (default: the first)")
     split: Literal["train", "valid", "test", "placement"] | None = None
     benchmark: str | None = None
-    diagnose_limit: int | None = Field(None, ge=1, description="diagnose only N train problems (a seeded draw stratified over categories)")
-    eval_limit: int | None = Field(None, ge=1, description="evaluate only N problems (a seeded draw stratified over categories)")
+    diagnose_limit: int | None = Field(
+        None, ge=1, description="diagnose only N train problems (a seeded draw stratified over categories)"
+    )
+    eval_limit: int | None = Field(
+        None, ge=1, description="evaluate only N problems (a seeded draw stratified over categories)"
+    )
     valid_fraction: float = Field(0.1, gt=0, lt=1)
     refill: bool = Field(True, description="replace rejected traces' problems within their stratum (verify --refill)")
 
@@ -173,8 +178,11 @@ def expand(path: Path, doc: SweepFile) -> list[Cell]:
             try:
                 keys = CellKeys.model_validate(raw)
             except ValidationError as e:
-                raise ConfigError(format_validation_error(path, e).replace(f"{path}: ", f"{path}: cell[{i}].", 1)
-                                  if doc.cell else format_validation_error(path, e)) from None
+                raise ConfigError(
+                    format_validation_error(path, e).replace(f"{path}: ", f"{path}: cell[{i}].", 1)
+                    if doc.cell
+                    else format_validation_error(path, e)
+                ) from None
             stem = base.get("label") or (doc.sweep.name if not axes else "")
             suffix = "-".join(f"{k}{_value_label(v)}" for (k, _), v in zip(axes, combo))
             label = "-".join(x for x in (stem, suffix) if x)
@@ -214,14 +222,17 @@ def load_sweep(path: Path | str, project_config: dict) -> Sweep:
         if cell.keys.teachers is not None:
             try:
                 cell_configs[cell.label] = Config.model_validate(
-                    _merge(_merge(project_config, doc.config), {"teachers": cell.keys.teachers}))
+                    _merge(_merge(project_config, doc.config), {"teachers": cell.keys.teachers})
+                )
             except ValidationError as e:
                 msg = format_validation_error(path, e)
                 raise ConfigError(msg.replace(f"{path}: ", f"{path}: {cell.label}.", 1)) from None
         try:
             config.train.model_validate({**config.train.model_dump(exclude_unset=True), **cell.keys.set})
         except ValidationError as e:
-            raise ConfigError(format_validation_error(path, e).replace(f"{path}: ", f"{path}: {cell.label}.set.", 1)) from None
+            raise ConfigError(
+                format_validation_error(path, e).replace(f"{path}: ", f"{path}: {cell.label}.set.", 1)
+            ) from None
         if cell.keys.strategy == "fixed" or (cell.keys.strategy is None and config.sampling.strategy == "fixed"):
             from app.pipeline.sample import parse_ratio
 

@@ -61,8 +61,13 @@ def run_py(code: str, args: list[str], env: dict) -> str:
 
 
 def gflops(blas: str | None) -> float:
-    out = subprocess.run([sys.executable, "-m", "mlx_backend.probe", "1"], capture_output=True,
-                         text=True, env=child_env(blas), check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mlx_backend.probe", "1"],
+        capture_output=True,
+        text=True,
+        env=child_env(blas),
+        check=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])["gflops_f32"]
 
 
@@ -72,10 +77,17 @@ def plain_generate(model: str, qs: list[str], max_tokens: int) -> float:
 
 
 def tailor_generate(model: str, qs: list[str], max_tokens: int, blas: str | None) -> float:
-    spec = {"kind": "generate", "model": model, "adapter": None, "dtype": "auto",
-            "params": {"temperature": 0.0, "top_p": 1.0, "max_batch": 16},
-            "items": [{"id": str(i), "messages": [{"role": "user", "content": q}],
-                       "max_tokens": max_tokens, "seed": i} for i, q in enumerate(qs)]}
+    spec = {
+        "kind": "generate",
+        "model": model,
+        "adapter": None,
+        "dtype": "auto",
+        "params": {"temperature": 0.0, "top_p": 1.0, "max_batch": 16},
+        "items": [
+            {"id": str(i), "messages": [{"role": "user", "content": q}], "max_tokens": max_tokens, "seed": i}
+            for i, q in enumerate(qs)
+        ],
+    }
     outcome = MlxJob(spec, blas=blas).run(lambda ev: None)
     if outcome.status != "done":
         sys.exit(f"tailor generate job failed: {outcome.error}")
@@ -85,7 +97,7 @@ def tailor_generate(model: str, qs: list[str], max_tokens: int, blas: str | None
 def write_data(dest: Path, n_train: int = 64, n_valid: int = 8) -> None:
     rows = [json.loads(line) for line in (ROOT / "data" / "problems.jsonl").read_text().splitlines()]
     dest.mkdir(parents=True, exist_ok=True)
-    for name, chunk in (("train", rows[:n_train]), ("valid", rows[n_train:n_train + n_valid])):
+    for name, chunk in (("train", rows[:n_train]), ("valid", rows[n_train : n_train + n_valid])):
         with open(dest / f"{name}.jsonl", "w") as f:
             for r in chunk:
                 msgs = [{"role": "user", "content": r["question"]}, {"role": "assistant", "content": r["solution"]}]
@@ -93,9 +105,33 @@ def write_data(dest: Path, n_train: int = 64, n_valid: int = 8) -> None:
 
 
 def lora_tokens_per_s(model: str, data: Path, iters: int, env: dict, adapter_dir: Path) -> float:
-    cmd = [sys.executable, "-m", "mlx_lm", "lora", "--train", "--model", model, "--data", str(data),
-           "--iters", str(iters), "--batch-size", "8", "--num-layers", "-1", "--steps-per-report", "5",
-           "--steps-per-eval", "1000", "--val-batches", "1", "--adapter-path", str(adapter_dir), "--seed", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlx_lm",
+        "lora",
+        "--train",
+        "--model",
+        model,
+        "--data",
+        str(data),
+        "--iters",
+        str(iters),
+        "--batch-size",
+        "8",
+        "--num-layers",
+        "-1",
+        "--steps-per-report",
+        "5",
+        "--steps-per-eval",
+        "1000",
+        "--val-batches",
+        "1",
+        "--adapter-path",
+        str(adapter_dir),
+        "--seed",
+        "0",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     # mlx_lm prints a coloured table: "iter  train_loss [▼▲]  tok/s  tokens"
     plain = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
@@ -131,15 +167,19 @@ def main() -> None:
     qs = prompts(a.prompts)
     base = plain_generate(str(bf16), qs, a.max_tokens)
     ours = tailor_generate(str(bf16), qs, a.max_tokens, blas)
-    print(f"generation: plain mlx_lm.generate loop {base:.1f} tok/s; tailor job {ours:.1f} tok/s"
-          f" -> ratio {ours / base:.1f}x")
+    print(
+        f"generation: plain mlx_lm.generate loop {base:.1f} tok/s; tailor job {ours:.1f} tok/s"
+        f" -> ratio {ours / base:.1f}x"
+    )
 
     data = tmp / "data"
     write_data(data)
     base = lora_tokens_per_s(str(bf16), data, a.iters, child_env(None), tmp / "a0")
     ours = lora_tokens_per_s(str(f32), data, a.iters, child_env(blas), tmp / "a1")
-    print(f"training: plain mlx_lm lora (bf16) {base:.1f} tok/s; tailor's child env (float32 + OpenBLAS)"
-          f" {ours:.1f} tok/s -> ratio {ours / base:.1f}x")
+    print(
+        f"training: plain mlx_lm lora (bf16) {base:.1f} tok/s; tailor's child env (float32 + OpenBLAS)"
+        f" {ours:.1f} tok/s -> ratio {ours / base:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # A Qwen2-style model of ~20.5M parameters (close to the 22.7M one in DESIGN.md).
-MODEL_20M = dict(hidden_size=384, num_layers=8, intermediate_size=1536, num_heads=6,
-                 num_kv_heads=2, vocab_size=8192)
+MODEL_20M = dict(hidden_size=384, num_layers=8, intermediate_size=1536, num_heads=6, num_kv_heads=2, vocab_size=8192)
 
 _SUBJECTS = ["apples", "marbles", "books", "coins", "tickets", "pencils", "stamps", "cookies"]
 
@@ -73,9 +72,11 @@ def main() -> None:
     ids = [chat_prompt(tokenizer, m) for m in messages]
     items = [{"id": str(i), "messages": m, "max_tokens": a.max_tokens, "seed": i} for i, m in enumerate(messages)]
     sampler = make_sampler(a.temperature, a.top_p)
-    print(f"model {info['model_path']} ({info['dtype']}, {info['device']}), {len(ids)} prompts "
-          f"of {min(map(len, ids))}-{max(map(len, ids))} tokens, max_tokens {a.max_tokens}, "
-          f"temperature {a.temperature}, top_p {a.top_p}")
+    print(
+        f"model {info['model_path']} ({info['dtype']}, {info['device']}), {len(ids)} prompts "
+        f"of {min(map(len, ids))}-{max(map(len, ids))} tokens, max_tokens {a.max_tokens}, "
+        f"temperature {a.temperature}, top_p {a.top_p}"
+    )
 
     def plain_loop():
         n = 0
@@ -86,12 +87,22 @@ def main() -> None:
         return n
 
     def ours(batch):
-        return lambda: sum(r["n_tokens"] for r in generate(
-            model, tokenizer, items, temperature=a.temperature, top_p=a.top_p, max_batch=batch))
+        return lambda: sum(
+            r["n_tokens"]
+            for r in generate(model, tokenizer, items, temperature=a.temperature, top_p=a.top_p, max_batch=batch)
+        )
 
     def plain_batch():
-        out = batch_generate(model, tokenizer, ids, max_tokens=a.max_tokens, sampler=sampler,
-                             completion_batch_size=16, prefill_batch_size=16, return_token_ids=True)
+        out = batch_generate(
+            model,
+            tokenizer,
+            ids,
+            max_tokens=a.max_tokens,
+            sampler=sampler,
+            completion_batch_size=16,
+            prefill_batch_size=16,
+            return_token_ids=True,
+        )
         return sum(len(t) for t in out.token_ids)
 
     list(generate(model, tokenizer, items[:2], max_batch=2))  # warm-up

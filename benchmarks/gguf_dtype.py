@@ -42,8 +42,10 @@ def main() -> None:
     for form in a.forms.split(","):
         model, tokenizer, info = load_model(str(models.convert(gguf, form, print)), dtype="keep-quantized")
         questions = prompts(8)
-        items = [{"id": str(i), "messages": [{"role": "user", "content": q}], "max_tokens": a.tokens, "seed": i}
-                 for i, q in enumerate(questions)]
+        items = [
+            {"id": str(i), "messages": [{"role": "user", "content": q}], "max_tokens": a.tokens, "seed": i}
+            for i, q in enumerate(questions)
+        ]
         list(generate(model, tokenizer, items[:1], max_batch=1, temperature=0.0))  # warm-up
         result = {"form": form}
         for batch in (1, 8):

@@ -42,12 +42,19 @@ from app.config import OpenAIProvider  # noqa: E402
 from app.remote import ChatRequest, RemoteClient, RetryPolicy  # noqa: E402
 from app.store import Store  # noqa: E402
 
-
 # -- the server (child process) --------------------------------------------------------
 
 
-VERDICT = json.dumps({"answer_correct": True, "logical": True, "complete": True, "minor_error": False,
-                      "grade": "easy", "rationale": "benchmark"})
+VERDICT = json.dumps(
+    {
+        "answer_correct": True,
+        "logical": True,
+        "complete": True,
+        "minor_error": False,
+        "grade": "easy",
+        "rationale": "benchmark",
+    }
+)
 
 
 def serve(delay: float, p429: float, p500: float, pdrop: float, seed: int, retry_after: str = "0.2") -> None:
@@ -100,14 +107,28 @@ def serve(delay: float, p429: float, p500: float, pdrop: float, seed: int, retry
             time.sleep(delay)
             with lock:
                 served[rid] += 1
-            self._send(200, {
-                "id": rid, "object": "chat.completion", "model": body["model"],
-                # A grade request (JSON mode) gets a verdict, anything else a worked answer.
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": VERDICT
-                             if body.get("response_format") else f"Steps for {rid[:20]}. The answer is \\boxed{{1}}."},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16},
-            })
+            self._send(
+                200,
+                {
+                    "id": rid,
+                    "object": "chat.completion",
+                    "model": body["model"],
+                    # A grade request (JSON mode) gets a verdict, anything else a worked answer.
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {
+                                "role": "assistant",
+                                "content": VERDICT
+                                if body.get("response_format")
+                                else f"Steps for {rid[:20]}. The answer is \\boxed{{1}}.",
+                            },
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16},
+                },
+            )
 
     class Server(ThreadingHTTPServer):
         daemon_threads = True
@@ -120,8 +141,17 @@ def serve(delay: float, p429: float, p500: float, pdrop: float, seed: int, retry
 
 class ServerProcess:
     def __init__(self, delay: float, p429=0.0, p500=0.0, pdrop=0.0, seed=0, retry_after="0.2"):
-        self.args = [sys.executable, __file__, "--serve", str(delay), str(p429), str(p500), str(pdrop), str(seed),
-                     retry_after]
+        self.args = [
+            sys.executable,
+            __file__,
+            "--serve",
+            str(delay),
+            str(p429),
+            str(p500),
+            str(pdrop),
+            str(seed),
+            retry_after,
+        ]
 
     def __enter__(self) -> "ServerProcess":
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)
@@ -161,22 +191,35 @@ def _project(root: Path, url: str, n: int, concurrency: int) -> Path:
         text = text[:start] + f"{section}\n{endpoint}" + (text[end:] if end != -1 else "")
     (project / "tailor.toml").write_text(text)
     with Store(project / "tailor.db") as store:
-        store.insert_problems([Problem(id=f"b{i:04d}", question=f"Benchmark question {i}: {i} + 1?",
-                                       answer=str(i + 1)) for i in range(n)])
+        store.insert_problems(
+            [Problem(id=f"b{i:04d}", question=f"Benchmark question {i}: {i} + 1?", answer=str(i + 1)) for i in range(n)]
+        )
         with store.transaction():
             for i in range(n):
-                store.insert_attempt(Attempt(key=f"bench-{i}", problem_id=f"b{i:04d}", purpose="diagnose",
-                                             model="student", prompt_hash="bench", params={},
-                                             text=f"{i} + 1 = {i + 1}. The answer is \\boxed{{{i + 1}}}.",
-                                             extracted=str(i + 1)))
+                store.insert_attempt(
+                    Attempt(
+                        key=f"bench-{i}",
+                        problem_id=f"b{i:04d}",
+                        purpose="diagnose",
+                        model="student",
+                        prompt_hash="bench",
+                        params={},
+                        text=f"{i} + 1 = {i + 1}. The answer is \\boxed{{{i + 1}}}.",
+                        extracted=str(i + 1),
+                    )
+                )
     return project
 
 
 def _timed(project: Path, *args: str) -> float:
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "app.cli", "--project", str(project), *args],
-                          capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--project", str(project), *args],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"tailor {' '.join(args)} failed:\n{done.stderr[-2000:]}")
@@ -187,28 +230,56 @@ def stages(n: int, concurrency: int) -> bool:
     """`tailor grade` and `tailor teach` under 10 % 429 (Retry-After 1 s), 5 % 500 and 2 %
     dropped connections, each answer taking STAGE_DELAY: wall time / (n * delay / concurrency)."""
     ideal = n * STAGE_DELAY / concurrency
-    print(f"\nend to end (CLI + store + cache): {n} problems, concurrency {concurrency}, "
-          f"{STAGE_DELAY * 1000:.0f} ms per answer, ideal {ideal:.2f} s per stage")
+    print(
+        f"\nend to end (CLI + store + cache): {n} problems, concurrency {concurrency}, "
+        f"{STAGE_DELAY * 1000:.0f} ms per answer, ideal {ideal:.2f} s per stage"
+    )
     print("  faults: 10 % 429 with Retry-After 1 s, 5 % 500, 2 % dropped connections")
     good = True
-    with tempfile.TemporaryDirectory() as tmp, \
-            ServerProcess(STAGE_DELAY, p429=0.10, p500=0.05, pdrop=0.02, seed=2, retry_after="1") as srv:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ServerProcess(STAGE_DELAY, p429=0.10, p500=0.05, pdrop=0.02, seed=2, retry_after="1") as srv,
+    ):
         project = _project(Path(tmp), srv.url, n, concurrency)
         walls = {"grade": _timed(project, "grade")}
-        assert subprocess.run([sys.executable, "-m", "app.cli", "--project", str(project), "sample", "--name", "b",
-                               "--k", str(n), "--strategy", "random"], capture_output=True,
-                              cwd=Path(__file__).resolve().parent.parent).returncode == 0
+        assert (
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "app.cli",
+                    "--project",
+                    str(project),
+                    "sample",
+                    "--name",
+                    "b",
+                    "--k",
+                    str(n),
+                    "--strategy",
+                    "random",
+                ],
+                capture_output=True,
+                cwd=Path(__file__).resolve().parent.parent,
+            ).returncode
+            == 0
+        )
         walls["teach"] = _timed(project, "teach", "--dataset", "b")
         stats = srv.stats()
         with Store(project / "tailor.db") as store:
-            ok = {stage: store.db.execute("SELECT count(*) FROM api_calls WHERE status = 'ok' AND stage = ?",
-                                          [stage]).fetchone()[0] for stage in walls}
+            ok = {
+                stage: store.db.execute(
+                    "SELECT count(*) FROM api_calls WHERE status = 'ok' AND stage = ?", [stage]
+                ).fetchone()[0]
+                for stage in walls
+            }
     twice = sum(1 for c in stats["served"].values() if c > 1)
     for stage, wall in walls.items():
         ratio = wall / ideal
         good &= ratio <= LIMIT and ok[stage] == n
-        print(f"  tailor {stage}: {wall:.2f} s = {ratio:.2f}x the ideal (limit {LIMIT}x: "
-              f"{'OK' if ratio <= LIMIT else 'OVER'}); {ok[stage]}/{n} replies stored")
+        print(
+            f"  tailor {stage}: {wall:.2f} s = {ratio:.2f}x the ideal (limit {LIMIT}x: "
+            f"{'OK' if ratio <= LIMIT else 'OVER'}); {ok[stage]}/{n} replies stored"
+        )
     print(f"  faults injected: {dict(sorted(stats['faults'].items()))}; replies paid twice: {twice}")
     return good and twice == 0
 
@@ -217,8 +288,16 @@ def stages(n: int, concurrency: int) -> bool:
 
 
 async def run_client(url: str, db: Path, n: int, concurrency: int, retry: RetryPolicy):
-    cfg = OpenAIProvider(provider="openai", base_url=url, model="bench", concurrency=concurrency,
-                         timeout=10.0, max_tokens=16, price_in=0.27, price_out=1.10)
+    cfg = OpenAIProvider(
+        provider="openai",
+        base_url=url,
+        model="bench",
+        concurrency=concurrency,
+        timeout=10.0,
+        max_tokens=16,
+        price_in=0.27,
+        price_out=1.10,
+    )
     reqs = [ChatRequest([{"role": "user", "content": f"req-{i:04d}"}], "bench") for i in range(n)]
     with Store(db) as store:
         async with RemoteClient(cfg, "judge", store, "sk-bench-not-a-real-key", retry=retry, seed=0) as client:
@@ -243,8 +322,10 @@ def check(label, results, rows, stats, n):
         twice = sum(1 for c in served.values() if c > 1)
         problems.append(f"server answered {len(served)} distinct requests with 200, {twice} more than once")
     verdict = "OK" if not problems else "FAIL: " + "; ".join(problems)
-    print(f"  {label}: {ok}/{n} ok, {len(rows)} cache rows ({len(keys)} distinct keys), "
-          f"200s served per request: {sorted(Counter(served.values()).items())} -> {verdict}")
+    print(
+        f"  {label}: {ok}/{n} ok, {len(rows)} cache rows ({len(keys)} distinct keys), "
+        f"200s served per request: {sorted(Counter(served.values()).items())} -> {verdict}"
+    )
     return not problems
 
 
@@ -254,7 +335,9 @@ def main(argv=None) -> int:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--delay", type=float, default=0.1)
     ap.add_argument("--serve", nargs=6, help=argparse.SUPPRESS)
-    ap.add_argument("--stages-only", action="store_true", help="only the end-to-end `tailor grade` / `tailor teach` runs")
+    ap.add_argument(
+        "--stages-only", action="store_true", help="only the end-to-end `tailor grade` / `tailor teach` runs"
+    )
     a = ap.parse_args(argv)
     if a.serve:
         d, p429, p500, pdrop, seed, retry_after = a.serve
@@ -267,31 +350,42 @@ def main(argv=None) -> int:
     waves = -(-a.n // a.concurrency) * a.delay
     retry = RetryPolicy(max_retries=8, backoff_base=0.1, backoff_max=2.0, retry_after_max=5.0)
     print(f"{a.n} requests, concurrency {a.concurrency}, server delay {a.delay * 1000:.0f} ms")
-    print(f"ideal {a.n} x {a.delay} s / {a.concurrency} = {ideal:.3f} s "
-          f"(whole waves of {a.concurrency}: {waves:.3f} s)")
+    print(
+        f"ideal {a.n} x {a.delay} s / {a.concurrency} = {ideal:.3f} s (whole waves of {a.concurrency}: {waves:.3f} s)"
+    )
     print(f"retry policy: {retry}")
     good = True
     with tempfile.TemporaryDirectory() as tmp:
         with ServerProcess(a.delay) as srv:
-            wall, results, totals, rows = asyncio.run(run_client(srv.url, Path(tmp) / "clean.db", a.n, a.concurrency, retry))
+            wall, results, totals, rows = asyncio.run(
+                run_client(srv.url, Path(tmp) / "clean.db", a.n, a.concurrency, retry)
+            )
             stats = srv.stats()
         clean = wall / ideal
-        print(f"\nclean run:  {wall:.3f} s   ratio to ideal {clean:.3f}x  (limit 1.25x: "
-              f"{'OK' if clean <= 1.25 else 'FAIL'})")
+        print(
+            f"\nclean run:  {wall:.3f} s   ratio to ideal {clean:.3f}x  (limit 1.25x: "
+            f"{'OK' if clean <= 1.25 else 'FAIL'})"
+        )
         good &= clean <= 1.25
         good &= check("clean", results, rows, stats, a.n)
         print(f"  totals: {totals.summary()}")
 
         with ServerProcess(a.delay, p429=0.10, p500=0.05, pdrop=0.02, seed=1) as srv:
-            wall, results, totals, rows = asyncio.run(run_client(srv.url, Path(tmp) / "faulty.db", a.n, a.concurrency, retry))
+            wall, results, totals, rows = asyncio.run(
+                run_client(srv.url, Path(tmp) / "faulty.db", a.n, a.concurrency, retry)
+            )
             stats = srv.stats()
         faulty = wall / ideal
-        print(f"\nfaulty run: {wall:.3f} s   ratio to ideal {faulty:.3f}x  "
-              f"(10 % 429 + Retry-After 0.2 s, 5 % 500, 2 % dropped connections)")
+        print(
+            f"\nfaulty run: {wall:.3f} s   ratio to ideal {faulty:.3f}x  "
+            f"(10 % 429 + Retry-After 0.2 s, 5 % 500, 2 % dropped connections)"
+        )
         print(f"  faults injected by the server: {dict(sorted(stats['faults'].items()))}")
-        print(f"  retries by the client:         {dict(sorted(totals.retries.items()))} "
-              f"(total {sum(totals.retries.values())}); max retries of one request: "
-              f"{max(r.retries for r in results)}")
+        print(
+            f"  retries by the client:         {dict(sorted(totals.retries.items()))} "
+            f"(total {sum(totals.retries.values())}); max retries of one request: "
+            f"{max(r.retries for r in results)}"
+        )
         good &= check("faulty", results, rows, stats, a.n)
         print(f"  totals: {totals.summary()}")
 

@@ -28,8 +28,9 @@ def main() -> None:
     items = []
     for i, q in enumerate(prompts(a.pairs)):
         steps = " ".join(f"Step {k}: we add {k + i} and {2 * k} to get {3 * k + i}." for k in range(1 + i % 6))
-        items.append({"id": str(i), "messages": [{"role": "user", "content": q}],
-                      "response": f"{steps} The answer is {i + 7}."})
+        items.append(
+            {"id": str(i), "messages": [{"role": "user", "content": q}], "response": f"{steps} The answer is {i + 7}."}
+        )
     print(f"model {info['model_path']} ({info['dtype']}, {info['device']}), {len(items)} pairs")
 
     list(score(model, tokenizer, items[:2]))  # warm-up

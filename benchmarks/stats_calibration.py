@@ -86,10 +86,14 @@ def main() -> None:
     ap.add_argument("--coverage-reps", type=int, default=300)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    print(f"no-effect and effect simulations, α = {ALPHA}, {args.reps} repetitions each "
-          f"(standard error of a rate near 0.05: ±{np.sqrt(0.05 * 0.95 / args.reps):.3f})\n")
-    head = (f"{'problems':>8} {'seeds':>5} | {'size mid-p':>10} {'size conv.':>10} | {'power +8':>8} "
-            f"{'MDE pts':>7} {'power@MDE':>9} | {'Holm FWER':>9} | {'CI cover':>8} {'+seed eff.':>10}")
+    print(
+        f"no-effect and effect simulations, α = {ALPHA}, {args.reps} repetitions each "
+        f"(standard error of a rate near 0.05: ±{np.sqrt(0.05 * 0.95 / args.reps):.3f})\n"
+    )
+    head = (
+        f"{'problems':>8} {'seeds':>5} | {'size mid-p':>10} {'size conv.':>10} | {'power +8':>8} "
+        f"{'MDE pts':>7} {'power@MDE':>9} | {'Holm FWER':>9} | {'CI cover':>8} {'+seed eff.':>10}"
+    )
     print(head)
     print("-" * len(head))
     ok = True
@@ -103,10 +107,14 @@ def main() -> None:
             cover = coverage(n, seeds, args.coverage_reps, s + 4)
             cover_seed = coverage(n, seeds, args.coverage_reps, s + 5, seed_effect=SEED_EFFECT)
             ok &= 0.03 <= mid <= 0.07
-            print(f"{n:>8} {seeds:>5} | {mid:>10.3f} {conv:>10.3f} | {pw:>8.3f} {100 * mde:>7.1f} {at_mde:>9.3f} | "
-                  f"{fwer:>9.3f} | {cover:>8.3f} {cover_seed:>10.3f}")
-    print(f"\nheadline size inside [0.03, 0.07] at every size: {'yes' if ok else 'NO'}  "
-          f"({time.perf_counter() - t0:.0f} s)")
+            print(
+                f"{n:>8} {seeds:>5} | {mid:>10.3f} {conv:>10.3f} | {pw:>8.3f} {100 * mde:>7.1f} {at_mde:>9.3f} | "
+                f"{fwer:>9.3f} | {cover:>8.3f} {cover_seed:>10.3f}"
+            )
+    print(
+        f"\nheadline size inside [0.03, 0.07] at every size: {'yes' if ok else 'NO'}  "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

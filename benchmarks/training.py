@@ -65,7 +65,7 @@ def write_data(dest: Path, n_train: int, n_valid: int) -> None:
     rows = [r for r in rows if r["split"] == "train"]
     prompt = load_prompt("student_solve")
     dest.mkdir(parents=True, exist_ok=True)
-    for name, chunk in (("train", rows[:n_train]), ("valid", rows[n_train:n_train + n_valid])):
+    for name, chunk in (("train", rows[:n_train]), ("valid", rows[n_train : n_train + n_valid])):
         with open(dest / f"{name}.jsonl", "w", encoding="utf-8") as f:
             for r in chunk:
                 messages = prompt.render(question=r["question"])
@@ -73,25 +73,71 @@ def write_data(dest: Path, n_train: int, n_valid: int) -> None:
                 f.write(json.dumps({"messages": messages}) + "\n")
 
 
-HP = dict(rank=8, scale=20.0, dropout=0.0, learning_rate=1e-5, batch_size=4, num_layers=-1, max_seq_length=2048,
-          steps_per_report=10, seed=0)
+HP = dict(
+    rank=8,
+    scale=20.0,
+    dropout=0.0,
+    learning_rate=1e-5,
+    batch_size=4,
+    num_layers=-1,
+    max_seq_length=2048,
+    steps_per_report=10,
+    seed=0,
+)
 
 
 def plain(model: str, data: Path, iters: int, env: dict, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "lora.yaml"
-    cfg.write_text(json.dumps({"lora_parameters": {"rank": HP["rank"], "scale": HP["scale"], "dropout": HP["dropout"]}}))
-    cmd = [sys.executable, "-c", PLAIN_LORA, "--train", "--model", model, "--data", str(data), "--config", str(cfg),
-           "--fine-tune-type", "lora", "--optimizer", "adam", "--mask-prompt", "--num-layers", str(HP["num_layers"]),
-           "--batch-size", str(HP["batch_size"]), "--iters", str(iters), "--learning-rate", str(HP["learning_rate"]),
-           "--steps-per-report", str(HP["steps_per_report"]), "--steps-per-eval", str(iters), "--val-batches", "-1",
-           "--save-every", str(iters), "--max-seq-length", str(HP["max_seq_length"]), "--seed", str(HP["seed"]),
-           "--adapter-path", str(out / "adapters")]
+    cfg.write_text(
+        json.dumps({"lora_parameters": {"rank": HP["rank"], "scale": HP["scale"], "dropout": HP["dropout"]}})
+    )
+    cmd = [
+        sys.executable,
+        "-c",
+        PLAIN_LORA,
+        "--train",
+        "--model",
+        model,
+        "--data",
+        str(data),
+        "--config",
+        str(cfg),
+        "--fine-tune-type",
+        "lora",
+        "--optimizer",
+        "adam",
+        "--mask-prompt",
+        "--num-layers",
+        str(HP["num_layers"]),
+        "--batch-size",
+        str(HP["batch_size"]),
+        "--iters",
+        str(iters),
+        "--learning-rate",
+        str(HP["learning_rate"]),
+        "--steps-per-report",
+        str(HP["steps_per_report"]),
+        "--steps-per-eval",
+        str(iters),
+        "--val-batches",
+        "-1",
+        "--save-every",
+        str(iters),
+        "--max-seq-length",
+        str(HP["max_seq_length"]),
+        "--seed",
+        str(HP["seed"]),
+        "--adapter-path",
+        str(out / "adapters"),
+    ]
     tic = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - tic
     text = ANSI.sub("", proc.stdout + proc.stderr)
-    reports = [(int(m[1]), float(m[2]), float(m[3].replace(",", ""))) for m in map(REPORT.match, text.splitlines()) if m]
+    reports = [
+        (int(m[1]), float(m[2]), float(m[3].replace(",", ""))) for m in map(REPORT.match, text.splitlines()) if m
+    ]
     peak = re.search(r"TAILOR-BENCH-PEAK ([0-9.e+-]+) (\d+)", text)
     if proc.returncode != 0 or not reports or not peak:
         sys.exit(f"mlx_lm lora failed: {text.strip().splitlines()[-3:]}")
@@ -100,10 +146,25 @@ def plain(model: str, data: Path, iters: int, env: dict, out: Path) -> dict:
 
 
 def tailor(model: str, data: Path, iters: int, blas: str | None, out: Path) -> dict:
-    spec = {"kind": "train", "model": model, "dtype": "auto", "run_dir": str(out / "run"),
-            "train": str(data / "train.jsonl"), "valid": str(data / "valid.jsonl"),
-            "params": {**HP, "iters": iters, "steps_per_eval": iters, "save_every": iters, "schedule": "constant",
-                       "warmup": 0, "weight_decay": 0.0, "val_batches": -1, "keep": "best"}}
+    spec = {
+        "kind": "train",
+        "model": model,
+        "dtype": "auto",
+        "run_dir": str(out / "run"),
+        "train": str(data / "train.jsonl"),
+        "valid": str(data / "valid.jsonl"),
+        "params": {
+            **HP,
+            "iters": iters,
+            "steps_per_eval": iters,
+            "save_every": iters,
+            "schedule": "constant",
+            "warmup": 0,
+            "weight_decay": 0.0,
+            "val_batches": -1,
+            "keep": "best",
+        },
+    }
     reports = []
 
     def on_event(ev):
@@ -115,8 +176,12 @@ def tailor(model: str, data: Path, iters: int, blas: str | None, out: Path) -> d
     wall = time.perf_counter() - tic
     if outcome.status != "done":
         sys.exit(f"tailor train job failed: {outcome.error}")
-    return {"reports": reports, "peak_gb": outcome.stats["peak_memory_gb"], "rss_gb": outcome.stats["max_rss_gb"],
-            "wall": wall}
+    return {
+        "reports": reports,
+        "peak_gb": outcome.stats["peak_memory_gb"],
+        "rss_gb": outcome.stats["max_rss_gb"],
+        "wall": wall,
+    }
 
 
 def steady_tps(reports: list) -> float:
@@ -149,8 +214,10 @@ def main() -> None:
     if data is None:
         data = tmp / "data"
         write_data(data, a.train_examples, a.valid_examples)
-    print(f"data: {data} ({sum(1 for _ in open(data / 'train.jsonl'))} train, "
-          f"{sum(1 for _ in open(data / 'valid.jsonl'))} valid); BLAS preloaded: {blas or 'none'}")
+    print(
+        f"data: {data} ({sum(1 for _ in open(data / 'train.jsonl'))} train, "
+        f"{sum(1 for _ in open(data / 'valid.jsonl'))} valid); BLAS preloaded: {blas or 'none'}"
+    )
     print(f"hyperparameters: {HP}, iters {a.iters}, prompt masked, 2 evaluations on the whole validation set")
 
     results = {"mlx_lm": [], "tailor": []}
@@ -159,20 +226,28 @@ def main() -> None:
         results["tailor"].append(tailor(model, data, a.iters, blas, tmp / f"tailor{i}"))
         for name in ("mlx_lm", "tailor"):
             r = results[name][-1]
-            print(f"  run {i + 1} {name:7s} {steady_tps(r['reports']):8.1f} tok/s  wall {r['wall']:6.1f} s  "
-                  f"peak {r['peak_gb']:.3f} GB  rss {r['rss_gb']:.3f} GB  final loss {r['reports'][-1][1]:.4f}")
+            print(
+                f"  run {i + 1} {name:7s} {steady_tps(r['reports']):8.1f} tok/s  wall {r['wall']:6.1f} s  "
+                f"peak {r['peak_gb']:.3f} GB  rss {r['rss_gb']:.3f} GB  final loss {r['reports'][-1][1]:.4f}"
+            )
 
     def med(name, key):
         vals = [steady_tps(r["reports"]) if key == "tps" else r[key] for r in results[name]]
         return statistics.median(vals)
 
     t_plain, t_ours = med("mlx_lm", "tps"), med("tailor", "tps")
-    print(f"mlx_lm lora   {t_plain:8.1f} tok/s   peak {med('mlx_lm', 'peak_gb'):.3f} GB   "
-          f"max RSS {med('mlx_lm', 'rss_gb'):.3f} GB   wall {med('mlx_lm', 'wall'):.1f} s")
-    print(f"tailor train  {t_ours:8.1f} tok/s   peak {med('tailor', 'peak_gb'):.3f} GB   "
-          f"max RSS {med('tailor', 'rss_gb'):.3f} GB   wall {med('tailor', 'wall'):.1f} s")
-    print(f"tailor / mlx_lm tokens/s: {t_ours / t_plain:.3f} (target >= 0.95); "
-          f"wall-clock ratio (mlx_lm / tailor): {med('mlx_lm', 'wall') / med('tailor', 'wall'):.3f}")
+    print(
+        f"mlx_lm lora   {t_plain:8.1f} tok/s   peak {med('mlx_lm', 'peak_gb'):.3f} GB   "
+        f"max RSS {med('mlx_lm', 'rss_gb'):.3f} GB   wall {med('mlx_lm', 'wall'):.1f} s"
+    )
+    print(
+        f"tailor train  {t_ours:8.1f} tok/s   peak {med('tailor', 'peak_gb'):.3f} GB   "
+        f"max RSS {med('tailor', 'rss_gb'):.3f} GB   wall {med('tailor', 'wall'):.1f} s"
+    )
+    print(
+        f"tailor / mlx_lm tokens/s: {t_ours / t_plain:.3f} (target >= 0.95); "
+        f"wall-clock ratio (mlx_lm / tailor): {med('mlx_lm', 'wall') / med('tailor', 'wall'):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -33,14 +33,29 @@ def build(d: Path, n: int) -> Path:
     main(["init", str(d)])
     with Store(d / DB_NAME) as s:
         if n:
-            s.insert_problems(Problem(id=f"p{i:07d}", question=f"What is {i} + {i % 97}?", answer=str(i + i % 97),
-                                      category=CATS[i % 5], section="main" if i % 3 else "speed",
-                                      split=("train", "valid", "test")[i % 3]) for i in range(n))
+            s.insert_problems(
+                Problem(
+                    id=f"p{i:07d}",
+                    question=f"What is {i} + {i % 97}?",
+                    answer=str(i + i % 97),
+                    category=CATS[i % 5],
+                    section="main" if i % 3 else "speed",
+                    split=("train", "valid", "test")[i % 3],
+                )
+                for i in range(n)
+            )
             with s.transaction():
                 s.db["grades"].insert_all(
-                    {"problem_id": f"p{i:07d}", "grade": ("easy", "medium", "hard")[i % 3],
-                     "disagreement": int(i % 7 == 0), "is_override": 0, "provider": "rules",
-                     "created_at": "2025-01-01T00:00:00+00:00"} for i in range(0, n, 2))
+                    {
+                        "problem_id": f"p{i:07d}",
+                        "grade": ("easy", "medium", "hard")[i % 3],
+                        "disagreement": int(i % 7 == 0),
+                        "is_override": 0,
+                        "provider": "rules",
+                        "created_at": "2025-01-01T00:00:00+00:00",
+                    }
+                    for i in range(0, n, 2)
+                )
     return d
 
 
@@ -69,6 +84,7 @@ def main_() -> None:
     args = ap.parse_args()
     t = time.perf_counter()
     import app.tui.app  # noqa: F401  (import cost, paid once per process)
+
     print(f"import app.tui.app: {time.perf_counter() - t:.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
         empty = build(Path(tmp) / "empty", 0)
@@ -81,10 +97,14 @@ def main_() -> None:
             times["empty"].append(asyncio.run(open_app(empty)))
             times["big"].append(asyncio.run(open_app(big)))
     med = {k: (statistics.median(a for a, _ in v), statistics.median(b for _, b in v)) for k, v in times.items()}
-    print(f"first screen:  empty {med['empty'][0]:.3f} s   {args.n:,} problems {med['big'][0]:.3f} s   "
-          f"ratio {med['big'][0] / med['empty'][0]:.2f}x")
-    print(f"problems page: empty {med['empty'][1]:.3f} s   {args.n:,} problems {med['big'][1]:.3f} s   "
-          f"ratio {med['big'][1] / med['empty'][1]:.2f}x")
+    print(
+        f"first screen:  empty {med['empty'][0]:.3f} s   {args.n:,} problems {med['big'][0]:.3f} s   "
+        f"ratio {med['big'][0] / med['empty'][0]:.2f}x"
+    )
+    print(
+        f"problems page: empty {med['empty'][1]:.3f} s   {args.n:,} problems {med['big'][1]:.3f} s   "
+        f"ratio {med['big'][1] / med['empty'][1]:.2f}x"
+    )
     verdict = "within" if med["big"][0] < 1.0 else "OVER"
     print(f"first screen on {args.n:,} problems: {med['big'][0]:.3f} s ({verdict} the 1 s budget)")
 

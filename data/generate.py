@@ -124,7 +124,7 @@ def par(n: int | Fraction) -> str:
 
 
 def ratio(num: int, den: int) -> str:
-    """"num/den", followed by " = simplified" when the fraction reduces."""
+    """ "num/den", followed by " = simplified" when the fraction reduces."""
     v = Fraction(num, den)
     text = f"{num}/{par(den)}"
     return text if (v.numerator, v.denominator) == (num, den) else f"{text} = {fmt(v)}"
@@ -538,7 +538,13 @@ def fp_part_of_group(r: random.Random) -> Problem:
             ("parking lot", "cars", "other vehicles"),
         ]
     )
-    unit = {"class": "students", "club": "members", "orchard": "trees", "library shelf": "books", "parking lot": "vehicles"}[group]
+    unit = {
+        "class": "students",
+        "club": "members",
+        "orchard": "trees",
+        "library shelf": "books",
+        "parking lot": "vehicles",
+    }[group]
     n_part = total * frac
     q = f"A {group} has {total} {unit}, and {fmt(frac)} of them are {part}. How many are {rest}?"
     steps = [
@@ -628,7 +634,17 @@ def fp_successive(r: random.Random) -> Problem:
 
 
 def fp_remaining(r: random.Random) -> Problem:
-    fracs = [Fraction(1, 2), Fraction(1, 3), Fraction(1, 4), Fraction(1, 5), Fraction(2, 3), Fraction(2, 5), Fraction(3, 4), Fraction(3, 5), Fraction(1, 6)]
+    fracs = [
+        Fraction(1, 2),
+        Fraction(1, 3),
+        Fraction(1, 4),
+        Fraction(1, 5),
+        Fraction(2, 3),
+        Fraction(2, 5),
+        Fraction(3, 4),
+        Fraction(3, 5),
+        Fraction(1, 6),
+    ]
     while True:
         f1, f2 = r.choice(fracs), r.choice(fracs)
         money = r.randint(4, 60) * 10
@@ -638,7 +654,9 @@ def fp_remaining(r: random.Random) -> Problem:
         if s1.denominator == 1 and s2.denominator == 1:
             break
     name = r.choice(NAMES)
-    a, b = r.sample(["a book", "a concert ticket", "groceries", "a gift", "a video game", "clothes", "a train ticket"], 2)
+    a, b = r.sample(
+        ["a book", "a concert ticket", "groceries", "a gift", "a video game", "clothes", "a train ticket"], 2
+    )
     q = (
         f"{name} had ${money}. {name} spent {fmt(f1)} of it on {a} and then {fmt(f2)} of what was left on {b}. "
         f"How many dollars does {name} have now?"
@@ -799,7 +817,8 @@ def al_linear(r: random.Random) -> Problem:
     c = a * x + b
     q = f"Solve for x: {coef(a, 'x')}{plus(b)} = {c}."
     steps = [
-        f"Subtract {b} from both sides: {coef(a, 'x')} = {c} - {par(b)} = {c - b}." if b > 0
+        f"Subtract {b} from both sides: {coef(a, 'x')} = {c} - {par(b)} = {c - b}."
+        if b > 0
         else f"Add {-b} to both sides: {coef(a, 'x')} = {c} + {-b} = {c - b}.",
         f"Divide both sides by {a}: x = {c - b} ÷ {par(a)} = {x}.",
     ]
@@ -840,7 +859,8 @@ def al_system(r: random.Random) -> Problem:
     scale = (
         f"Multiply the first equation by {a2} and the second by {a1}"
         if a1 > 1 and a2 > 1
-        else f"Multiply the first equation by {a2}" if a2 > 1
+        else f"Multiply the first equation by {a2}"
+        if a2 > 1
         else f"Multiply the second equation by {a1}"
     )
     steps = [
@@ -937,7 +957,8 @@ def al_evaluate(r: random.Random) -> Problem:
     fx = a * x * x + b * x + c
     q = f"If f(x) = {coef(a, 'x^2')}{plus(b, 'x')}{plus(c)}, what is f({x})?"
     steps = [
-        f"{coef(a, '')}{'' if abs(a) == 1 else ' × '}{par(x)}^2 = {a} × {x * x} = {a * x * x}." if abs(a) != 1
+        f"{coef(a, '')}{'' if abs(a) == 1 else ' × '}{par(x)}^2 = {a} × {x * x} = {a * x * x}."
+        if abs(a) != 1
         else f"{'-' if a < 0 else ''}{par(x)}^2 = {a * x * x}.",
         f"{b} × {par(x)} = {b * x}.",
         f"f({x}) = {a * x * x} + {par(b * x)} + {par(c)} = {fx}.",
@@ -954,7 +975,7 @@ def al_quadratic(r: random.Random) -> Problem:
         question = f"The roots of {poly} = 0 are r and s. What is r^2 + s^2?"
         steps = [
             f"By Vieta's formulas, r + s = {r1 + r2} and rs = {qq}.",
-            f"r^2 + s^2 = (r + s)^2 - 2rs.",
+            "r^2 + s^2 = (r + s)^2 - 2rs.",
             f"= {par(r1 + r2)}^2 - 2 × {par(qq)} = {(r1 + r2) ** 2} - {par(2 * qq)} = {r1 * r1 + r2 * r2}.",
         ]
         return done(question, steps, r1 * r1 + r2 * r2)
@@ -1107,7 +1128,7 @@ def fact_text(f: dict[int, int]) -> str:
 
 
 def fact_eq(n: int) -> str:
-    """"84 = 2^2 × 3 × 7", or "17 is prime"."""
+    """ "84 = 2^2 × 3 × 7", or "17 is prime"."""
     f = factorize(n)
     return f"{n} is prime" if f == {n: 1} else f"{n} = {fact_text(f)}"
 
@@ -1167,7 +1188,8 @@ def nt_divisors(r: random.Random) -> Problem:
         "The divisor sum is the product of (1 + p + ... + p^e) over the primes.",
         "; ".join(
             f"For {p}: " + " + ".join(str(p**i) for i in range(e + 1)) + f" = {sums[p]}" for p, e in sorted(f.items())
-        ).replace("; For", "; for") + ".",
+        ).replace("; For", "; for")
+        + ".",
         f"{' × '.join(str(sums[p]) for p in sorted(f))} = {total}.",
     ]
     return done(q, steps, total)
@@ -1190,7 +1212,8 @@ def nt_units_digit(r: random.Random) -> Problem:
     q = f"What is the units digit of {base}^{exp}?"
     steps = [
         f"Only the units digit {base % 10} matters. Its powers end in {', '.join(map(str, cycle))}, repeating every {L}.",
-        f"{exp} ÷ {L} leaves remainder {pos}" + (f", so use position {pos} of the cycle." if pos else f", so use the last position ({L}) of the cycle."),
+        f"{exp} ÷ {L} leaves remainder {pos}"
+        + (f", so use position {pos} of the cycle." if pos else f", so use the last position ({L}) of the cycle."),
         f"The units digit is {ans}.",
     ]
     return done(q, steps, ans)
@@ -1266,14 +1289,17 @@ def nt_prime_factor(r: random.Random) -> Problem:
     f = factorize(n)
     ask = r.choice(["largest", "sum"])
     q = (
-        f"What is the largest prime factor of {n}?" if ask == "largest"
+        f"What is the largest prime factor of {n}?"
+        if ask == "largest"
         else f"What is the sum of the distinct prime factors of {n}?"
     )
     steps = [f"Factor: {n} = {fact_text(f)}."]
     if ask == "largest":
         steps.append(f"The largest prime factor is {max(f)}.")
         return done(q, steps, max(f))
-    steps.append(f"Distinct primes: {', '.join(map(str, sorted(f)))}; sum = {' + '.join(map(str, sorted(f)))} = {sum(f)}.")
+    steps.append(
+        f"Distinct primes: {', '.join(map(str, sorted(f)))}; sum = {' + '.join(map(str, sorted(f)))} = {sum(f)}."
+    )
     return done(q, steps, sum(f))
 
 
@@ -1372,7 +1398,9 @@ def nt_mod_expr(r: random.Random) -> Problem:
 
 
 def cp_arrange(r: random.Random) -> Problem:
-    things = r.choice(["books on a shelf", "runners in a line", "photos in a row", "cars in a parade", "songs in a playlist"])
+    things = r.choice(
+        ["books on a shelf", "runners in a line", "photos in a row", "cars in a parade", "songs in a playlist"]
+    )
     n = r.randint(4, 9)
     if r.random() < 0.5:
         q = f"In how many ways can {n} different {things} be ordered?"
@@ -1442,7 +1470,9 @@ def cp_dice_sum(r: random.Random) -> Problem:
     per = Counter(sum(p) for p in good)
     steps = [
         "There are 6 × 6 = 36 equally likely outcomes.",
-        "Favorable outcomes by sum: " + ", ".join(f"{t}: {c}" for t, c in sorted(per.items())) + f"; {len(good)} in all.",
+        "Favorable outcomes by sum: "
+        + ", ".join(f"{t}: {c}" for t, c in sorted(per.items()))
+        + f"; {len(good)} in all.",
         f"Probability: {ratio(len(good), 36)}.",
     ]
     return done(q, steps, Fraction(len(good), 36))
@@ -1466,16 +1496,21 @@ def cp_word(r: random.Random) -> Problem:
     steps = [
         f"{word} has {n} letters; repeated: " + ", ".join(f"{ch} × {c}" for ch, c in reps.items()) + ".",
         f"Divide {n}! by the factorials of the repeat counts: {n}! / ("
-        + " × ".join(f"{c}!" for c in reps.values()) + f") = {math.factorial(n)} / {denom} = {ans}.",
+        + " × ".join(f"{c}!" for c in reps.values())
+        + f") = {math.factorial(n)} / {denom} = {ans}.",
     ]
     return done(q, steps, ans)
 
 
 def cp_outfits(r: random.Random) -> Problem:
     name = r.choice(NAMES)
-    kinds = r.sample([("shirts", 3, 9), ("pairs of pants", 2, 6), ("hats", 2, 5), ("jackets", 2, 4), ("pairs of shoes", 2, 5)], 3)
+    kinds = r.sample(
+        [("shirts", 3, 9), ("pairs of pants", 2, 6), ("hats", 2, 5), ("jackets", 2, 4), ("pairs of shoes", 2, 5)], 3
+    )
     counts = [r.randint(lo, hi) for _, lo, hi in kinds]
-    listed = ", ".join(f"{c} {k}" for c, (k, _, _) in zip(counts[:-1], kinds[:-1])) + f" and {counts[-1]} {kinds[-1][0]}"
+    listed = (
+        ", ".join(f"{c} {k}" for c, (k, _, _) in zip(counts[:-1], kinds[:-1])) + f" and {counts[-1]} {kinds[-1][0]}"
+    )
     q = f"{name} has {listed}. How many outfits of one of each can {name} make?"
     steps = [f"Multiply the choices: {' × '.join(map(str, counts))} = {math.prod(counts)}."]
     return done(q, steps, math.prod(counts))
@@ -1496,8 +1531,11 @@ def cp_heads(r: random.Random) -> Problem:
     good = sum(math.comb(n, i) for i in range(k, n + 1))
     steps = [
         f"There are 2^{n} = {2**n} equally likely sequences.",
-        f"Sequences with at least {units(k, 'head')}: " + " + ".join(f"C({n}, {i})" for i in range(k, n + 1))
-        + " = " + " + ".join(str(math.comb(n, i)) for i in range(k, n + 1)) + f" = {good}.",
+        f"Sequences with at least {units(k, 'head')}: "
+        + " + ".join(f"C({n}, {i})" for i in range(k, n + 1))
+        + " = "
+        + " + ".join(str(math.comb(n, i)) for i in range(k, n + 1))
+        + f" = {good}.",
         f"Probability: {ratio(good, 2**n)}.",
     ]
     return done(q, steps, Fraction(good, 2**n))
@@ -1591,8 +1629,10 @@ def cp_codes(r: random.Random) -> Problem:
     )
     lpart = letters**L if rep else math.perm(letters, L)
     steps = [
-        f"Letter part: {letters} choices." if L == 1
-        else f"Letter part: {letters}^{L} = {lpart}." if rep
+        f"Letter part: {letters} choices."
+        if L == 1
+        else f"Letter part: {letters}^{L} = {lpart}."
+        if rep
         else f"Letter part: {' × '.join(str(letters - i) for i in range(L))} = {lpart}.",
         f"Digit part: 10^{D} = {10**D}.",
         f"Total: {lpart} × {10**D} = {lpart * 10**D}.",
@@ -1755,19 +1795,19 @@ def ge_polygon(r: random.Random) -> Problem:
 
 
 def ge_box(r: random.Random) -> Problem:
-    l, w, h = r.randint(2, 20), r.randint(2, 15), r.randint(2, 12)
+    length, w, h = r.randint(2, 20), r.randint(2, 15), r.randint(2, 12)
     if r.random() < 0.5:
-        q = f"A rectangular box is {l} cm long, {w} cm wide and {h} cm high. What is its volume in cubic centimeters?"
-        steps = [f"Volume = {l} × {w} × {h} = {l * w * h}."]
-        return done(q, steps, l * w * h)
-    q = f"A closed rectangular box is {l} cm long, {w} cm wide and {h} cm high. What is its surface area in square centimeters?"
+        q = f"A rectangular box is {length} cm long, {w} cm wide and {h} cm high. What is its volume in cubic centimeters?"
+        steps = [f"Volume = {length} × {w} × {h} = {length * w * h}."]
+        return done(q, steps, length * w * h)
+    q = f"A closed rectangular box is {length} cm long, {w} cm wide and {h} cm high. What is its surface area in square centimeters?"
     steps = [
-        f"Top and bottom: 2 × {l} × {w} = {2 * l * w}.",
-        f"Front and back: 2 × {l} × {h} = {2 * l * h}.",
+        f"Top and bottom: 2 × {length} × {w} = {2 * length * w}.",
+        f"Front and back: 2 × {length} × {h} = {2 * length * h}.",
         f"Two sides: 2 × {w} × {h} = {2 * w * h}.",
-        f"Total: {2 * l * w} + {2 * l * h} + {2 * w * h} = {2 * (l * w + l * h + w * h)}.",
+        f"Total: {2 * length * w} + {2 * length * h} + {2 * w * h} = {2 * (length * w + length * h + w * h)}.",
     ]
-    return done(q, steps, 2 * (l * w + l * h + w * h))
+    return done(q, steps, 2 * (length * w + length * h + w * h))
 
 
 def ge_triangle_coords(r: random.Random) -> Problem:
@@ -1880,7 +1920,8 @@ def ge_paint(r: random.Random) -> Problem:
         f"Two short walls: 2 × {W} × {H} = {2 * W * H} sq ft.",
         f"All walls: {2 * L * H} + {2 * W * H} = {walls} sq ft.",
         f"Minus door and window: {walls} - {door} - {window} = {paint} sq ft.",
-        f"{paint} ÷ {cover} = {paint // cover} exactly." if paint % cover == 0
+        f"{paint} ÷ {cover} = {paint // cover} exactly."
+        if paint % cover == 0
         else f"{paint} ÷ {cover} = {paint // cover} remainder {paint % cover}, so {paint // cover} cans are not enough.",
     ]
     if paint % cover:
@@ -1901,7 +1942,9 @@ def ge_cylinder(r: random.Random) -> Problem:
     v = Fraction(rad * rad * h, 3)
     steps = [
         f"Volume = (1/3) π r^2 h = (1/3) π × {rad}^2 × {h}.",
-        f"= (1/3) × {rad * rad * h}π = ({fmt(v)})π." if v.denominator > 1 else f"= (1/3) × {rad * rad * h}π = {fmt(v)}π.",
+        f"= (1/3) × {rad * rad * h}π = ({fmt(v)})π."
+        if v.denominator > 1
+        else f"= (1/3) × {rad * rad * h}π = {fmt(v)}π.",
     ]
     return done(q, steps, v)
 
@@ -1912,7 +1955,7 @@ def ge_square_diagonal(r: random.Random) -> Problem:
         q = f"A square is inscribed in a circle of radius {s}. What is the area of the square?"
         steps = [
             f"The diagonal of the square is the diameter: 2 × {s} = {2 * s}.",
-            f"A square with diagonal d has area d^2 / 2.",
+            "A square with diagonal d has area d^2 / 2.",
             f"Area = {2 * s}^2 / 2 = {4 * s * s} / 2 = {2 * s * s}.",
         ]
         return done(q, steps, 2 * s * s)
@@ -2065,7 +2108,11 @@ def sp_next_prime(r: random.Random) -> Problem:
     while any(p % d == 0 for d in range(2, math.isqrt(p) + 1)):
         p += 1
     skipped = list(range(n + 1, p))
-    why = f"{', '.join(map(str, skipped))} {'is' if len(skipped) == 1 else 'are'} composite, and {p} is prime." if skipped else f"{p} is prime."
+    why = (
+        f"{', '.join(map(str, skipped))} {'is' if len(skipped) == 1 else 'are'} composite, and {p} is prime."
+        if skipped
+        else f"{p} is prime."
+    )
     return done(f"What is the smallest prime greater than {n}?", [why], p)
 
 
@@ -2084,7 +2131,9 @@ def sp_choose(r: random.Random) -> Problem:
     thing = r.choice(["books", "students", "songs", "toppings"])
     return done(
         f"How many ways can {k} {thing} be chosen from {n}?",
-        [f"C({n}, {k}) = ({' × '.join(str(n - i) for i in range(k))}) / {k}! = {math.perm(n, k)} / {math.factorial(k)} = {math.comb(n, k)}."],
+        [
+            f"C({n}, {k}) = ({' × '.join(str(n - i) for i in range(k))}) / {k}! = {math.perm(n, k)} / {math.factorial(k)} = {math.comb(n, k)}."
+        ],
         math.comb(n, k),
     )
 
@@ -2143,28 +2192,101 @@ Template = Callable[[random.Random], Problem]
 
 TEMPLATES: dict[tuple[str, str], list[Template]] = {
     ("arithmetic", "main"): [
-        ar_containers, ar_give_buy, ar_unit_price, ar_trip, ar_bakery, ar_factory, ar_savings,
-        ar_average, ar_minutes, ar_change, ar_reading, ar_tickets, ar_teams, ar_average_speed, ar_sales,
+        ar_containers,
+        ar_give_buy,
+        ar_unit_price,
+        ar_trip,
+        ar_bakery,
+        ar_factory,
+        ar_savings,
+        ar_average,
+        ar_minutes,
+        ar_change,
+        ar_reading,
+        ar_tickets,
+        ar_teams,
+        ar_average_speed,
+        ar_sales,
     ],
     ("fractions_percentages", "main"): [
-        fp_part_of_group, fp_percent_change, fp_reverse_percent, fp_mul_div, fp_add, fp_percent_of_total,
-        fp_interest, fp_tank, fp_ratio, fp_discount_tax, fp_successive, fp_remaining, fp_bill_split,
+        fp_part_of_group,
+        fp_percent_change,
+        fp_reverse_percent,
+        fp_mul_div,
+        fp_add,
+        fp_percent_of_total,
+        fp_interest,
+        fp_tank,
+        fp_ratio,
+        fp_discount_tax,
+        fp_successive,
+        fp_remaining,
+        fp_bill_split,
     ],
     ("algebra", "main"): [
-        al_linear, al_compose, al_sum_diff, al_sequence, al_quadratic, al_evaluate, al_both_sides,
-        al_inequality, al_slope, al_work, al_consecutive, al_coins, al_age, al_system,
+        al_linear,
+        al_compose,
+        al_sum_diff,
+        al_sequence,
+        al_quadratic,
+        al_evaluate,
+        al_both_sides,
+        al_inequality,
+        al_slope,
+        al_work,
+        al_consecutive,
+        al_coins,
+        al_age,
+        al_system,
     ],
     ("number_theory", "main"): [
-        nt_prime_factor, nt_lcm, nt_base, nt_units_digit, nt_powmod, nt_count_multiples, nt_crt,
-        nt_common_remainder, nt_missing_digit, nt_mod_expr, nt_divisors, nt_trailing_zeros, nt_gcd,
+        nt_prime_factor,
+        nt_lcm,
+        nt_base,
+        nt_units_digit,
+        nt_powmod,
+        nt_count_multiples,
+        nt_crt,
+        nt_common_remainder,
+        nt_missing_digit,
+        nt_mod_expr,
+        nt_divisors,
+        nt_trailing_zeros,
+        nt_gcd,
     ],
     ("counting_probability", "main"): [
-        cp_outfits, cp_arrange, cp_committee, cp_circular, cp_handshakes, cp_codes, cp_word, cp_two_draws,
-        cp_dice_sum, cp_heads, cp_mixed_committee, cp_at_least_one, cp_expected, cp_grid, cp_either_multiple,
+        cp_outfits,
+        cp_arrange,
+        cp_committee,
+        cp_circular,
+        cp_handshakes,
+        cp_codes,
+        cp_word,
+        cp_two_draws,
+        cp_dice_sum,
+        cp_heads,
+        cp_mixed_committee,
+        cp_at_least_one,
+        cp_expected,
+        cp_grid,
+        cp_either_multiple,
     ],
     ("geometry", "main"): [
-        ge_box, ge_angles, ge_circle, ge_polygon, ge_diagonals, ge_similar, ge_trapezoid, ge_square_diagonal,
-        ge_cylinder, ge_rectangle, ge_pythagoras, ge_distance, ge_l_shape, ge_triangle_coords, ge_paint,
+        ge_box,
+        ge_angles,
+        ge_circle,
+        ge_polygon,
+        ge_diagonals,
+        ge_similar,
+        ge_trapezoid,
+        ge_square_diagonal,
+        ge_cylinder,
+        ge_rectangle,
+        ge_pythagoras,
+        ge_distance,
+        ge_l_shape,
+        ge_triangle_coords,
+        ge_paint,
     ],
     ("arithmetic", "speed"): [sp_mul, sp_add_sub, sp_div, sp_unit_cost],
     ("fractions_percentages", "speed"): [sp_percent_of, sp_frac_of, sp_decimal, sp_frac_add],

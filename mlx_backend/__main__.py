@@ -41,7 +41,8 @@ import signal
 import sys
 import time
 
-from .errors import JobError, ModelLoadError, one_line as _one_line
+from .errors import JobError, ModelLoadError
+from .errors import one_line as _one_line
 
 KINDS = ("generate", "score", "lengths")  # and "train": see train.py
 EXIT_OK, EXIT_INTERNAL, EXIT_USER, EXIT_CANCELLED = 0, 1, 2, 130
@@ -138,8 +139,9 @@ def run(job: dict, events: Events, state: dict) -> int:
         produce = lengths
         args: tuple = (tokenizer,)
     else:
-        model, tokenizer, info = load_model(job["model"], job.get("adapter"), job.get("dtype") or "auto",
-                                            job.get("thinking"))
+        model, tokenizer, info = load_model(
+            job["model"], job.get("adapter"), job.get("dtype") or "auto", job.get("thinking")
+        )
         produce = generate if job["kind"] == "generate" else score
         args = (model, tokenizer)
     state["loading"] = False
@@ -151,9 +153,7 @@ def run(job: dict, events: Events, state: dict) -> int:
     tic = time.perf_counter()
     generated = 0
     try:
-        for result in produce(
-            *args, items, should_stop=lambda: state["stop"] or events.broken, stats=stats, **params
-        ):
+        for result in produce(*args, items, should_stop=lambda: state["stop"] or events.broken, stats=stats, **params):
             events.emit("result", **result)
             state["done"] += 1
             generated += result.get("n_tokens", 0) if "error" not in result else 0
@@ -163,12 +163,19 @@ def run(job: dict, events: Events, state: dict) -> int:
         return EXIT_CANCELLED
     done = state["done"]
     seconds = time.perf_counter() - tic
-    per_s = (lambda n: round(n / seconds, 3) if seconds > 0 else 0.0)
-    out = {"seconds": round(seconds, 4), "peak_memory_gb": round(mx.get_peak_memory() / 1e9, 4),
-           "items_per_s": per_s(done)}
+
+    def per_s(n):
+        return round(n / seconds, 3) if seconds > 0 else 0.0
+
+    out = {
+        "seconds": round(seconds, 4),
+        "peak_memory_gb": round(mx.get_peak_memory() / 1e9, 4),
+        "items_per_s": per_s(done),
+    }
     if job["kind"] == "generate":
-        out.update(generated_tokens=generated, tokens_per_s=per_s(generated),
-                   prompt_tokens=stats.get("prompt_tokens", 0))
+        out.update(
+            generated_tokens=generated, tokens_per_s=per_s(generated), prompt_tokens=stats.get("prompt_tokens", 0)
+        )
     elif job["kind"] == "lengths":
         out.update(generated_tokens=0, tokens_per_s=per_s(stats.get("tokens", 0)))
     else:

@@ -71,12 +71,18 @@ def _prepare(model, tokenizer, raw: dict, limit: int | None, context: int | None
         return {"id": item_id, "error": "max_tokens must be > 0"}
     if limit is not None and len(prompt) > limit:
         why = "max_prompt_tokens" if limit != context else "the model's context (max_position_embeddings)"
-        return {"id": item_id, "prompt_tokens": len(prompt),
-                "error": f"prompt has {len(prompt)} tokens, more than {limit} allowed by {why}"}
+        return {
+            "id": item_id,
+            "prompt_tokens": len(prompt),
+            "error": f"prompt has {len(prompt)} tokens, more than {limit} allowed by {why}",
+        }
     if context is not None:
         if len(prompt) >= context:
-            return {"id": item_id, "prompt_tokens": len(prompt),
-                    "error": f"prompt has {len(prompt)} tokens, no room left in the context of {context}"}
+            return {
+                "id": item_id,
+                "prompt_tokens": len(prompt),
+                "error": f"prompt has {len(prompt)} tokens, no room left in the context of {context}",
+            }
         max_tokens = min(max_tokens, context - len(prompt))
     return _Item(item_id, prompt, max_tokens, seed)
 

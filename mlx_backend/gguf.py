@@ -60,10 +60,17 @@ ARCHS = {
 
 # GGUF tensor stem -> mlx_lm module path; "{i}" is the layer index.
 _LAYER_NAMES = {
-    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj", "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
-    "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
-    "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "attn_q_norm": "self_attn.q_norm",
+    "attn_k_norm": "self_attn.k_norm",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
 }
 _TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 
@@ -71,20 +78,34 @@ _TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "
 # llama-vocab.cpp). None: GPT-2's own regex, which ByteLevel applies itself.
 _GPT2 = None
 _DIGITS_THEN_GPT2 = r"\p{N}"
-_QWEN2 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
-          r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-_LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-           r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+_QWEN2 = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_LLAMA3 = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 PRE_TOKENIZERS = {
-    "default": _GPT2, "gpt2": _GPT2, "mpt": _GPT2, "olmo": _GPT2,
-    "smollm": _DIGITS_THEN_GPT2, "starcoder": _DIGITS_THEN_GPT2, "refact": _DIGITS_THEN_GPT2,
-    "qwen2": _QWEN2, "stablelm2": _QWEN2, "deepseek-r1-qwen": _QWEN2,
-    "llama-bpe": _LLAMA3, "llama3": _LLAMA3, "smaug-bpe": _LLAMA3,
+    "default": _GPT2,
+    "gpt2": _GPT2,
+    "mpt": _GPT2,
+    "olmo": _GPT2,
+    "smollm": _DIGITS_THEN_GPT2,
+    "starcoder": _DIGITS_THEN_GPT2,
+    "refact": _DIGITS_THEN_GPT2,
+    "qwen2": _QWEN2,
+    "stablelm2": _QWEN2,
+    "deepseek-r1-qwen": _QWEN2,
+    "llama-bpe": _LLAMA3,
+    "llama3": _LLAMA3,
+    "smaug-bpe": _LLAMA3,
 }
 _TOKEN_CONTROL, _TOKEN_USER_DEFINED = 3, 4
 
 
 # -- reading -------------------------------------------------------------------------
+
 
 def _scalar(v):
     if isinstance(v, mx.array):
@@ -101,7 +122,9 @@ def read_gguf(path: Path) -> tuple[dict[str, mx.array], dict]:
     except Exception as e:
         msg = one_line(e)
         if "extends past the end" in msg:
-            raise ModelLoadError(f"{path}: truncated or corrupt GGUF file ({msg.removeprefix('[load_gguf] ')})") from None
+            raise ModelLoadError(
+                f"{path}: truncated or corrupt GGUF file ({msg.removeprefix('[load_gguf] ')})"
+            ) from None
         if "gguf_init failed" in msg:
             raise ModelLoadError(f"{path}: not a GGUF file (or a corrupt header)") from None
         # A tensor type MLX does not read: decode the whole file with llama.cpp's reader.
@@ -114,8 +137,9 @@ def _read_with_gguf_py(path: Path, why: str) -> tuple[dict[str, mx.array], dict]
         import gguf
         from gguf.quants import dequantize
     except ImportError:
-        raise ModelLoadError(f"{path}: MLX cannot read a tensor type in this file ({why}); "
-                             "install the `gguf` package to dequantize it") from None
+        raise ModelLoadError(
+            f"{path}: MLX cannot read a tensor type in this file ({why}); install the `gguf` package to dequantize it"
+        ) from None
     try:
         reader = gguf.GGUFReader(str(path))
     except Exception as e:
@@ -127,13 +151,16 @@ def _read_with_gguf_py(path: Path, why: str) -> tuple[dict[str, mx.array], dict]
         try:
             arr = dequantize(t.data, t.tensor_type).reshape(shape)
         except NotImplementedError:
-            raise ModelLoadError(f"{path}: tensor {t.name} has type {t.tensor_type.name}, "
-                                 "which neither MLX nor the gguf package can decode") from None
+            raise ModelLoadError(
+                f"{path}: tensor {t.name} has type {t.tensor_type.name}, "
+                "which neither MLX nor the gguf package can decode"
+            ) from None
         weights[t.name] = mx.array(arr.astype(np.float32))
     return weights, meta
 
 
 # -- hyperparameters and names ---------------------------------------------------------
+
 
 def hyperparameters(meta: dict, path: Path) -> tuple[Arch, dict]:
     """(architecture, mlx_lm config.json) from GGUF metadata; unsupported -> one clear line."""
@@ -150,10 +177,12 @@ def hyperparameters(meta: dict, path: Path) -> tuple[Arch, dict]:
 
     heads = int(get("attention.head_count"))
     hidden = int(get("embedding_length"))
-    head_dim = int(get("attention.key_length", None, False) or get("rope.dimension_count", None, False)
-                   or hidden // heads)
-    if "rope.scaling.type" in {k.removeprefix(f"{name}.") for k in meta} and \
-            get("rope.scaling.type", "none", False) not in ("none", None):
+    head_dim = int(
+        get("attention.key_length", None, False) or get("rope.dimension_count", None, False) or hidden // heads
+    )
+    if "rope.scaling.type" in {k.removeprefix(f"{name}.") for k in meta} and get(
+        "rope.scaling.type", "none", False
+    ) not in ("none", None):
         raise ModelLoadError(f"{path}: RoPE scaling {get('rope.scaling.type')!r} is not supported yet")
     config = {
         "model_type": arch.model_type,
@@ -194,13 +223,16 @@ def _bits(weight: mx.array, scales: mx.array) -> int:
     return weight.shape[-1] * 32 // (scales.shape[-1] * NATIVE_QUANT_GROUP)
 
 
-def mlx_weights(weights: dict[str, mx.array], arch: Arch, config: dict, path: Path,
-                dtype: str) -> tuple[dict[str, mx.array], dict | None]:
+def mlx_weights(
+    weights: dict[str, mx.array], arch: Arch, config: dict, path: Path, dtype: str
+) -> tuple[dict[str, mx.array], dict | None]:
     """Renamed, un-permuted tensors in ``dtype`` (or kept quantized) and the quantization config."""
     out: dict[str, mx.array] = {}
     for name, w in weights.items():
         if name == "rope_freqs.weight":
-            raise ModelLoadError(f"{path}: per-dimension RoPE frequencies (Llama 3.1-style scaling) are not supported yet")
+            raise ModelLoadError(
+                f"{path}: per-dimension RoPE frequencies (Llama 3.1-style scaling) are not supported yet"
+            )
         new = _mlx_name(name)
         if new is None:
             raise ModelLoadError(f"{path}: unexpected tensor {name!r} for architecture {arch.model_type}")
@@ -232,11 +264,17 @@ def mlx_weights(weights: dict[str, mx.array], arch: Arch, config: dict, path: Pa
 def dequantize_triple(w: dict[str, mx.array], stem: str) -> mx.array:
     """Float32 weight of a quantized triple; scales and biases widened first so no half rounding."""
     weight, scales = w[f"{stem}.weight"], w[f"{stem}.scales"]
-    return mx.dequantize(weight, scales.astype(mx.float32), w[f"{stem}.biases"].astype(mx.float32),
-                         group_size=NATIVE_QUANT_GROUP, bits=_bits(weight, scales))
+    return mx.dequantize(
+        weight,
+        scales.astype(mx.float32),
+        w[f"{stem}.biases"].astype(mx.float32),
+        group_size=NATIVE_QUANT_GROUP,
+        bits=_bits(weight, scales),
+    )
 
 
 # -- tokenizer -------------------------------------------------------------------------
+
 
 def build_tokenizer(meta: dict, path: Path):
     """A ``tokenizers.Tokenizer`` from the GGUF vocabulary, merges and pre-tokenizer type."""
@@ -254,17 +292,24 @@ def build_tokenizer(meta: dict, path: Path):
     tok = Tokenizer(bpe)
     regex = PRE_TOKENIZERS[pre]
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=regex in (_GPT2, _DIGITS_THEN_GPT2))
-    tok.pre_tokenizer = byte_level if regex is None else pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(regex), behavior="isolated"), byte_level])
+    tok.pre_tokenizer = (
+        byte_level
+        if regex is None
+        else pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(regex), behavior="isolated"), byte_level])
+    )
     tok.decoder = decoders.ByteLevel()
     types = list(meta.get("tokenizer.ggml.token_type") or [])
-    special = [AddedToken(tokens[i], special=t == _TOKEN_CONTROL, normalized=False)
-               for i, t in enumerate(types) if t in (_TOKEN_CONTROL, _TOKEN_USER_DEFINED)]
+    special = [
+        AddedToken(tokens[i], special=t == _TOKEN_CONTROL, normalized=False)
+        for i, t in enumerate(types)
+        if t in (_TOKEN_CONTROL, _TOKEN_USER_DEFINED)
+    ]
     tok.add_tokens(special)
     bos = meta.get("tokenizer.ggml.bos_token_id")
     if meta.get("tokenizer.ggml.add_bos_token") and bos is not None:
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{tokens[bos]}:0 $A:0", pair=f"{tokens[bos]}:0 $A:0 $B:1", special_tokens=[(tokens[bos], bos)])
+            single=f"{tokens[bos]}:0 $A:0", pair=f"{tokens[bos]}:0 $A:0 $B:1", special_tokens=[(tokens[bos], bos)]
+        )
     else:
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
     return tok, tokens
@@ -282,7 +327,9 @@ def tokenizer_config(meta: dict, tokens: list[str], path: Path) -> dict:
     return {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "chat_template": template,
-        "bos_token": token("bos"), "eos_token": token("eos"), "pad_token": token("padding") or token("eos"),
+        "bos_token": token("bos"),
+        "eos_token": token("eos"),
+        "pad_token": token("padding") or token("eos"),
         "unk_token": token("unknown"),
         "add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", False)),
         "add_eos_token": bool(meta.get("tokenizer.ggml.add_eos_token", False)),
@@ -292,6 +339,7 @@ def tokenizer_config(meta: dict, tokens: list[str], path: Path) -> dict:
 
 
 # -- the reference forward pass (GGUF layout, NumPy) -----------------------------------
+
 
 def _rms(x, w, eps):
     return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * w
@@ -308,12 +356,13 @@ def _rope(x, theta, interleaved):
         out = np.empty_like(x)
         out[..., 0::2], out[..., 1::2] = a * cos - b * sin, a * sin + b * cos
         return out
-    a, b = x[..., : d // 2], x[..., d // 2:]
+    a, b = x[..., : d // 2], x[..., d // 2 :]
     return np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
 
 
 def reference_logits(weights: dict[str, mx.array], arch: Arch, config: dict, ids: list[int]) -> np.ndarray:
     """Logits of ``ids`` computed from the GGUF tensors as llama.cpp lays them out."""
+
     def get(name):
         if f"{name}.scales" in weights:
             return np.array(dequantize_triple(weights, name))
@@ -323,8 +372,12 @@ def reference_logits(weights: dict[str, mx.array], arch: Arch, config: dict, ids
         b = weights.get(f"{name}.bias")
         return 0.0 if b is None else np.array(b.astype(mx.float32))
 
-    nh, nkv, hd, eps = (config["num_attention_heads"], config["num_key_value_heads"],
-                        config["head_dim"], config["rms_norm_eps"])
+    nh, nkv, hd, eps = (
+        config["num_attention_heads"],
+        config["num_key_value_heads"],
+        config["head_dim"],
+        config["rms_norm_eps"],
+    )
     t = len(ids)
     x = get("token_embd")[ids]
     mask = np.triu(np.full((t, t), -np.inf, dtype=np.float32), 1)
@@ -355,8 +408,7 @@ def reference_logits(weights: dict[str, mx.array], arch: Arch, config: dict, ids
 CHECK_LIMITS = {"float32": 1e-3, "keep-quantized": 1e-2, "float16": 1e-2, "bfloat16": 5e-2}
 
 
-def check_logits(out_dir: Path, weights: dict[str, mx.array], arch: Arch, config: dict,
-                 dtype: str = "float32") -> dict:
+def check_logits(out_dir: Path, weights: dict[str, mx.array], arch: Arch, config: dict, dtype: str = "float32") -> dict:
     """Compare mlx_lm's logits of the converted directory with the reference; raise on mismatch."""
     import mlx_lm
 
@@ -371,12 +423,15 @@ def check_logits(out_dir: Path, weights: dict[str, mx.array], arch: Arch, config
     limit = CHECK_LIMITS[dtype]
     result = {"tokens": len(ids), "max_rel_error": round(err, 7), "top1_agreement": round(agree, 4), "limit": limit}
     if err > limit or agree < 0.9:
-        raise ModelLoadError(f"conversion check failed: logits differ from the GGUF reference (relative error "
-                             f"{err:.2e}, limit {limit:g} for {dtype}; top-1 agreement {agree:.0%}, at least 90 % needed)")
+        raise ModelLoadError(
+            f"conversion check failed: logits differ from the GGUF reference (relative error "
+            f"{err:.2e}, limit {limit:g} for {dtype}; top-1 agreement {agree:.0%}, at least 90 % needed)"
+        )
     return result
 
 
 # -- conversion ------------------------------------------------------------------------
+
 
 def auto_dtype() -> str:
     """Measured in benchmarks/gguf_dtype.py: on the CPU dense float32 goes through BLAS and
@@ -393,8 +448,11 @@ def convert(src: Path, out_dir: Path, dtype: str = "auto", check: bool = True, s
     weights, meta = read_gguf(src)
     arch, config = hyperparameters(meta, src)
     if dtype == "keep-quantized" and not any(k.endswith(".scales") for k in weights):
-        dtype = "float16" if all(v.dtype != mx.float32 for k, v in weights.items() if k.endswith(".weight")
-                                 and v.ndim == 2) else "float32"
+        dtype = (
+            "float16"
+            if all(v.dtype != mx.float32 for k, v in weights.items() if k.endswith(".weight") and v.ndim == 2)
+            else "float32"
+        )
     tok, tokens = build_tokenizer(meta, src)
     tok_config = tokenizer_config(meta, tokens, src)
     tensors, quant = mlx_weights(weights, arch, config, src, dtype)
@@ -411,12 +469,19 @@ def convert(src: Path, out_dir: Path, dtype: str = "auto", check: bool = True, s
         mx.save_safetensors(str(tmp / "model.safetensors"), tensors, metadata={"format": "mlx"})
         tok.save(str(tmp / "tokenizer.json"))
         _write_json(tmp / "tokenizer_config.json", tok_config)
-        _write_json(tmp / "special_tokens_map.json", {k: v for k, v in tok_config.items()
-                                                      if k.endswith("_token") and isinstance(v, str)})
+        _write_json(
+            tmp / "special_tokens_map.json",
+            {k: v for k, v in tok_config.items() if k.endswith("_token") and isinstance(v, str)},
+        )
         _write_json(tmp / "config.json", config)
-        manifest = {"source": str(src), "source_name": src.name, "architecture": arch.model_type,
-                    "dtype": dtype, "file_type": meta.get("general.file_type"),
-                    "name": meta.get("general.name")}
+        manifest = {
+            "source": str(src),
+            "source_name": src.name,
+            "architecture": arch.model_type,
+            "dtype": dtype,
+            "file_type": meta.get("general.file_type"),
+            "name": meta.get("general.name"),
+        }
         if check:
             manifest["check"] = check_logits(tmp, weights, arch, config, dtype)
             say(f"checked: logits match the GGUF reference (relative error {manifest['check']['max_rel_error']:.1e})")
@@ -449,8 +514,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"event": "done", "out": str(a.out), "cached": True}), flush=True)
         return 0
     try:
-        manifest = convert(a.file, a.out, a.dtype, check=not a.no_check,
-                           say=lambda s: print(json.dumps({"event": "message", "text": s}), flush=True))
+        manifest = convert(
+            a.file,
+            a.out,
+            a.dtype,
+            check=not a.no_check,
+            say=lambda s: print(json.dumps({"event": "message", "text": s}), flush=True),
+        )
     except ModelLoadError as e:
         print(json.dumps({"event": "error", "message": one_line(e)}), flush=True)
         return 2

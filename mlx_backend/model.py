@@ -32,11 +32,7 @@ def _set_offline() -> None:
 
 
 def _looks_like_path(name: str) -> bool:
-    return (
-        name.startswith(("/", ".", "~"))
-        or name.count("/") != 1
-        or os.sep != "/" and os.sep in name
-    )
+    return name.startswith(("/", ".", "~")) or name.count("/") != 1 or os.sep != "/" and os.sep in name
 
 
 def resolve_model_path(model: str) -> Path:
@@ -143,8 +139,10 @@ def set_thinking(tokenizer, thinking: str | None) -> None:
         return
     template = getattr(tokenizer, "chat_template", None) or ""
     if "enable_thinking" not in template:
-        raise ModelLoadError(f"[student] thinking = {thinking!r}: this model's chat template has no "
-                             "enable_thinking switch; use thinking = \"model-default\"")
+        raise ModelLoadError(
+            f"[student] thinking = {thinking!r}: this model's chat template has no "
+            'enable_thinking switch; use thinking = "model-default"'
+        )
     render = tokenizer.apply_chat_template
 
     def with_thinking(*args, **kwargs):
@@ -243,13 +241,10 @@ def chat_prompt(tokenizer, messages: list[dict], add_generation_prompt: bool = T
     Same call as mlx_lm's ChatDataset, so training tokenises prompts identically.
     """
     if not isinstance(messages, list) or not all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-        for m in messages
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
     ):
         raise ValueError("messages must be a list of {role: str, content: str}")
-    ids = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=add_generation_prompt, return_dict=False
-    )
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, return_dict=False)
     if isinstance(ids, dict) or hasattr(ids, "input_ids"):
         ids = ids["input_ids"]
     return list(ids)

@@ -22,12 +22,16 @@ def main() -> int:
         n += 1
     dt = time.perf_counter() - t0
     device = mx.default_device()
-    print(json.dumps({
-        "mlx_version": getattr(mx, "__version__", "unknown"),
-        "device": str(device.type).split(".")[-1],
-        "metal": bool(mx.metal.is_available()) if hasattr(mx, "metal") else False,
-        "gflops_f32": round(2 * 1024**3 * n / dt / 1e9, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "mlx_version": getattr(mx, "__version__", "unknown"),
+                "device": str(device.type).split(".")[-1],
+                "metal": bool(mx.metal.is_available()) if hasattr(mx, "metal") else False,
+                "gflops_f32": round(2 * 1024**3 * n / dt / 1e9, 1),
+            }
+        )
+    )
     return 0
 
 

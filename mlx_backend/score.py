@@ -102,8 +102,11 @@ def score(
             yield {"id": item_id, "error": "empty response: nothing to score"}
             continue
         if context is not None and len(prompt) + len(answer) > context:
-            yield {"id": item_id, "error": f"prompt + response have {len(prompt) + len(answer)} tokens, "
-                                           f"more than the model's context of {context}"}
+            yield {
+                "id": item_id,
+                "error": f"prompt + response have {len(prompt) + len(answer)} tokens, "
+                f"more than the model's context of {context}",
+            }
             continue
         pending[i] = {"id": item_id, "n_tokens": len(answer), "prompt_tokens": len(prompt)}
         rows.append((prompt + answer, len(prompt), i, "cond"))

@@ -64,8 +64,28 @@ Repeat exactly the following text. Copy the sentence word for word.
 _NAMES = ["Maria", "Tom", "Aisha", "Kenji", "Lena", "Omar", "Sofia", "Ravi", "Chen", "Ana"]
 _ITEMS = ["apples", "pencils", "books", "marbles", "cookies", "stamps", "coins", "tickets"]
 _VERBS = ["buys", "sells", "finds", "gives away", "collects", "loses", "eats", "counts"]
-_SYLLABLES = ["ka", "lo", "mi", "ter", "zan", "qu", "ril", "so", "ven", "dra", "pol", "nex",
-              "tu", "bar", "fi", "gom", "hel", "jas", "wex", "yor"]
+_SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ter",
+    "zan",
+    "qu",
+    "ril",
+    "so",
+    "ven",
+    "dra",
+    "pol",
+    "nex",
+    "tu",
+    "bar",
+    "fi",
+    "gom",
+    "hel",
+    "jas",
+    "wex",
+    "yor",
+]
 
 
 def _corpus(vocab_size: int) -> list[str]:
@@ -93,10 +113,12 @@ def _train_tokenizer(vocab_size: int):
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE(byte_fallback=False))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(_QWEN2_SPLIT), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_QWEN2_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size - len(SPECIAL_TOKENS),
@@ -207,25 +229,38 @@ def build_tiny_model(
         "tailor_tiny_seed": seed,
     }
     _write_json(out / "config.json", config)
-    _write_json(out / "tokenizer_config.json", {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "chat_template": CHAT_TEMPLATE,
-        "bos_token": None,
-        "eos_token": "<|im_end|>",
-        "pad_token": "<|endoftext|>",
-        "unk_token": None,
-        "model_max_length": max_position_embeddings,
-        "clean_up_tokenization_spaces": False,
-        "added_tokens_decoder": {
-            str(i): {"content": t, "special": True, "lstrip": False, "rstrip": False,
-                     "normalized": False, "single_word": False}
-            for t, i in ids.items()
+    _write_json(
+        out / "tokenizer_config.json",
+        {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "chat_template": CHAT_TEMPLATE,
+            "bos_token": None,
+            "eos_token": "<|im_end|>",
+            "pad_token": "<|endoftext|>",
+            "unk_token": None,
+            "model_max_length": max_position_embeddings,
+            "clean_up_tokenization_spaces": False,
+            "added_tokens_decoder": {
+                str(i): {
+                    "content": t,
+                    "special": True,
+                    "lstrip": False,
+                    "rstrip": False,
+                    "normalized": False,
+                    "single_word": False,
+                }
+                for t, i in ids.items()
+            },
         },
-    })
-    _write_json(out / "special_tokens_map.json", {
-        "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
-        "additional_special_tokens": ["<|im_start|>", "<|im_end|>"],
-    })
+    )
+    _write_json(
+        out / "special_tokens_map.json",
+        {
+            "eos_token": "<|im_end|>",
+            "pad_token": "<|endoftext|>",
+            "additional_special_tokens": ["<|im_start|>", "<|im_end|>"],
+        },
+    )
     _save_bf16(_weights(config, seed), out / "model.safetensors")
     return out
 
@@ -243,9 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-position-embeddings", type=int, default=2048)
     a = p.parse_args(argv)
     out = build_tiny_model(
-        a.out_dir, a.seed, hidden_size=a.hidden_size, num_layers=a.num_layers,
-        vocab_size=a.vocab_size, intermediate_size=a.intermediate_size,
-        num_heads=a.num_heads, num_kv_heads=a.num_kv_heads,
+        a.out_dir,
+        a.seed,
+        hidden_size=a.hidden_size,
+        num_layers=a.num_layers,
+        vocab_size=a.vocab_size,
+        intermediate_size=a.intermediate_size,
+        num_heads=a.num_heads,
+        num_kv_heads=a.num_kv_heads,
         max_position_embeddings=a.max_position_embeddings,
     )
     cfg = json.loads((out / "config.json").read_text())

@@ -70,21 +70,49 @@ EXIT_OK, EXIT_CANCELLED = 0, 130
 
 PARAMS: dict[str, tuple[type | tuple, object]] = {
     # name: (type(s), default)
-    "rank": (int, 8), "scale": ((int, float), 20.0), "dropout": ((int, float), 0.0),
-    "learning_rate": ((int, float), 1e-5), "schedule": (str, "constant"), "warmup": ((int, float), 0.0),
-    "weight_decay": ((int, float), 0.0), "batch_size": (int, 4), "grad_accumulation": (int, 1),
-    "iters": ((int, type(None)), None), "epochs": ((int, float, type(None)), None),
-    "max_seq_length": ((int, type(None)), None), "steps_per_report": (int, 10), "steps_per_eval": (int, 50),
-    "val_batches": (int, -1), "num_layers": (int, -1), "grad_checkpoint": (bool, False),
-    "save_every": (int, 100), "keep_checkpoints": (int, 2), "patience": (int, 0),
-    "min_delta": ((int, float), 0.0), "keep": (str, "best"), "seed": (int, 0), "truncate": (bool, False),
+    "rank": (int, 8),
+    "scale": ((int, float), 20.0),
+    "dropout": ((int, float), 0.0),
+    "learning_rate": ((int, float), 1e-5),
+    "schedule": (str, "constant"),
+    "warmup": ((int, float), 0.0),
+    "weight_decay": ((int, float), 0.0),
+    "batch_size": (int, 4),
+    "grad_accumulation": (int, 1),
+    "iters": ((int, type(None)), None),
+    "epochs": ((int, float, type(None)), None),
+    "max_seq_length": ((int, type(None)), None),
+    "steps_per_report": (int, 10),
+    "steps_per_eval": (int, 50),
+    "val_batches": (int, -1),
+    "num_layers": (int, -1),
+    "grad_checkpoint": (bool, False),
+    "save_every": (int, 100),
+    "keep_checkpoints": (int, 2),
+    "patience": (int, 0),
+    "min_delta": ((int, float), 0.0),
+    "keep": (str, "best"),
+    "seed": (int, 0),
+    "truncate": (bool, False),
 }
 # Above this share of examples longer than max_seq_length, training refuses unless told to
 # truncate: cut examples lose their final answer line, the thing the student must learn.
 MAX_TRUNCATED_SHARE = 0.01
 # The ones that change the trajectory: a resume must use the same values.
-TRAJECTORY = ("rank", "scale", "dropout", "learning_rate", "schedule", "warmup", "weight_decay", "batch_size",
-              "grad_accumulation", "max_seq_length", "num_layers", "seed")
+TRAJECTORY = (
+    "rank",
+    "scale",
+    "dropout",
+    "learning_rate",
+    "schedule",
+    "warmup",
+    "weight_decay",
+    "batch_size",
+    "grad_accumulation",
+    "max_seq_length",
+    "num_layers",
+    "seed",
+)
 
 
 def fit_length(lengths: list[int], context: int | None) -> int:
@@ -132,8 +160,15 @@ def check_params(params: dict) -> dict:
         if bad:
             raise JobError(f"bad value for params.{name}: {v!r}")
         out[name] = v
-    positive = ("rank", "batch_size", "grad_accumulation", "max_seq_length", "steps_per_report",
-                "steps_per_eval", "save_every")
+    positive = (
+        "rank",
+        "batch_size",
+        "grad_accumulation",
+        "max_seq_length",
+        "steps_per_report",
+        "steps_per_eval",
+        "save_every",
+    )
     for name in positive:
         if out[name] is not None and out[name] < 1:
             raise JobError(f"params.{name} must be at least 1, got {out[name]}")
@@ -171,10 +206,16 @@ def read_chat_jsonl(path: str) -> list[dict]:
                 except json.JSONDecodeError as e:
                     raise JobError(f"{path}:{n}: not valid JSON ({e.msg})") from None
                 msgs = row.get("messages") if isinstance(row, dict) else None
-                if (not isinstance(msgs, list) or len(msgs) < 2 or not all(
+                if (
+                    not isinstance(msgs, list)
+                    or len(msgs) < 2
+                    or not all(
                         isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                        for m in msgs) or msgs[-1]["role"] != "assistant"):
-                    raise JobError(f"{path}:{n}: expected {{\"messages\": [..., {{\"role\": \"assistant\", ...}}]}}")
+                        for m in msgs
+                    )
+                    or msgs[-1]["role"] != "assistant"
+                ):
+                    raise JobError(f'{path}:{n}: expected {{"messages": [..., {{"role": "assistant", ...}}]}}')
                 rows.append({"messages": msgs})
     except FileNotFoundError:
         raise JobError(f"data file not found: {path}") from None
@@ -271,8 +312,22 @@ class _Subset:
 
 
 class Controller:
-    def __init__(self, *, model, optimizer, valid_set, p: dict, iters: int, start_iter: int, run_dir: Path,
-                 events, state: dict, world, resume_state: dict | None, phash: str):
+    def __init__(
+        self,
+        *,
+        model,
+        optimizer,
+        valid_set,
+        p: dict,
+        iters: int,
+        start_iter: int,
+        run_dir: Path,
+        events,
+        state: dict,
+        world,
+        resume_state: dict | None,
+        phash: str,
+    ):
         import mlx.core as mx
 
         self.mx = mx
@@ -312,14 +367,20 @@ class Controller:
             self.train_seconds += new_tokens / tps
         self.trained_tokens = self._tokens_at_start + int(info["trained_tokens"])
         self.peak_memory = max(self.peak_memory, float(info["peak_memory"]))
-        self.events.emit("metric", iter=it, train_loss=_finite(info["train_loss"]),
-                         lr=_finite(info["learning_rate"]), tokens_per_s=round(tps, 3),
-                         peak_memory_gb=round(float(info["peak_memory"]), 4),
-                         trained_tokens=self.trained_tokens)
+        self.events.emit(
+            "metric",
+            iter=it,
+            train_loss=_finite(info["train_loss"]),
+            lr=_finite(info["learning_rate"]),
+            tokens_per_s=round(tps, 3),
+            peak_memory_gb=round(float(info["peak_memory"]), 4),
+            trained_tokens=self.trained_tokens,
+        )
 
     def on_val_loss_report(self, info: dict) -> None:
-        self.events.emit("metric", iter=info["iteration"], val_loss=_finite(info["val_loss"]),
-                         val_time=round(info["val_time"], 4))
+        self.events.emit(
+            "metric", iter=info["iteration"], val_loss=_finite(info["val_loss"]), val_time=round(info["val_time"], 4)
+        )
 
     # the iterate_batches hook ---------------------------------------------------
 
@@ -327,8 +388,14 @@ class Controller:
         """What mlx_lm's train() iterates: its own batches, replayed to the resume point."""
         from mlx_lm.tuner.trainer import iterate_batches
 
-        base = iterate_batches(dataset=dataset, batch_size=batch_size, max_seq_length=max_seq_length,
-                               loop=True, seed=self.p["seed"], comm_group=comm_group)
+        base = iterate_batches(
+            dataset=dataset,
+            batch_size=batch_size,
+            max_seq_length=max_seq_length,
+            loop=True,
+            seed=self.p["seed"],
+            comm_group=comm_group,
+        )
         rng = _NumpyRng()
         for _ in range(self.start_iter):  # same seed, same order: skip what was trained
             rng.next(base)
@@ -394,8 +461,9 @@ class Controller:
         full = n // bs
         if full:
             self.eval_rng.state = None  # the same batch order at every evaluation
-            gen = iterate_batches(dataset=dataset, batch_size=bs, max_seq_length=max_seq_length,
-                                  seed=1234, comm_group=comm_group)
+            gen = iterate_batches(
+                dataset=dataset, batch_size=bs, max_seq_length=max_seq_length, seed=1234, comm_group=comm_group
+            )
             while True:
                 try:
                     yield self.eval_rng.next(gen)
@@ -405,9 +473,10 @@ class Controller:
         rest -= rest % self.size
         if rest and self.p["val_batches"] == -1:
             len_fn = getattr(dataset, "itemlen", None) or (lambda i: len(dataset[i][0]))
-            idx = sorted(range(n), key=len_fn)[n - rest:]
-            yield from iterate_batches(dataset=_Subset(dataset, idx), batch_size=rest,
-                                       max_seq_length=max_seq_length, comm_group=comm_group)
+            idx = sorted(range(n), key=len_fn)[n - rest :]
+            yield from iterate_batches(
+                dataset=_Subset(dataset, idx), batch_size=rest, max_seq_length=max_seq_length, comm_group=comm_group
+            )
 
     def evaluate(self, it: int) -> None:
         from mlx_lm.tuner.trainer import evaluate
@@ -419,9 +488,15 @@ class Controller:
                 raise _StopEval()
 
         tic = time.perf_counter()
-        val = evaluate(model=self.model, dataset=self.valid_set, batch_size=self.eval_batch,
-                       num_batches=self.p["val_batches"], max_seq_length=self.p["max_seq_length"],
-                       iterate_batches=self.eval_batches, progress_callback=check)
+        val = evaluate(
+            model=self.model,
+            dataset=self.valid_set,
+            batch_size=self.eval_batch,
+            num_batches=self.p["val_batches"],
+            max_seq_length=self.p["max_seq_length"],
+            iterate_batches=self.eval_batches,
+            progress_callback=check,
+        )
         self.model.train()
         self.peak_memory = max(self.peak_memory, mx.get_peak_memory() / 1e9)
         self.last_eval_iter, self.last_val = it, _finite(val)
@@ -459,13 +534,25 @@ class Controller:
         tmp.mkdir()
         self.mx.save_safetensors(str(tmp / "adapters.safetensors"), self.adapter_weights())
         self.mx.save_safetensors(str(tmp / "optimizer.safetensors"), dict(tree_flatten(self.optimizer.state)))
-        _write_json(tmp / "state.json", {
-            "iter": it, "seed": self.p["seed"], "params_hash": self.phash, "iters": self.iters,
-            "best_val_loss": self.best_val, "best_iter": self.best_iter, "bad_evals": self.bad_evals,
-            "ref_val_loss": self.ref_val, "last_eval_iter": self.last_eval_iter, "last_val_loss": self.last_val,
-            "trained_tokens": self.trained_tokens, "train_seconds": self.train_seconds,
-            "data_position": it, "dropout_seed": f"dropout_seed(seed, iteration) for iteration > {it}",
-        })
+        _write_json(
+            tmp / "state.json",
+            {
+                "iter": it,
+                "seed": self.p["seed"],
+                "params_hash": self.phash,
+                "iters": self.iters,
+                "best_val_loss": self.best_val,
+                "best_iter": self.best_iter,
+                "bad_evals": self.bad_evals,
+                "ref_val_loss": self.ref_val,
+                "last_eval_iter": self.last_eval_iter,
+                "last_val_loss": self.last_val,
+                "trained_tokens": self.trained_tokens,
+                "train_seconds": self.train_seconds,
+                "data_position": it,
+                "dropout_seed": f"dropout_seed(seed, iteration) for iteration > {it}",
+            },
+        )
         final = root / name
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
@@ -488,11 +575,17 @@ def _finite(x) -> float | None:
 
 def _write_adapter_config(directory: Path, p: dict, num_layers: int, model: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    _write_json(directory / "adapter_config.json", {
-        "fine_tune_type": "lora", "num_layers": num_layers, "model": model,
-        "lora_parameters": {"rank": p["rank"], "scale": p["scale"], "dropout": p["dropout"]},
-        "trained_by": "tailor", "seed": p["seed"],
-    })
+    _write_json(
+        directory / "adapter_config.json",
+        {
+            "fine_tune_type": "lora",
+            "num_layers": num_layers,
+            "model": model,
+            "lora_parameters": {"rank": p["rank"], "scale": p["scale"], "dropout": p["dropout"]},
+            "trained_by": "tailor",
+            "seed": p["seed"],
+        },
+    )
 
 
 def plan_iters(p: dict, n_train: int, batch_size: int) -> int:
@@ -511,11 +604,21 @@ def build_optimizer(p: dict, iters: int):
     warmup_steps = int(round(warmup * updates)) if warmup < 1 else int(warmup)
     warmup_steps = min(warmup_steps, max(0, updates - 1))
     if p["schedule"] == "cosine":
-        lr = build_schedule({"name": "cosine_decay", "arguments": [p["learning_rate"], max(1, updates - warmup_steps), 0.0],
-                             "warmup": warmup_steps})
+        lr = build_schedule(
+            {
+                "name": "cosine_decay",
+                "arguments": [p["learning_rate"], max(1, updates - warmup_steps), 0.0],
+                "warmup": warmup_steps,
+            }
+        )
     elif warmup_steps:
-        lr = build_schedule({"name": "linear_schedule", "arguments": [p["learning_rate"], p["learning_rate"], 1],
-                             "warmup": warmup_steps})
+        lr = build_schedule(
+            {
+                "name": "linear_schedule",
+                "arguments": [p["learning_rate"], p["learning_rate"], 1],
+                "warmup": warmup_steps,
+            }
+        )
     else:
         lr = p["learning_rate"]
     return optim.AdamW(learning_rate=lr, weight_decay=p["weight_decay"])
@@ -568,10 +671,10 @@ def run_train(path: str, events, state: dict) -> int:
 
 def _train(job: dict, events, state: dict) -> int:
     import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_unflatten
     from mlx_lm.tuner.datasets import CacheDataset, ChatDataset
     from mlx_lm.tuner.trainer import TrainingArgs, train
     from mlx_lm.tuner.utils import linear_to_lora_layers
-    from mlx.utils import tree_flatten, tree_unflatten
 
     from .model import load_model
 
@@ -600,17 +703,24 @@ def _train(job: dict, events, state: dict) -> int:
     if too_long > MAX_TRUNCATED_SHARE * len(lengths) and not p["truncate"]:
         context = info.get("context")
         fit = f" (the model's context is {context})" if context else ""
-        raise JobError(f"{too_long} of {len(lengths)} examples ({100 * too_long / len(lengths):.1f} %) are longer "
-                       f"than max_seq_length {p['max_seq_length']} tokens; the longest is {max(lengths)}{fit}. "
-                       f"Set [train] max_seq_length = {max(lengths)}, or truncate = true to train on cut examples")
+        raise JobError(
+            f"{too_long} of {len(lengths)} examples ({100 * too_long / len(lengths):.1f} %) are longer "
+            f"than max_seq_length {p['max_seq_length']} tokens; the longest is {max(lengths)}{fit}. "
+            f"Set [train] max_seq_length = {max(lengths)}, or truncate = true to train on cut examples"
+        )
     if too_long:
-        ev.emit("message", text=f"{too_long} examples are longer than max_seq_length {p['max_seq_length']} "
-                                f"tokens and are truncated (longest {max(lengths)})")
+        ev.emit(
+            "message",
+            text=f"{too_long} examples are longer than max_seq_length {p['max_seq_length']} "
+            f"tokens and are truncated (longest {max(lengths)})",
+        )
 
     batch_size = p["batch_size"]
     if len(train_set) < batch_size:
         batch_size = len(train_set) - len(train_set) % size or size
-        ev.emit("message", text=f"only {len(train_set)} training examples: batch size {p['batch_size']} -> {batch_size}")
+        ev.emit(
+            "message", text=f"only {len(train_set)} training examples: batch size {p['batch_size']} -> {batch_size}"
+        )
     if batch_size % size:
         raise JobError(f"batch size {batch_size} is not divisible by the {size} distributed processes")
     p["batch_size"] = batch_size
@@ -643,38 +753,84 @@ def _train(job: dict, events, state: dict) -> int:
             _write_adapter_config(run_dir / d, p, num_layers, info["model"])
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
 
-    ctl = Controller(model=model, optimizer=optimizer, valid_set=valid_set, p=p, iters=iters,
-                     start_iter=start_iter, run_dir=run_dir, events=ev, state=state, world=world,
-                     resume_state=resume_state, phash=phash)
-    ev.emit("start", kind="train", total=iters, iters=iters, start_iter=start_iter,
-            n_train=len(train_set), n_valid=len(valid_set), batch_size=batch_size,
-            eval_batch_size=ctl.eval_batch, num_layers=num_layers, max_seq_length=p["max_seq_length"], trainable_params=int(trainable),
-            world_size=size, params_hash=phash, resumed_from=str(ckpt) if ckpt else None, **info)
+    ctl = Controller(
+        model=model,
+        optimizer=optimizer,
+        valid_set=valid_set,
+        p=p,
+        iters=iters,
+        start_iter=start_iter,
+        run_dir=run_dir,
+        events=ev,
+        state=state,
+        world=world,
+        resume_state=resume_state,
+        phash=phash,
+    )
+    ev.emit(
+        "start",
+        kind="train",
+        total=iters,
+        iters=iters,
+        start_iter=start_iter,
+        n_train=len(train_set),
+        n_valid=len(valid_set),
+        batch_size=batch_size,
+        eval_batch_size=ctl.eval_batch,
+        num_layers=num_layers,
+        max_seq_length=p["max_seq_length"],
+        trainable_params=int(trainable),
+        world_size=size,
+        params_hash=phash,
+        resumed_from=str(ckpt) if ckpt else None,
+        **info,
+    )
     args = TrainingArgs(
-        batch_size=batch_size, iters=iters - start_iter, val_batches=p["val_batches"],
-        steps_per_report=p["steps_per_report"], steps_per_eval=iters + 1, steps_per_save=10**12,
-        max_seq_length=p["max_seq_length"], adapter_file=str(run_dir / "last" / "adapters.safetensors"),
-        grad_checkpoint=p["grad_checkpoint"], grad_accumulation_steps=p["grad_accumulation"],
+        batch_size=batch_size,
+        iters=iters - start_iter,
+        val_batches=p["val_batches"],
+        steps_per_report=p["steps_per_report"],
+        steps_per_eval=iters + 1,
+        steps_per_save=10**12,
+        max_seq_length=p["max_seq_length"],
+        adapter_file=str(run_dir / "last" / "adapters.safetensors"),
+        grad_checkpoint=p["grad_checkpoint"],
+        grad_accumulation_steps=p["grad_accumulation"],
     )
     mx.reset_peak_memory()
     state["loading"] = False
     tic = time.perf_counter()
     if iters > start_iter:
-        train(model=model, optimizer=optimizer, train_dataset=train_set, val_dataset=None, args=args,
-              iterate_batches=ctl.batches, training_callback=ctl)
+        train(
+            model=model,
+            optimizer=optimizer,
+            train_dataset=train_set,
+            val_dataset=None,
+            args=args,
+            iterate_batches=ctl.batches,
+            training_callback=ctl,
+        )
     ctl.finish()
 
     ctl.save_adapter(run_dir / "last")
     keep_dir = run_dir / ("last" if p["keep"] == "last" or ctl.best_iter is None else "adapters")
     seconds = time.perf_counter() - tic
     stats = {
-        "stop_reason": ctl.stop_reason, "final_iter": ctl.done_iter, "iters": iters, "start_iter": start_iter,
-        "best_iter": ctl.best_iter, "best_val_loss": _finite(ctl.best_val) if ctl.best_val is not None else None,
+        "stop_reason": ctl.stop_reason,
+        "final_iter": ctl.done_iter,
+        "iters": iters,
+        "start_iter": start_iter,
+        "best_iter": ctl.best_iter,
+        "best_val_loss": _finite(ctl.best_val) if ctl.best_val is not None else None,
         "last_val_loss": _finite(ctl.last_val) if ctl.last_val is not None else None,
-        "adapter_path": str(keep_dir), "keep": p["keep"], "trained_tokens": ctl.trained_tokens,
+        "adapter_path": str(keep_dir),
+        "keep": p["keep"],
+        "trained_tokens": ctl.trained_tokens,
         "tokens_per_s": round(ctl.trained_tokens / ctl.train_seconds, 3) if ctl.train_seconds else 0.0,
         "peak_memory_gb": round(max(ctl.peak_memory, mx.get_peak_memory() / 1e9), 4),
-        "max_rss_gb": _max_rss_gb(), "seconds": round(seconds, 3), "world_size": size,
+        "max_rss_gb": _max_rss_gb(),
+        "seconds": round(seconds, 3),
+        "world_size": size,
     }
     if ctl.stop_reason == "interrupted":
         ev.emit("cancelled", done=ctl.done_iter, iter=ctl.done_iter, checkpoint=ctl.last_checkpoint, stats=stats)
@@ -696,8 +852,11 @@ def _max_rss_gb() -> float:
 def launch_command(job_path: Path, launch: dict, python: str | None = None) -> list[str]:
     """``mlx.launch`` running this job on every host / process of ``launch``."""
     py = python or sys.executable
-    cmd = [py, "-c", "import sys; from mlx._distributed_utils.launch import main; "
-                     "sys.argv[0] = 'mlx.launch'; sys.exit(main())"]
+    cmd = [
+        py,
+        "-c",
+        "import sys; from mlx._distributed_utils.launch import main; sys.argv[0] = 'mlx.launch'; sys.exit(main())",
+    ]
     if launch.get("hostfile"):
         cmd += ["--hostfile", str(launch["hostfile"])]
     if launch.get("processes"):
@@ -727,8 +886,9 @@ def _relay(job: dict, events, state: dict) -> int:
     events.emit("message", text="mlx.launch " + " ".join(cmd[3:]))
     # stdin: a pipe that stays open and empty (mlx.launch forwards stdin to every rank and
     # would spin on an EOF); its own session, so a second signal can end every rank at once.
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, start_new_session=True
+    )
     state["loading"] = False
     finished = {"status": None}
 

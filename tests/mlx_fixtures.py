@@ -53,8 +53,12 @@ def write_job(tmp_path: Path, job: dict, name: str = "job.json") -> Path:
 def run_job(tmp_path: Path, job: dict, timeout: float = 60) -> tuple[list[dict], int, str]:
     """Run ``python -m mlx_backend`` on ``job``; return (events, exit code, stderr)."""
     proc = subprocess.run(
-        job_command(write_job(tmp_path, job)), capture_output=True, text=True,
-        timeout=timeout, cwd=REPO, env=job_env(),
+        job_command(write_job(tmp_path, job)),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=job_env(),
     )
     # Every stdout line must be one JSON event.
     events = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -73,10 +77,17 @@ def user(text: str) -> list[dict]:
 
 # mlx_lm / HF module path -> GGUF tensor stem (llama.cpp's tensor_mapping.py)
 _HF_TO_GGUF_LAYER = {
-    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
-    "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_norm": "attn_q_norm",
+    "self_attn.k_norm": "attn_k_norm",
 }
 _HF_TO_GGUF_TOP = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
 
@@ -116,20 +127,32 @@ def tokenizer_metadata(model_dir: Path) -> dict:
     merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
     types = [(3 if added[t]["special"] else 4) if t in added else 1 for t in tokens]
     return {
-        "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "qwen2",
-        "tokenizer.ggml.tokens": tokens, "tokenizer.ggml.merges": merges, "tokenizer.ggml.token_type": types,
-        "tokenizer.ggml.bos_token_id": vocab["<|endoftext|>"], "tokenizer.ggml.eos_token_id": vocab[tcfg["eos_token"]],
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.pre": "qwen2",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.merges": merges,
+        "tokenizer.ggml.token_type": types,
+        "tokenizer.ggml.bos_token_id": vocab["<|endoftext|>"],
+        "tokenizer.ggml.eos_token_id": vocab[tcfg["eos_token"]],
         "tokenizer.ggml.padding_token_id": vocab[tcfg["pad_token"]],
         "tokenizer.chat_template": tcfg["chat_template"],
     }
 
 
-def write_gguf(path: Path, arch: str, config: dict, tensors: dict, tokenizer: dict, *,
-               set_meta: dict | None = None, drop_meta: tuple = ()) -> Path:
+def write_gguf(
+    path: Path,
+    arch: str,
+    config: dict,
+    tensors: dict,
+    tokenizer: dict,
+    *,
+    set_meta: dict | None = None,
+    drop_meta: tuple = (),
+) -> Path:
     """Write a GGUF file with gguf-py's writer. ``tensors``: GGUF name -> (float32 array, type name)
     or (raw uint8 blocks, type name) for a type gguf-py cannot quantize; ``config`` is HF-style."""
-    import numpy as np
     import gguf
+    import numpy as np
     from gguf import GGMLQuantizationType as T
 
     w = gguf.GGUFWriter(str(path), arch)

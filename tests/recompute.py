@@ -5,8 +5,17 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from app.stats import (benjamini_hochberg, delta_interval, holm, min_detectable_effect, paired_t, seed_summary,
-                       sign_flip_test, welch_t, within_problem_test)
+from app.stats import (
+    benjamini_hochberg,
+    delta_interval,
+    holm,
+    min_detectable_effect,
+    paired_t,
+    seed_summary,
+    sign_flip_test,
+    welch_t,
+    within_problem_test,
+)
 
 
 def recompute(c: dict) -> None:
@@ -30,8 +39,7 @@ def recompute(c: dict) -> None:
         assert t.p == c["seed_p"]
         if t.p is not None:
             assert t.p == pytest.approx(sps.ttest_rel(other.mean(axis=1), ref.mean(axis=1)).pvalue)
-    ci = delta_interval(ref, other, paired=c["paired"], n_boot=cmp["n_boot"], seed=cmp["boot_seed"],
-                        alpha=cmp["alpha"])
+    ci = delta_interval(ref, other, paired=c["paired"], n_boot=cmp["n_boot"], seed=cmp["boot_seed"], alpha=cmp["alpha"])
     assert [ci.low, ci.high] == pytest.approx(c["delta_ci"])
     assert c["mde"] == pytest.approx(min_detectable_effect(ref, other, alpha=cmp["alpha"]))
     if c["paired"]:
@@ -40,16 +48,20 @@ def recompute(c: dict) -> None:
     else:
         assert welch_t(ref.mean(axis=1), other.mean(axis=1)).p == c["seed_p"]
         diff = other.mean(axis=0) - ref.mean(axis=0)
-        assert c["flips"] == {"gained": int((diff > 0).sum()), "lost": int((diff < 0).sum()),
-                              "unit": "problems (seed means)"}
+        assert c["flips"] == {
+            "gained": int((diff > 0).sum()),
+            "lost": int((diff < 0).sum()),
+            "unit": "problems (seed means)",
+        }
 
 
 def recompute_family(rows: list[dict], primary: str) -> None:
     first = [r for r in rows if r["tier"] == primary]
     for r, a in zip(first, holm([r["p"] for r in first])):
         assert r["p_adjusted"] == pytest.approx(a)
-        assert r["verdict"] == ("no significant difference" if a is None or a >= 0.05
-                                else ("better" if r["delta"] > 0 else "DEGRADED"))
+        assert r["verdict"] == (
+            "no significant difference" if a is None or a >= 0.05 else ("better" if r["delta"] > 0 else "DEGRADED")
+        )
     rest = [r for r in rows if r["tier"] != primary]
     for r, a in zip(rest, benjamini_hochberg([r["p"] for r in rest])):
         assert r["p_adjusted"] == pytest.approx(a) and r["exploratory"]

@@ -12,10 +12,22 @@ from app.jobs import MlxJob
 
 
 def _greedy(model, blas):
-    spec = {"kind": "generate", "model": str(model), "adapter": None, "dtype": "float32",
-            "params": {"temperature": 0.0, "top_p": 1.0, "max_batch": 4},
-            "items": [{"id": str(i), "messages": [{"role": "user", "content": f"What is {i} plus {i + 3}?"}],
-                       "max_tokens": 24, "seed": i} for i in range(6)]}
+    spec = {
+        "kind": "generate",
+        "model": str(model),
+        "adapter": None,
+        "dtype": "float32",
+        "params": {"temperature": 0.0, "top_p": 1.0, "max_batch": 4},
+        "items": [
+            {
+                "id": str(i),
+                "messages": [{"role": "user", "content": f"What is {i} plus {i + 3}?"}],
+                "max_tokens": 24,
+                "seed": i,
+            }
+            for i in range(6)
+        ],
+    }
     results, starts = {}, []
 
     def on_event(ev):
@@ -43,9 +55,14 @@ def test_greedy_generation_identical_with_and_without_preload(tiny_model_dir):
 @pytest.mark.skipif(platform.system() != "Linux" or not find_blas(), reason="needs a system OpenBLAS on Linux")
 def test_auto_dtype_follows_the_preload(tiny_model_dir):
     def start_dtype(blas):
-        spec = {"kind": "generate", "model": str(tiny_model_dir), "adapter": None, "dtype": "auto",
-                "params": {"temperature": 0.0, "top_p": 1.0, "max_batch": 1},
-                "items": [{"id": "a", "messages": [{"role": "user", "content": "1+1?"}], "max_tokens": 2, "seed": 0}]}
+        spec = {
+            "kind": "generate",
+            "model": str(tiny_model_dir),
+            "adapter": None,
+            "dtype": "auto",
+            "params": {"temperature": 0.0, "top_p": 1.0, "max_batch": 1},
+            "items": [{"id": "a", "messages": [{"role": "user", "content": "1+1?"}], "max_tokens": 2, "seed": 0}],
+        }
         seen = []
         MlxJob(spec, blas=blas).run(lambda ev: seen.append(ev) if ev["event"] == "start" else None)
         return seen[0]["dtype"]

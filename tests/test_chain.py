@@ -14,7 +14,10 @@ def test_diagnose_grade_sample_teach_verify_export(project, tiny_model_dir, caps
     cfg = project / "tailor.toml"
     text = cfg.read_text().replace('model = "mlx-community/Qwen2.5-1.5B-Instruct-4bit"', f'model = "{tiny_model_dir}"')
     cfg.write_text(text.replace("max_tokens = 1024", "max_tokens = 8"))
-    run = lambda *a: main(["--project", str(project), *a])
+
+    def run(*a):
+        return main(["--project", str(project), *a])
+
     assert run("import", str(BUNDLED)) == 0
     assert run("diagnose", "--limit", "40") == 0
     assert run("grade") == 0
@@ -49,8 +52,24 @@ def test_diagnose_grade_sample_teach_verify_export(project, tiny_model_dir, caps
     assert f"max_seq_length {tokens['longest']} (fitted to the longest" in said
     assert "20 responses are longer than the student's generation budget" in said
     # ... and training uses that value (the profile leaves max_seq_length unset).
-    assert run("train", "--dataset", "d1", "--iters", "2", "--set", "batch_size=2", "--set", "steps_per_eval=2",
-               "--set", "steps_per_report=1", "--set", "save_every=2") == 0
+    assert (
+        run(
+            "train",
+            "--dataset",
+            "d1",
+            "--iters",
+            "2",
+            "--set",
+            "batch_size=2",
+            "--set",
+            "steps_per_eval=2",
+            "--set",
+            "steps_per_report=1",
+            "--set",
+            "save_every=2",
+        )
+        == 0
+    )
     from app.store import Store
 
     (trained,) = Store(project / "tailor.db").runs()

@@ -14,8 +14,14 @@ import pytest
 from app.records import Attempt, Problem
 from app.store import Store
 
-VERDICT = {"answer_correct": True, "logical": True, "complete": True, "minor_error": False, "grade": "easy",
-           "rationale": "fine"}
+VERDICT = {
+    "answer_correct": True,
+    "logical": True,
+    "complete": True,
+    "minor_error": False,
+    "grade": "easy",
+    "rationale": "fine",
+}
 
 
 class Judge:
@@ -36,9 +42,18 @@ class Judge:
             def do_POST(self):
                 self.rfile.read(int(self.headers["Content-Length"]))
                 time.sleep(delay)
-                data = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant",
-                                   "content": json.dumps(VERDICT)}, "finish_reason": "stop"}],
-                                   "usage": {"prompt_tokens": 5, "completion_tokens": 5}}).encode()
+                data = json.dumps(
+                    {
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": json.dumps(VERDICT)},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 5, "completion_tokens": 5},
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -54,10 +69,14 @@ class Judge:
 
 
 def tailor(project: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "app.cli", "--project", str(project), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={"PATH": "/usr/bin:/bin", "JUDGE_KEY": "sk-loop"},
-                            cwd=Path(__file__).resolve().parent.parent)
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--project", str(project), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "JUDGE_KEY": "sk-loop"},
+        cwd=Path(__file__).resolve().parent.parent,
+    )
 
 
 @pytest.fixture
@@ -73,22 +92,46 @@ def test_grade_beside_imports_loses_nothing(project, judge, tmp_path):
     text = cfg.read_text()
     start = text.index("[judge]")
     end = text.index("\n[", start + 1)
-    cfg.write_text(text[:start] + f'[judge]\nprovider = "openai"\nbase_url = "{judge.url}"\nmodel = "j"\n'
-                   f'api_key_env = "JUDGE_KEY"\nconcurrency = 16\n' + text[end:])
+    cfg.write_text(
+        text[:start] + f'[judge]\nprovider = "openai"\nbase_url = "{judge.url}"\nmodel = "j"\n'
+        f'api_key_env = "JUDGE_KEY"\nconcurrency = 16\n' + text[end:]
+    )
     n = 240
     with Store(project / "tailor.db") as store:
-        store.insert_problems([Problem(id=f"p{i:04d}", question=f"What is {i} + 1?", answer=str(i + 1))
-                               for i in range(n)])
+        store.insert_problems(
+            [Problem(id=f"p{i:04d}", question=f"What is {i} + 1?", answer=str(i + 1)) for i in range(n)]
+        )
         with store.transaction():
             for i in range(n):
-                store.insert_attempt(Attempt(key=f"k{i}", problem_id=f"p{i:04d}", purpose="diagnose",
-                                             model="student", prompt_hash="sp", params={},
-                                             text=f"The answer is \\boxed{{{i + 1}}}.", extracted=str(i + 1)))
+                store.insert_attempt(
+                    Attempt(
+                        key=f"k{i}",
+                        problem_id=f"p{i:04d}",
+                        purpose="diagnose",
+                        model="student",
+                        prompt_hash="sp",
+                        params={},
+                        text=f"The answer is \\boxed{{{i + 1}}}.",
+                        extracted=str(i + 1),
+                    )
+                )
     files = []
     for f in range(4):
         path = tmp_path / f"more{f}.jsonl"
-        path.write_text("".join(json.dumps({"id": f"m{f}-{i}", "question": f"Import {f}, question {i}: {i} * 7?",
-                                            "answer": str(7 * i), "split": "train"}) + "\n" for i in range(3000)))
+        path.write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "id": f"m{f}-{i}",
+                        "question": f"Import {f}, question {i}: {i} * 7?",
+                        "answer": str(7 * i),
+                        "split": "train",
+                    }
+                )
+                + "\n"
+                for i in range(3000)
+            )
+        )
         files.append(path)
 
     grading = tailor(project, "grade")
@@ -121,9 +164,18 @@ def test_one_slow_request_does_not_hold_up_the_others(store):
     n = 60
     for i in range(n):
         store.insert_problems([Problem(id=f"p{i:02d}", question=f"Q{i:02d}: 1 + {i}?", answer=str(i + 1))])
-        store.insert_attempt(Attempt(key=f"k{i}", problem_id=f"p{i:02d}", purpose="diagnose", model="student",
-                                     prompt_hash="sp", params={}, text=f"The answer is \\boxed{{{i + 1}}}.",
-                                     extracted=str(i + 1)))
+        store.insert_attempt(
+            Attempt(
+                key=f"k{i}",
+                problem_id=f"p{i:02d}",
+                purpose="diagnose",
+                model="student",
+                prompt_hash="sp",
+                params={},
+                text=f"The answer is \\boxed{{{i + 1}}}.",
+                extracted=str(i + 1),
+            )
+        )
     others_done = threading.Event()
     answered = []
     lock = threading.Lock()
@@ -137,8 +189,18 @@ def test_one_slow_request_does_not_hold_up_the_others(store):
             answered.append(slow)
             if len(answered) == n - 1 and not slow:
                 others_done.set()
-        return httpx.Response(200, json={"choices": [{"index": 0, "message": {"role": "assistant",
-                              "content": json.dumps(VERDICT)}, "finish_reason": "stop"}]})
+        return httpx.Response(
+            200,
+            json={
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": json.dumps(VERDICT)},
+                        "finish_reason": "stop",
+                    }
+                ]
+            },
+        )
 
     class Threaded(httpx.AsyncBaseTransport):
         """The handler runs in a thread, as a real server's would, so one can wait."""
@@ -149,7 +211,8 @@ def test_one_slow_request_does_not_hold_up_the_others(store):
             await request.aread()
             return await asyncio.to_thread(handler, request)
 
-    cfg = parse_config('[judge]\nprovider = "openai"\nbase_url = "https://judge.test/v1"\nmodel = "j"\n'
-                       'concurrency = 4\n')
+    cfg = parse_config(
+        '[judge]\nprovider = "openai"\nbase_url = "https://judge.test/v1"\nmodel = "j"\nconcurrency = 4\n'
+    )
     res = grade(cfg, store, RecordingEvents(), transport=Threaded(), retry=RetryPolicy(max_retries=0))
     assert res.graded == n and answered[-1] is True  # the slow one last; nobody waited for it

@@ -13,8 +13,10 @@ from app.pipeline.importing import import_file
 from app.records import Problem
 from app.store import Store
 
-LONG_Q = ("A train leaves the station at nine in the morning travelling at sixty miles per hour "
-          "towards a city that is three hundred miles away; how many hours does the journey take")
+LONG_Q = (
+    "A train leaves the station at nine in the morning travelling at sixty miles per hour "
+    "towards a city that is three hundred miles away; how many hours does the journey take"
+)
 
 
 def write(path, rows):
@@ -34,8 +36,10 @@ def test_a_question_already_in_another_split_is_refused_naming_both(store, tmp_p
 
 
 def test_the_same_question_twice_in_one_file_with_two_splits_is_refused(store, tmp_path):
-    rows = [{"question": "What is 3+3?", "answer": "6", "split": "train"},
-            {"question": "What is 3+3?", "answer": "6.0", "split": "test"}]
+    rows = [
+        {"question": "What is 3+3?", "answer": "6", "split": "train"},
+        {"question": "What is 3+3?", "answer": "6.0", "split": "test"},
+    ]
     with pytest.raises(ImportFileError, match="a question lives in one split only"):
         import_file(store, write(tmp_path / "b.jsonl", rows))
     assert store.problems() == []
@@ -52,8 +56,12 @@ def test_a_planted_near_duplicate_is_found_and_an_unrelated_question_is_not():
         p("tr-exact", LONG_Q.upper() + "!", "train"),
         p("tr-near", LONG_Q.replace("nine", "ten"), "valid"),
         p("tr-bench", "compute the sum of the first hundred positive odd integers and explain each step.", "train"),
-        p("tr-other", "A farmer has seventeen sheep and all but nine run away; how many sheep are left "
-                      "standing in the field at the end of the long and tiring day", "train"),
+        p(
+            "tr-other",
+            "A farmer has seventeen sheep and all but nine run away; how many sheep are left "
+            "standing in the field at the end of the long and tiring day",
+            "train",
+        ),
     ]
     pairs = find_contamination(problems)
     got = {(x.train_id, x.held_id, x.kind) for x in pairs}

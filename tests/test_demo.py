@@ -16,8 +16,11 @@ def test_prepare_tiny_builds_an_offline_project_and_is_idempotent(tmp_path):
     prepare(d, said.append, TINY)
     cfg = load_config(d)
     assert cfg.student.model == "model" and (d / "model" / "config.json").exists()
-    assert (cfg.judge.provider, cfg.teachers.short.provider, cfg.teachers.long.provider) == ("rules", "reference",
-                                                                                           "reference")
+    assert (cfg.judge.provider, cfg.teachers.short.provider, cfg.teachers.long.provider) == (
+        "rules",
+        "reference",
+        "reference",
+    )
     assert cfg.student.max_tokens == 64 and cfg.eval.tiers["R6"].max_tokens == 12
     assert cfg.eval.tiers["R6"].instruction  # the default instruction is kept, only the budget shrinks
     with Store(d / DB_NAME) as store:

@@ -52,6 +52,7 @@ def test_cancel_keeps_finished_attempts(tiny_project, store):
                 on_event(ev)
                 if ev.get("event") == "result":
                     self.cancel()
+
             return super().run(wrapped)
 
     cfg = load_config(tiny_project)
@@ -109,8 +110,10 @@ def test_limit_is_a_seeded_draw_stratified_over_categories():
 
     # Categories stored in order, the first one large: "the first N" would be all algebra.
     cats = ["algebra"] * 60 + ["geometry"] * 30 + ["number_theory"] * 10
-    probs = [Problem(id=f"{c[:3]}{i:03d}", question=f"q{i}", answer="1", category=c, split="train")
-             for i, c in enumerate(cats)]
+    probs = [
+        Problem(id=f"{c[:3]}{i:03d}", question=f"q{i}", answer="1", category=c, split="train")
+        for i, c in enumerate(cats)
+    ]
     got = spread_limit(probs, 20)
     assert Counter(p.category for p in got) == {"algebra": 12, "geometry": 6, "number_theory": 2}
     assert got == spread_limit(list(reversed(probs)), 20)[::-1]  # the same draw whatever the order

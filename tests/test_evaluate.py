@@ -10,6 +10,7 @@ import statistics
 
 import httpx
 import pytest
+from recompute import recompute, recompute_family
 
 from app.config import parse_config
 from app.events import RecordingEvents
@@ -20,7 +21,6 @@ from app.records import Problem, Run
 from app.remote import RetryPolicy
 from app.results import collect
 from app.stats import mcnemar, paired_t, seed_summary, sign_flip_test
-from recompute import recompute, recompute_family
 
 FAST = RetryPolicy(max_retries=1, backoff_base=0.0, backoff_max=0.0, retry_after_max=0.0)
 JUDGE = """
@@ -49,8 +49,15 @@ class FakeJob:
             question = item["messages"][-1]["content"]
             answer = next((a for q, a in known if q in question), "0")
             text = f"Step one. Step two. The answer is \\boxed{{{answer}}}."
-            on_event({"event": "result", "id": item["id"], "text": text, "n_tokens": min(12, item["max_tokens"]),
-                      "finish_reason": "stop"})
+            on_event(
+                {
+                    "event": "result",
+                    "id": item["id"],
+                    "text": text,
+                    "n_tokens": min(12, item["max_tokens"]),
+                    "finish_reason": "stop",
+                }
+            )
         return JobOutcome(status="done", returncode=0)
 
 
@@ -60,8 +67,17 @@ def _reset_fake():
 
 
 def add_problems(store, n=10):
-    probs = [Problem(id=f"t{i:02d}", question=f"Question t{i:02d}: what is {i} + {i}?", answer=str(2 * i),
-                     category="arith" if i % 2 else "algebra", split="test", source="bundled") for i in range(n)]
+    probs = [
+        Problem(
+            id=f"t{i:02d}",
+            question=f"Question t{i:02d}: what is {i} + {i}?",
+            answer=str(2 * i),
+            category="arith" if i % 2 else "algebra",
+            split="test",
+            source="bundled",
+        )
+        for i in range(n)
+    ]
     store.insert_problems(probs)
     return probs
 
@@ -70,8 +86,14 @@ def add_run(store, project, tmp_path, seed, label="acotd", model=None, status="d
     d = tmp_path / f"run{label}{seed}" / "adapters"
     d.mkdir(parents=True)
     (d / "adapters.safetensors").write_bytes(b"")
-    run = Run(id=f"{label}-s{seed}", seed=seed, config={"model": model or student_model(parse_config(""), project)},
-              status=status, adapter_path=str(d), label=label)
+    run = Run(
+        id=f"{label}-s{seed}",
+        seed=seed,
+        config={"model": model or student_model(parse_config(""), project)},
+        status=status,
+        adapter_path=str(d),
+        label=label,
+    )
     store.insert_run(run)
     return run
 
@@ -123,8 +145,9 @@ def test_runs_sweeps_and_benchmarks_are_selected(project, store, tmp_path):
     store.insert_problems([Problem(id="m1", question="Question m1: 1+1?", answer="2", split="test", source="math500")])
     a = add_run(store, project, tmp_path, 0)
     add_run(store, project, tmp_path, 1)
-    res = evaluate(parse_config(""), store, RecordingEvents(), project=project, runs=[a.id], benchmark="math500",
-                   job_cls=FakeJob)
+    res = evaluate(
+        parse_config(""), store, RecordingEvents(), project=project, runs=[a.id], benchmark="math500", job_cls=FakeJob
+    )
     assert res.problems == 1 and res.targets == ["base", "acotd seed 0"]
     with pytest.raises(EvalError, match="--benchmark 'gsm8k': no problems imported from that source"):
         evaluate(parse_config(""), store, RecordingEvents(), project=project, benchmark="gsm8k", job_cls=FakeJob)
@@ -156,8 +179,9 @@ def test_results_statistics_equal_what_the_store_holds(project, store, tmp_path)
     assert conf["p"] == pytest.approx(1 / 16) and conf["verdict"] == "no significant difference"
     # Every number recomputes from the attempts in the store.
     by_seed = lambda rows: [[bool(a.correct) for a in sorted(rows, key=lambda a: a.problem_id)]]  # noqa: E731
-    base = [by_seed([a for a in store.eval_attempts(base_only=True) if a.params["eval_seed"] == r.seed])[0]
-            for r in runs]
+    base = [
+        by_seed([a for a in store.eval_attempts(base_only=True) if a.params["eval_seed"] == r.seed])[0] for r in runs
+    ]
     mine = [by_seed(store.eval_attempts(run_id=r.id))[0] for r in runs]
     assert conf["p"] == sign_flip_test(base, mine).p
     assert conf["comparison"]["mcnemar"][0]["result"]["p"] == pytest.approx(mcnemar(base[0], mine[0]).p)
@@ -165,8 +189,9 @@ def test_results_statistics_equal_what_the_store_holds(project, store, tmp_path)
     (base_row,) = [t for t in res["tiers"] if t["label"] == "base"]
     assert base_row["accuracy"] == pytest.approx(0.4) and base_row["mean_words"] == 8 and base_row["mean_tokens"] == 12
     cats = {(c["label"], c["category"]): c for c in res["categories"]}
-    assert cats[("base", "algebra")]["accuracy"] == pytest.approx(statistics.fmean(
-        p.id in {q.id for q in probs[:4]} for p in probs if p.category == "algebra"))
+    assert cats[("base", "algebra")]["accuracy"] == pytest.approx(
+        statistics.fmean(p.id in {q.id for q in probs[:4]} for p in probs if p.category == "algebra")
+    )
     assert [r["id"] for r in res["runs"]] == [r.id for r in runs]
 
 
@@ -179,8 +204,8 @@ def test_worse_than_baseline_is_degraded_on_the_adjusted_headline_p(project, sto
     evaluate(parse_config(""), store, RecordingEvents(), project=project, job_cls=FakeJob)
     (conf,) = collect(store, n_boot=500)["configurations"]
     # 7 problems lost at every seed but one: all signs one way, exact p = 2 / 2^7, mid-p half that.
-    assert conf["comparison"]["test"]["p_conventional"] == pytest.approx(2 / 2 ** 7)
-    assert conf["p"] == pytest.approx(1 / 2 ** 7) and conf["p_adjusted"] == conf["p"]
+    assert conf["comparison"]["test"]["p_conventional"] == pytest.approx(2 / 2**7)
+    assert conf["p"] == pytest.approx(1 / 2**7) and conf["p_adjusted"] == conf["p"]
     assert conf["verdict"] == "DEGRADED" and conf["degraded"]
     assert conf["flips"] == {"gained": 0, "lost": 20, "unit": "seed × problem pairs"}
 
@@ -210,11 +235,19 @@ def test_a_run_without_evaluations_and_a_partial_problem_set_are_named(project, 
     assert any("run late-s1 (late) finished but has no evaluations" in n for n in out["notes"])
     # A seventh problem, evaluated only for the new run and the base (both at seed 0, by override).
     store.insert_problems([Problem(id="t99", question="Question t99: 1?", answer="1", split="test", source="bundled")])
-    evaluate(parse_config("[eval]\nseeds = [0]\n"), store, RecordingEvents(), project=project, runs=["late-s1"],
-             job_cls=FakeJob)
+    evaluate(
+        parse_config("[eval]\nseeds = [0]\n"),
+        store,
+        RecordingEvents(),
+        project=project,
+        runs=["late-s1"],
+        job_cls=FakeJob,
+    )
     out = collect(store, n_boot=200)
-    assert "acotd (R1) vs base: acotd answered 6 problems, base 7; compared on the 6 both answered at every seed" \
+    assert (
+        "acotd (R1) vs base: acotd answered 6 problems, base 7; compared on the 6 both answered at every seed"
         in out["notes"]
+    )
     assert {c["label"]: c["n"] for c in out["configurations"]} == {"acotd": 6, "late": 7}
 
 
@@ -232,20 +265,42 @@ def test_cot_quality_rated_by_the_judge_with_one_repair(project, store, tmp_path
             content = "I think it is fine."
         else:
             content = '```json\n{"coherence": 5, "completeness": 4, "factual": 3, "rationale": "ok"}\n```'
-        return httpx.Response(200, json={"choices": [{"index": 0, "message": {"role": "assistant",
-                              "content": content}, "finish_reason": "stop"}],
-                              "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
+        return httpx.Response(
+            200,
+            json={
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+            },
+        )
 
     cfg = parse_config(JUDGE)
-    res = evaluate(cfg, store, RecordingEvents(), project=project, tiers=True, job_cls=FakeJob,
-                   transport=httpx.MockTransport(judge), retry=FAST)
+    res = evaluate(
+        cfg,
+        store,
+        RecordingEvents(),
+        project=project,
+        tiers=True,
+        job_cls=FakeJob,
+        transport=httpx.MockTransport(judge),
+        retry=FAST,
+    )
     assert (res.rated, res.unrated) == (3, 0)  # the first tier only, by default
     assert len(bodies) == 4
     ratings = store.eval_ratings()
     assert sorted(r["cotqs"] for r in ratings.values()) == [3.0, 4.0, 4.0]
     assert {r["model"] for r in ratings.values()} == {"judge-1"}
-    again = evaluate(cfg, store, RecordingEvents(), project=project, tiers=True, job_cls=FakeJob,
-                     transport=httpx.MockTransport(judge), retry=FAST)
+    again = evaluate(
+        cfg,
+        store,
+        RecordingEvents(),
+        project=project,
+        tiers=True,
+        job_cls=FakeJob,
+        transport=httpx.MockTransport(judge),
+        retry=FAST,
+    )
     assert (again.generated, again.rated, again.rating_skipped) == (0, 0, 3) and len(bodies) == 4
     (base,) = [t for t in collect(store)["tiers"] if t["tier"] == "R1"]
     assert base["label"] == "base"
@@ -258,15 +313,18 @@ def test_rules_judge_rates_nothing_and_says_so(project, store):
     assert collect(store)["judge"].startswith("none")
 
 
-@pytest.mark.parametrize("text, ok", [
-    ('{"coherence": 5, "completeness": 4, "factual": 3}', True),
-    ('{"coherence": "4", "completeness": 4.0, "factual": 1}', True),
-    ('{"coherence": 6, "completeness": 4, "factual": 3}', False),
-    ('{"coherence": 4.5, "completeness": 4, "factual": 3}', False),
-    ('{"coherence": true, "completeness": 4, "factual": 3}', False),
-    ('{"coherence": 4}', False),
-    ("no json here", False),
-])
+@pytest.mark.parametrize(
+    "text, ok",
+    [
+        ('{"coherence": 5, "completeness": 4, "factual": 3}', True),
+        ('{"coherence": "4", "completeness": 4.0, "factual": 1}', True),
+        ('{"coherence": 6, "completeness": 4, "factual": 3}', False),
+        ('{"coherence": 4.5, "completeness": 4, "factual": 3}', False),
+        ('{"coherence": true, "completeness": 4, "factual": 3}', False),
+        ('{"coherence": 4}', False),
+        ("no json here", False),
+    ],
+)
 def test_parse_rating(text, ok):
     if ok:
         r = parse_rating(text)
@@ -279,8 +337,7 @@ def test_parse_rating(text, ok):
 def test_a_budget_too_small_for_an_answer_is_a_wrong_answer(project, store, tiny_model_dir):
     pytest.importorskip("mlx.core")
     add_problems(store, 2)
-    cfg = parse_config(f'[student]\nmodel = "{tiny_model_dir}"\nmax_tokens = 8\n'
-                       '[eval.tiers.R1]\nmax_tokens = 1\n')
+    cfg = parse_config(f'[student]\nmodel = "{tiny_model_dir}"\nmax_tokens = 8\n[eval.tiers.R1]\nmax_tokens = 1\n')
     res = evaluate(cfg, store, RecordingEvents(), project=project)
     assert res.status == "done" and res.failed == 0
     attempts = store.eval_attempts()
@@ -294,11 +351,13 @@ def test_teacher_choice_compares_teachers_on_the_problems_they_all_had(store):
 
     add_problems(store, 10)
     for i in range(10):
-        store.upsert_trace(Trace(problem_id=f"t{i:02d}", role="long", provider="openai", model="big",
-                                 text="x", verified=i < 8))
+        store.upsert_trace(
+            Trace(problem_id=f"t{i:02d}", role="long", provider="openai", model="big", text="x", verified=i < 8)
+        )
         if i < 9:  # the small teacher never got t09
-            store.upsert_trace(Trace(problem_id=f"t{i:02d}", role="long", provider="openai", model="small",
-                                     text="x", verified=i < 5))
+            store.upsert_trace(
+                Trace(problem_id=f"t{i:02d}", role="long", provider="openai", model="small", text="x", verified=i < 5)
+            )
         store.upsert_trace(Trace(problem_id=f"t{i:02d}", role="short", provider="reference", text="x", verified=True))
     out = teachers(store)
     rows = {r["teacher"]: r for r in out["rows"]}

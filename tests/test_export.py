@@ -5,6 +5,7 @@ import json
 
 import httpx
 import pytest
+from test_teach import CFG_TEXT, Teachers, add_dataset, completion, question
 
 from app.config import OpenAIProvider, parse_config
 from app.events import RecordingEvents
@@ -14,8 +15,6 @@ from app.pipeline.verify import verify
 from app.prompts import load_prompt
 from app.records import Dataset, DatasetItem, Problem
 from app.remote import RetryPolicy
-
-from test_teach import CFG_TEXT, Teachers, add_dataset, completion, question
 
 NO_RETRY = RetryPolicy(max_retries=0)
 GRADES = [("easy", "short"), ("medium", "short"), ("hard", "long")]
@@ -37,8 +36,12 @@ def cfg():
 def taught(cfg, store):
     """A dataset taught and verified by mocked openai teachers, plus held-out problems in the store."""
     add_dataset(store, items=ITEMS)
-    store.insert_problems([Problem(id=f"t{i}", question=f"Test question {i}?", answer=str(i), split=s)
-                           for i, s in enumerate(["test", "test", "valid", "placement"])])
+    store.insert_problems(
+        [
+            Problem(id=f"t{i}", question=f"Test question {i}?", answer=str(i), split=s)
+            for i, s in enumerate(["test", "test", "valid", "placement"])
+        ]
+    )
     srv = Teachers(lambda m, s, q, n: httpx.Response(200, json=completion("\\boxed{0}")) if q in WRONG else None)
     teach(cfg, store, RecordingEvents(), dataset="ds", transport=srv.transport, retry=NO_RETRY)
     verify(cfg, store, RecordingEvents(), dataset="ds", transport=srv.transport, retry=NO_RETRY)
@@ -84,10 +87,15 @@ def test_export_writes_the_student_template_split_by_problem_with_a_matching_man
         assert c[part]["by_style"] == _count(style_of[p.id] for p in rows)
     assert c["by_grade"] == _count(grade_of[p] for p in exported)
     assert c["by_style"] == {"short": 7, "long": 3}
-    assert m["prompts"] == {"student_solve": student.hash, "teach_short": load_prompt("teach_short").hash,
-                            "teach_long": load_prompt("teach_long").hash}
+    assert m["prompts"] == {
+        "student_solve": student.hash,
+        "teach_short": load_prompt("teach_short").hash,
+        "teach_long": load_prompt("teach_long").hash,
+    }
     assert [(t["style"], t["provider"], t["model"], t["examples"]) for t in m["teachers"]] == [
-        ("short", "openai", "teacher-a", 7), ("long", "openai", "teacher-b", 3)]
+        ("short", "openai", "teacher-a", 7),
+        ("long", "openai", "teacher-b", 3),
+    ]
     for name in ("train.jsonl", "valid.jsonl"):
         assert m["files"][name]["sha256"] == hashlib.sha256((res.out_dir / name).read_bytes()).hexdigest()
     assert sorted(p.name for p in res.out_dir.iterdir()) == ["manifest.json", "train.jsonl", "valid.jsonl"]
@@ -106,11 +114,21 @@ def _count(values):
 
 def test_only_ablation_exports_its_own_traces_to_its_own_dir(cfg, store, taught, project, tmp_path):
     teach(cfg, store, RecordingEvents(), dataset="ds", only="long", transport=taught.transport, retry=NO_RETRY)
-    with pytest.raises(ExportError, match=r"8 teacher traces are not verified yet: run `tailor verify --dataset ds --only long`"):
+    with pytest.raises(
+        ExportError, match=r"8 teacher traces are not verified yet: run `tailor verify --dataset ds --only long`"
+    ):
         export(cfg, store, RecordingEvents(), dataset="ds", project=project, only="long")
     verify(cfg, store, RecordingEvents(), dataset="ds", only="long", transport=taught.transport, retry=NO_RETRY)
-    res = export(cfg, store, RecordingEvents(), dataset="ds", project=project, only="long",
-                 out=tmp_path / "long", valid_fraction=0.25)
+    res = export(
+        cfg,
+        store,
+        RecordingEvents(),
+        dataset="ds",
+        project=project,
+        only="long",
+        out=tmp_path / "long",
+        valid_fraction=0.25,
+    )
     assert res.out_dir == tmp_path / "long" and res.manifest["only"] == "long"
     assert res.manifest["counts"]["by_style"] == {"long": 10}
     assert res.valid_problems == 3 and res.train_problems == 7
@@ -122,11 +140,13 @@ def test_every_teacher_kept_one_example_each_and_intersect_ablation(cfg, store, 
     add_dataset(store, items=items)
     prov = lambda m: OpenAIProvider(provider="openai", base_url="https://teach.test/v1", model=m)  # noqa: E731
     team = {"short": [Teacher("short", prov("a")), Teacher("short", prov("b"))], "long": []}
+
     # teacher b is wrong on p0 at first, right on resampling; wrong on p1 always
     def reply(m, s, q, n):
         if m == "b" and (q == question(1, 1) or (q == question(0, 1) and n == 1)):
             return httpx.Response(200, json=completion("\\boxed{77}"))
         return None
+
     srv = Teachers(reply)
     kw = dict(dataset="ds", teachers=team, transport=srv.transport, retry=NO_RETRY)
     teach(cfg, store, RecordingEvents(), **kw)
@@ -150,9 +170,17 @@ def test_every_teacher_kept_one_example_each_and_intersect_ablation(cfg, store, 
 def test_refuses_held_out_problems_and_writes_nothing(cfg, store, project):
     add_dataset(store, items=[("p1", 1, 2, "easy", "short")])
     store.insert_problems([Problem(id="t1", question="Held out?", answer="1", solution="\\boxed{1}", split="test")])
-    store.create_dataset(Dataset(name="leaky", strategy="random", params={}, items=[
-        DatasetItem(problem_id="p1", grade="easy", route="short"),
-        DatasetItem(problem_id="t1", grade="easy", route="short")]))
+    store.create_dataset(
+        Dataset(
+            name="leaky",
+            strategy="random",
+            params={},
+            items=[
+                DatasetItem(problem_id="p1", grade="easy", route="short"),
+                DatasetItem(problem_id="t1", grade="easy", route="short"),
+            ],
+        )
+    )
     ref = parse_config("")
     teach(ref, store, RecordingEvents(), dataset="leaky")
     verify(ref, store, RecordingEvents(), dataset="leaky")
@@ -162,8 +190,9 @@ def test_refuses_held_out_problems_and_writes_nothing(cfg, store, project):
 
 
 def test_duplicate_of_a_held_out_question_is_left_out(store, project):
-    add_dataset(store, items=[("p1", 1, 2, "easy", "short"), ("p2", 2, 2, "easy", "short"),
-                              ("p3", 3, 2, "hard", "long")])
+    add_dataset(
+        store, items=[("p1", 1, 2, "easy", "short"), ("p2", 2, 2, "easy", "short"), ("p3", 3, 2, "hard", "long")]
+    )
     store.insert_problems([Problem(id="t1", question="  what is 2+2? ", answer="4", split="test")])
     ref = parse_config("")
     teach(ref, store, RecordingEvents(), dataset="ds")
@@ -194,7 +223,8 @@ def test_format_cot_ends_with_the_final_answer_line():
     assert format_cot(kept, "1/2") == kept  # an equivalent canonical line is kept
     assert format_cot("x = 80.\n\n**Final Answer:** $\\boxed{80}$\n", "80") == "x = 80.\n\nThe answer is \\boxed{80}."
     assert format_cot("<think>hmm, 79?</think>So the total is $\\boxed{80}$.", "80") == (
-        "So the total is $\\boxed{80}$.\n\nThe answer is \\boxed{80}.")
+        "So the total is $\\boxed{80}$.\n\nThe answer is \\boxed{80}."
+    )
     assert format_cot("Add.\nThe answer is \\boxed{7}.", "8").endswith("\n\nThe answer is \\boxed{8}.")
 
 
@@ -237,28 +267,51 @@ def test_the_long_teachers_reasoning_is_the_long_cot_unless_dropped(store, proje
         assert cot.splitlines()[-1].startswith("The answer is \\boxed{")  # the evaluated format
     m = json.loads(res.manifest_path.read_text())
     modes = {t["style"]: (t["keep_reasoning"], t["examples_with_reasoning"] > 0) for t in m["teachers"]}
-    assert modes == ({"long": ("as-cot", True), "short": ("drop", False)} if long_mode is None
-                     else {"long": ("drop", False), "short": ("as-cot", True)})
+    assert modes == (
+        {"long": ("as-cot", True), "short": ("drop", False)}
+        if long_mode is None
+        else {"long": ("drop", False), "short": ("as-cot", True)}
+    )
 
 
 def test_contaminated_problems_are_named_and_left_out_on_request(store, project):
     from app.records import Dataset, DatasetItem
 
     # Long questions (13-gram overlap needs 13 words); reference teachers, so no calls.
-    long_q = ("A train leaves the station at {} in the morning travelling at sixty miles per hour towards a "
-              "city that is three hundred miles away; how many hours does the journey take")
-    others = ["A farmer plants five rows of apple trees with one tree in each row; how many trees",
-              "Count the apples: five baskets hold one apple each in this orchard; how many apples",
-              "Five friends each bring one book to the club meeting on Friday evening; how many books"]
-    problems = [Problem(id=f"p{i}", question=q + " (variant 0)?", answer="5", split="train",
-                        solution="300 / 60 = 5.\nThe answer is \\boxed{5}.")
-                for i, q in enumerate([long_q.format("nine")] + others)]
+    long_q = (
+        "A train leaves the station at {} in the morning travelling at sixty miles per hour towards a "
+        "city that is three hundred miles away; how many hours does the journey take"
+    )
+    others = [
+        "A farmer plants five rows of apple trees with one tree in each row; how many trees",
+        "Count the apples: five baskets hold one apple each in this orchard; how many apples",
+        "Five friends each bring one book to the club meeting on Friday evening; how many books",
+    ]
+    problems = [
+        Problem(
+            id=f"p{i}",
+            question=q + " (variant 0)?",
+            answer="5",
+            split="train",
+            solution="300 / 60 = 5.\nThe answer is \\boxed{5}.",
+        )
+        for i, q in enumerate([long_q.format("nine")] + others)
+    ]
     # A benchmark question one word away from p0's: not the same text, but 13-gram overlap catches it.
-    bench = Problem(id="bench1", question=long_q.format("seven") + " (variant 0)?", answer="5", split="test",
-                    source="bench")
+    bench = Problem(
+        id="bench1", question=long_q.format("seven") + " (variant 0)?", answer="5", split="test", source="bench"
+    )
     store.insert_problems(problems + [bench])
-    store.create_dataset(Dataset(name="ds", strategy="adaptive", k=4, seed=0, params={},
-                                 items=[DatasetItem(problem_id=p.id, grade="hard", route="long") for p in problems]))
+    store.create_dataset(
+        Dataset(
+            name="ds",
+            strategy="adaptive",
+            k=4,
+            seed=0,
+            params={},
+            items=[DatasetItem(problem_id=p.id, grade="hard", route="long") for p in problems],
+        )
+    )
     cfg = parse_config("")
     teach(cfg, store, RecordingEvents(), dataset="ds")
     verify(cfg, store, RecordingEvents(), dataset="ds")
@@ -275,8 +328,9 @@ def test_contaminated_problems_are_named_and_left_out_on_request(store, project)
 
 def test_a_held_out_question_written_differently_is_still_left_out(cfg, store, taught, project):
     # "What is 1 + 11 ?" is p01's "What is 1+11?" with other spacing: the same question.
-    store.insert_problems([Problem(id="bench1", question="What is 1 + 11 ?", answer="12", split="test",
-                                   source="bench")])
+    store.insert_problems(
+        [Problem(id="bench1", question="What is 1 + 11 ?", answer="12", split="test", source="bench")]
+    )
     res = export(cfg, store, RecordingEvents(), dataset="ds", project=project)
     exported = {row["messages"][1]["content"] for row in read_jsonl(res.train_path) + read_jsonl(res.valid_path)}
     assert not any(question(1, 11) in q for q in exported)

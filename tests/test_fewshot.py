@@ -4,6 +4,7 @@ import json
 
 import httpx
 import pytest
+from test_evaluate import FAST, FakeJob, add_problems, add_run, knows
 
 from app.config import parse_config
 from app.events import RecordingEvents
@@ -11,7 +12,6 @@ from app.pipeline.evaluate import EvalError, evaluate
 from app.pipeline.fewshot import ShotsError, fewshot_rows, pick_shots
 from app.pipeline.gap import gap_command
 from app.records import Problem
-from test_evaluate import FAST, FakeJob, add_problems, add_run, knows
 
 TEACHERS = """
 [teachers.short]
@@ -31,10 +31,18 @@ def _reset_fake():
 
 
 def add_shots(store, n=5):
-    shots = [Problem(id=f"s{i}", question=f"Shot {i}: what is {i} * 3?", answer=str(3 * i),
-                     solution=f"{i} * 3 = {3 * i}.", category="arith", split="train") for i in range(n)]
-    store.insert_problems(shots + [Problem(id="nosol", question="No worked solution here?", answer="1",
-                                           split="train")])
+    shots = [
+        Problem(
+            id=f"s{i}",
+            question=f"Shot {i}: what is {i} * 3?",
+            answer=str(3 * i),
+            solution=f"{i} * 3 = {3 * i}.",
+            category="arith",
+            split="train",
+        )
+        for i in range(n)
+    ]
+    store.insert_problems(shots + [Problem(id="nosol", question="No worked solution here?", answer="1", split="train")])
     return shots
 
 
@@ -61,25 +69,49 @@ def test_every_model_sees_the_same_few_shot_prompt_and_the_gap_reads_it(project,
         sent[(model, question)] = body["messages"]
         right = model == "big" or "t00" in question  # big knows all, small one problem
         answer = next(p.answer for p in probs if p.question in question) if right else "-1"
-        return httpx.Response(200, json={"choices": [{"index": 0, "message": {
-            "role": "assistant", "content": f"Work. The answer is \\boxed{{{answer}}}."}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
+        return httpx.Response(
+            200,
+            json={
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": f"Work. The answer is \\boxed{{{answer}}}."},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+            },
+        )
 
     cfg = parse_config(TEACHERS)
-    res = evaluate(cfg, store, RecordingEvents(), project=project, shots=2, teachers=True, job_cls=FakeJob,
-                   transport=httpx.MockTransport(teacher), retry=FAST)
+    res = evaluate(
+        cfg,
+        store,
+        RecordingEvents(),
+        project=project,
+        shots=2,
+        teachers=True,
+        job_cls=FakeJob,
+        transport=httpx.MockTransport(teacher),
+        retry=FAST,
+    )
     assert res.accuracy["teacher openai big"]["R1"] == 1.0
     assert res.accuracy["teacher openai small"]["R1"] == pytest.approx(1 / 6)
     assert res.accuracy["base"]["R1"] == pytest.approx(1 / 6) and res.rated == 0
 
     # The student, its adapter and both teachers got identical messages for each problem:
     # system, two worked examples (user / assistant), then the problem.
-    student = {spec["adapter"]: {i["messages"][-1]["content"]: i["messages"] for i in spec["items"]}
-               for spec in FakeJob.specs}
+    student = {
+        spec["adapter"]: {i["messages"][-1]["content"]: i["messages"] for i in spec["items"]} for spec in FakeJob.specs
+    }
     for p in probs:
         (question,) = [q for q in student[None] if p.question in q]
-        same = [student[None][question], student[run.adapter_path][question],
-                sent[("big", question)], sent[("small", question)]]
+        same = [
+            student[None][question],
+            student[run.adapter_path][question],
+            sent[("big", question)],
+            sent[("small", question)],
+        ]
         assert all(m == same[0] for m in same)
         roles = [m["role"] for m in same[0]]
         assert roles == ["system", "user", "assistant", "user", "assistant", "user"]
@@ -100,8 +132,17 @@ def test_every_model_sees_the_same_few_shot_prompt_and_the_gap_reads_it(project,
     # Re-running asks nobody again.
     calls = len(sent)
     FakeJob.specs.clear()
-    again = evaluate(cfg, store, RecordingEvents(), project=project, shots=2, teachers=True, job_cls=FakeJob,
-                     transport=httpx.MockTransport(teacher), retry=FAST)
+    again = evaluate(
+        cfg,
+        store,
+        RecordingEvents(),
+        project=project,
+        shots=2,
+        teachers=True,
+        job_cls=FakeJob,
+        transport=httpx.MockTransport(teacher),
+        retry=FAST,
+    )
     assert (again.generated, len(sent), FakeJob.specs) == (0, calls, [])
 
 

@@ -65,13 +65,19 @@ def write(tmp_path):
         p = tmp_path / name
         p.write_text(text, encoding="utf-8") if isinstance(text, str) else p.write_bytes(text)
         return p
+
     return _write
 
 
 def test_gap_table_threshold_tie_skips_and_order(write):
     res = gap_table(read_scores(write(PERCENT)))
     assert [(t.task, t.gap) for t in res.tasks] == [
-        ("gsm8k", 40.0), ("code", 35.0), ("mbpp", 30.5), ("math", 30.0), ("logic", 5.0)]
+        ("gsm8k", 40.0),
+        ("code", 35.0),
+        ("mbpp", 30.5),
+        ("math", 30.0),
+        ("logic", 5.0),
+    ]
     assert [t.task for t in res.selected] == ["gsm8k", "code", "mbpp"]
     math_row = next(t for t in res.tasks if t.task == "math")
     assert not math_row.above_threshold  # a tie at the threshold does not count
@@ -98,8 +104,9 @@ def test_percent_and_fraction_files_agree(write):
     frac = gap_table(read_scores(write(FRACTION, "f.csv")))
     pct = gap_table(read_scores(write(PERCENT, "p.csv")))
     assert frac.scale == "fraction"
-    assert [(t.task, t.gap, t.above_threshold) for t in frac.tasks] == \
-        [(t.task, t.gap, t.above_threshold) for t in pct.tasks]
+    assert [(t.task, t.gap, t.above_threshold) for t in frac.tasks] == [
+        (t.task, t.gap, t.above_threshold) for t in pct.tasks
+    ]
     assert next(t for t in frac.tasks if t.task == "math").gap == 30.0
 
 
@@ -127,24 +134,30 @@ def test_header_any_order_case_and_extra_columns(write):
     assert rows == [ScoreRow("gsm8k", "qwen", "student", 40.0, 2, scale="percent")]
 
 
-@pytest.mark.parametrize("text, line, reason", [
-    ("", 1, "empty file"),
-    ("\n\n", 1, "empty file"),
-    ("task,model,role,accuracy\n", 1, "no score rows after the header"),
-    ("task,model,accuracy\nt,m,50\n", 1, "missing column(s) role"),
-    ("task,model,role,role,accuracy\n", 1, "column 'role' appears twice"),
-    ("task,model,role,accuracy\nt,m,student,50\nt,m,techer,80\n", 3, "role 'techer' must be student or teacher"),
-    ("task,model,role,accuracy\nt,m,student,fifty\n", 2, "accuracy 'fifty' is not a number"),
-    ("task,model,role,accuracy\nt,m,student,nan\n", 2, "accuracy 'nan' is not a number"),
-    ("task,model,role,accuracy\nt,m,student,1/2\n", 2, "accuracy '1/2' is not a number"),
-    ("task,model,role,accuracy\nt,m,student,101\n", 2, "accuracy '101' is out of range"),
-    ("task,model,role,accuracy\nt,m,student,-0.1\n", 2, "accuracy '-0.1' is out of range"),
-    ("task,model,role,accuracy\nt,m,student,\n", 2, "empty accuracy"),
-    ("task,model,role,accuracy\nt,m,student\n", 2, "empty accuracy"),
-    ("task,model,role,accuracy\nt,m,student,50,extra\n", 2, "more values than header columns"),
-    ("task,model,role,accuracy\n\nt,m,student,50\nt,T,teacher,90\nt,m,Student,60\n", 5,
-     "duplicate row for task 't', model 'm', role student (first at line 3)"),
-])
+@pytest.mark.parametrize(
+    "text, line, reason",
+    [
+        ("", 1, "empty file"),
+        ("\n\n", 1, "empty file"),
+        ("task,model,role,accuracy\n", 1, "no score rows after the header"),
+        ("task,model,accuracy\nt,m,50\n", 1, "missing column(s) role"),
+        ("task,model,role,role,accuracy\n", 1, "column 'role' appears twice"),
+        ("task,model,role,accuracy\nt,m,student,50\nt,m,techer,80\n", 3, "role 'techer' must be student or teacher"),
+        ("task,model,role,accuracy\nt,m,student,fifty\n", 2, "accuracy 'fifty' is not a number"),
+        ("task,model,role,accuracy\nt,m,student,nan\n", 2, "accuracy 'nan' is not a number"),
+        ("task,model,role,accuracy\nt,m,student,1/2\n", 2, "accuracy '1/2' is not a number"),
+        ("task,model,role,accuracy\nt,m,student,101\n", 2, "accuracy '101' is out of range"),
+        ("task,model,role,accuracy\nt,m,student,-0.1\n", 2, "accuracy '-0.1' is out of range"),
+        ("task,model,role,accuracy\nt,m,student,\n", 2, "empty accuracy"),
+        ("task,model,role,accuracy\nt,m,student\n", 2, "empty accuracy"),
+        ("task,model,role,accuracy\nt,m,student,50,extra\n", 2, "more values than header columns"),
+        (
+            "task,model,role,accuracy\n\nt,m,student,50\nt,T,teacher,90\nt,m,Student,60\n",
+            5,
+            "duplicate row for task 't', model 'm', role student (first at line 3)",
+        ),
+    ],
+)
 def test_bad_input_names_file_and_line(write, text, line, reason):
     p = write(text)
     with pytest.raises(GapError) as e:
@@ -199,10 +212,17 @@ def test_json_output_has_every_number(write):
     assert d["threshold"] == 30.0 and d["unit"] == "points" and d["scale"] == "percent"
     assert d["selected"] == ["gsm8k", "code", "mbpp"]
     g = d["tasks"][0]
-    assert {k: g[k] for k in ("task", "teacher_avg", "student_avg", "gap", "n_teachers", "n_students",
-                              "above_threshold")} == {
-        "task": "gsm8k", "teacher_avg": 85.0, "student_avg": 45.0, "gap": 40.0,
-        "n_teachers": 2, "n_students": 2, "above_threshold": True}
+    assert {
+        k: g[k] for k in ("task", "teacher_avg", "student_avg", "gap", "n_teachers", "n_students", "above_threshold")
+    } == {
+        "task": "gsm8k",
+        "teacher_avg": 85.0,
+        "student_avg": 45.0,
+        "gap": 40.0,
+        "n_teachers": 2,
+        "n_students": 2,
+        "above_threshold": True,
+    }
     assert g["teachers"] == [{"model": "deepseek-r1", "accuracy": 90.0}, {"model": "gpt-4o", "accuracy": 80.0}]
     assert d["skipped"][0] == {"task": "aime", "reason": "no student rows", "n_teachers": 1, "n_students": 0}
     assert gap_command(write(PERCENT), as_json=False).startswith("task")

@@ -12,8 +12,7 @@ import pytest
 pytest.importorskip("mlx.core")
 
 import numpy as np
-from mlx_fixtures import (gguf_name, gguf_tensors, hf_weights, llama_permute, tiny_gguf, tokenizer_metadata,
-                          write_gguf)
+from mlx_fixtures import gguf_name, gguf_tensors, hf_weights, llama_permute, tiny_gguf, tokenizer_metadata, write_gguf
 
 from mlx_backend import gguf as G
 from mlx_backend.errors import ModelLoadError
@@ -27,8 +26,12 @@ TEXTS = [
 ]
 MESSAGES = [
     [{"role": "user", "content": "Solve 3n + 7 = 22.\nShow steps."}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 12 * 5?"},
-     {"role": "assistant", "content": "60"}, {"role": "user", "content": "Why?"}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 12 * 5?"},
+        {"role": "assistant", "content": "60"},
+        {"role": "user", "content": "Why?"},
+    ],
 ]
 # Q8_0 keeps one fp16 scale per 32 weights and rounds to 1/254 of the block's largest
 # weight: measured, the tiny model's logits move by 6.1e-3 of the largest logit (float32 and
@@ -64,8 +67,9 @@ def original(tiny_model_dir):
 def qwen2_converted(tiny_gguf_path, tmp_path_factory):
     """dtype -> (out dir, manifest) of the Q8_0 tiny GGUF converted both ways."""
     root = tmp_path_factory.mktemp("converted")
-    return {dtype: (root / dtype, G.convert(tiny_gguf_path, root / dtype, dtype))
-            for dtype in ("float32", "keep-quantized")}
+    return {
+        dtype: (root / dtype, G.convert(tiny_gguf_path, root / dtype, dtype)) for dtype in ("float32", "keep-quantized")
+    }
 
 
 @pytest.mark.parametrize("dtype", ["float32", "keep-quantized"])
@@ -83,12 +87,34 @@ def test_qwen2_q8_0_conversion_reproduces_the_original_model(qwen2_converted, or
     assert not list(out.parent.glob(".*"))  # no temporary directory left behind
 
     config = json.loads((out / "config.json").read_text())
-    assert {k: config[k] for k in ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                                   "num_key_value_heads", "intermediate_size", "rope_theta", "vocab_size",
-                                   "max_position_embeddings", "tie_word_embeddings", "eos_token_id")} == {
-        "model_type": "qwen2", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "intermediate_size": 256, "rope_theta": 1e6, "vocab_size": 512,
-        "max_position_embeddings": 2048, "tie_word_embeddings": True, "eos_token_id": 511}
+    assert {
+        k: config[k]
+        for k in (
+            "model_type",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "intermediate_size",
+            "rope_theta",
+            "vocab_size",
+            "max_position_embeddings",
+            "tie_word_embeddings",
+            "eos_token_id",
+        )
+    } == {
+        "model_type": "qwen2",
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 256,
+        "rope_theta": 1e6,
+        "vocab_size": 512,
+        "max_position_embeddings": 2048,
+        "tie_word_embeddings": True,
+        "eos_token_id": 511,
+    }
     assert config["rms_norm_eps"] == pytest.approx(1e-6)
 
     model, tokenizer = mlx_lm.load(str(out))
@@ -111,8 +137,8 @@ def test_qwen2_q8_0_conversion_reproduces_the_original_model(qwen2_converted, or
 
 
 def test_converted_tokenizer_and_chat_template_give_the_original_ids(qwen2_converted, tiny_model_dir, original):
-    from tokenizers import Tokenizer
     import mlx_lm
+    from tokenizers import Tokenizer
 
     from mlx_backend.model import chat_prompt
 
@@ -131,14 +157,16 @@ def test_converted_tokenizer_and_chat_template_give_the_original_ids(qwen2_conve
         assert ours.decode(ids, skip_special_tokens=False) == text
         assert ours.decode(ids) == theirs.decode(ids)  # control tokens are special: skipped
     assert {i: (t.content, t.special) for i, t in ours.get_added_tokens_decoder().items()} == {
-        i: (t.content, t.special) for i, t in theirs.get_added_tokens_decoder().items()}
+        i: (t.content, t.special) for i, t in theirs.get_added_tokens_decoder().items()
+    }
     special = {t: theirs.token_to_id(t) for t in ("<|endoftext|>", "<|im_start|>", "<|im_end|>")}
     assert [ours.token_to_id(t) for t in special] == list(special.values())
     assert wrapped.encode("<|im_start|>user") == [special["<|im_start|>"], *theirs.encode("user").ids]
     for messages in MESSAGES:
         assert chat_prompt(wrapped, messages) == chat_prompt(orig_tok, messages)
         assert chat_prompt(wrapped, messages, add_generation_prompt=False) == chat_prompt(
-            orig_tok, messages, add_generation_prompt=False)
+            orig_tok, messages, add_generation_prompt=False
+        )
     assert wrapped.eos_token_ids == orig_tok.eos_token_ids == {special["<|im_end|>"]}
     assert wrapped.pad_token == "<|endoftext|>"
 
@@ -185,8 +213,15 @@ def llama(tiny_model_dir, tmp_path_factory):
     the mlx_lm llama directory of the same model in HF layout (dequantized, unpermuted)."""
     root = tmp_path_factory.mktemp("llama")
     config = json.loads((tiny_model_dir / "config.json").read_text())
-    config.update(model_type="llama", architectures=["LlamaForCausalLM"], rope_theta=10000.0,
-                  attention_bias=False, mlp_bias=False, head_dim=16, torch_dtype="float32")
+    config.update(
+        model_type="llama",
+        architectures=["LlamaForCausalLM"],
+        rope_theta=10000.0,
+        attention_bias=False,
+        mlp_bias=False,
+        head_dim=16,
+        torch_dtype="float32",
+    )
     nh, nkv = config["num_attention_heads"], config["num_key_value_heads"]
     assert nkv < nh
     weights = {k: v for k, v in hf_weights(tiny_model_dir).items() if not k.endswith(".bias")}
@@ -208,9 +243,9 @@ def llama(tiny_model_dir, tmp_path_factory):
 
 def expected_dir(out, tiny_model_dir, config, weights, tensors):
     """An mlx_lm directory in HF layout holding what the GGUF's tensors decode to."""
+    import mlx.core as mx
     from gguf import GGMLQuantizationType as T
     from gguf.quants import dequantize, quantize
-    import mlx.core as mx
 
     out.mkdir()
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
@@ -237,8 +272,11 @@ def test_llama_q4_0_conversion_undoes_the_qk_permutation(llama, tmp_path, dtype,
     model, tokenizer = mlx_lm.load(str(tmp_path / "out"))
     if dtype == "keep-quantized":
         # Q4_0 layers, and the Q8_0 embedding (also the tied output) as a per-layer override.
-        assert config["quantization"] == {"group_size": 32, "bits": 4,
-                                          "model.embed_tokens": {"group_size": 32, "bits": 8}}
+        assert config["quantization"] == {
+            "group_size": 32,
+            "bits": 4,
+            "model.embed_tokens": {"group_size": 32, "bits": 8},
+        }
         assert model.model.layers[0].self_attn.k_proj.bits == 4 and model.model.embed_tokens.bits == 8
         assert isinstance(model.model.layers[1].mlp.down_proj, nn.QuantizedLinear)
     ref_model, _ = mlx_lm.load(str(expected))
@@ -258,8 +296,11 @@ def test_qwen3_qk_norms_are_mapped(tiny_model_dir, tmp_path):
     config = json.loads((tiny_model_dir / "config.json").read_text())
     config.update(model_type="qwen3", architectures=["Qwen3ForCausalLM"], head_dim=16, torch_dtype="float32")
     rng = np.random.default_rng(3)
-    weights = {k: v * (QK_GAIN if ".q_proj." in k or ".k_proj." in k else 1.0)
-               for k, v in hf_weights(tiny_model_dir).items() if not k.endswith(".bias")}
+    weights = {
+        k: v * (QK_GAIN if ".q_proj." in k or ".k_proj." in k else 1.0)
+        for k, v in hf_weights(tiny_model_dir).items()
+        if not k.endswith(".bias")
+    }
     for i in range(config["num_hidden_layers"]):  # different norms, so swapping them would show
         for n in ("q_norm", "k_norm"):
             weights[f"model.layers.{i}.self_attn.{n}.weight"] = rng.uniform(0.2, 2.0, 16).astype(np.float32)
@@ -289,13 +330,17 @@ def test_unpermute_rows_inverts_llama_cpp_permute_also_on_quantized_triples():
         # un-permuting weight, scales and biases alike un-permutes the dequantized matrix.
         for bits in (4, 8):
             q, s, b = mx.quantize(mx.array(permuted), group_size=32, bits=bits)
-            triple = {"t.weight": G.unpermute_rows(q, heads), "t.scales": G.unpermute_rows(s, heads),
-                      "t.biases": G.unpermute_rows(b, heads)}
+            triple = {
+                "t.weight": G.unpermute_rows(q, heads),
+                "t.scales": G.unpermute_rows(s, heads),
+                "t.biases": G.unpermute_rows(b, heads),
+            }
             dense = mx.dequantize(q, s, b, group_size=32, bits=bits)
             assert np.array_equal(np.array(G.dequantize_triple(triple, "t")), np.array(G.unpermute_rows(dense, heads)))
 
 
 # -- the check catches layout mistakes, and a failed conversion leaves nothing ---------------------
+
 
 def _leftovers(parent):
     return sorted(p.name for p in parent.iterdir()) if parent.exists() else []
@@ -322,6 +367,7 @@ def test_check_fails_on_swapped_tensor_names_and_leaves_nothing(tiny_gguf_path, 
 
 # -- bad input: one clear line, nothing written ---------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tiny_parts(tiny_model_dir):
     config = json.loads((tiny_model_dir / "config.json").read_text())
@@ -339,10 +385,12 @@ def _convert_fails(src, tmp_path, match):
 
 def test_truncated_and_non_gguf_files(tiny_gguf_path, tmp_path):
     data = tiny_gguf_path.read_bytes()
-    for n, why in [(len(data) // 2, "truncated or corrupt GGUF file .*extends past the end"),
-                   (len(data) - 64, "truncated or corrupt GGUF file"),
-                   (400, "truncated or corrupt GGUF file"),
-                   (12, "not a GGUF file")]:
+    for n, why in [
+        (len(data) // 2, "truncated or corrupt GGUF file .*extends past the end"),
+        (len(data) - 64, "truncated or corrupt GGUF file"),
+        (400, "truncated or corrupt GGUF file"),
+        (12, "not a GGUF file"),
+    ]:
         src = tmp_path / f"cut-{n}.gguf"
         src.write_bytes(data[:n])
         assert str(src) in _convert_fails(src, tmp_path, why)
@@ -359,12 +407,15 @@ def test_unsupported_architecture(tiny_parts, tmp_path, arch):
     _convert_fails(src, tmp_path, f"architecture '{arch}' is not supported \\(supported: llama, qwen2, qwen3\\)")
 
 
-@pytest.mark.parametrize("meta, drop, match", [
-    ({"tokenizer.ggml.model": "llama"}, (), "tokenizer type 'llama' is not supported"),
-    ({"tokenizer.ggml.pre": "chatglm-bpe"}, (), "pre-tokenizer 'chatglm-bpe' is not supported"),
-    ({}, ("tokenizer.chat_template",), "no tokenizer.chat_template"),
-    ({}, ("qwen2.feed_forward_length",), "metadata has no qwen2.feed_forward_length"),
-])
+@pytest.mark.parametrize(
+    "meta, drop, match",
+    [
+        ({"tokenizer.ggml.model": "llama"}, (), "tokenizer type 'llama' is not supported"),
+        ({"tokenizer.ggml.pre": "chatglm-bpe"}, (), "pre-tokenizer 'chatglm-bpe' is not supported"),
+        ({}, ("tokenizer.chat_template",), "no tokenizer.chat_template"),
+        ({}, ("qwen2.feed_forward_length",), "metadata has no qwen2.feed_forward_length"),
+    ],
+)
 def test_unsupported_tokenizer_or_missing_metadata(tiny_parts, tmp_path, meta, drop, match):
     config, tensors, tok = tiny_parts
     src = write_gguf(tmp_path / "bad.gguf", "qwen2", config, tensors, tok, set_meta=meta, drop_meta=drop)
@@ -415,12 +466,28 @@ def test_mlx_triples_dequantize_exactly_like_gguf_py(tmp_path, qtype):
     w[2] += 3.0
     w[5, :32] = 0.0
     w[6] = -0.75
-    config = {"max_position_embeddings": 64, "hidden_size": 96, "intermediate_size": 96, "num_hidden_layers": 1,
-              "num_attention_heads": 2, "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 1e4,
-              "vocab_size": 2}
-    tok = {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "default", "tokenizer.ggml.tokens": ["a", "b"],
-           "tokenizer.ggml.merges": ["a b"], "tokenizer.ggml.token_type": [1, 1], "tokenizer.ggml.bos_token_id": 0,
-           "tokenizer.ggml.eos_token_id": 1, "tokenizer.ggml.padding_token_id": 1, "tokenizer.chat_template": "x"}
+    config = {
+        "max_position_embeddings": 64,
+        "hidden_size": 96,
+        "intermediate_size": 96,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-6,
+        "rope_theta": 1e4,
+        "vocab_size": 2,
+    }
+    tok = {
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.pre": "default",
+        "tokenizer.ggml.tokens": ["a", "b"],
+        "tokenizer.ggml.merges": ["a b"],
+        "tokenizer.ggml.token_type": [1, 1],
+        "tokenizer.ggml.bos_token_id": 0,
+        "tokenizer.ggml.eos_token_id": 1,
+        "tokenizer.ggml.padding_token_id": 1,
+        "tokenizer.chat_template": "x",
+    }
     src = write_gguf(tmp_path / "t.gguf", "llama", config, {"blk.0.attn_q.weight": (w, qtype)}, tok)
     weights, _ = G.read_gguf(src)
     assert {"blk.0.attn_q.weight", "blk.0.attn_q.scales", "blk.0.attn_q.biases"} <= set(weights)
@@ -430,6 +497,7 @@ def test_mlx_triples_dequantize_exactly_like_gguf_py(tmp_path, qtype):
 
 
 # -- the child-process entry point --------------------------------------------------------------
+
 
 def test_main_prints_json_events(tiny_gguf_path, tmp_path, capsys):
     out = tmp_path / "m"

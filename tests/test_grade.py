@@ -94,22 +94,31 @@ def test_disagreement():
     assert is_disagreement("easy", "easy", True, False)
 
 
-@pytest.mark.parametrize("counts, ratio", [
-    ((53, 10, 31), "5.3:1:3.1"),
-    ((0, 0, 0), "0:0:0"),
-    ((10, 0, 5), "2:0:1"),
-    ((3, 3, 3), "1:1:1"),
-    ((0, 7, 0), "0:1:0"),
-    ((2, 3, 4), "1:1.5:2"),
-])
+@pytest.mark.parametrize(
+    "counts, ratio",
+    [
+        ((53, 10, 31), "5.3:1:3.1"),
+        ((0, 0, 0), "0:0:0"),
+        ((10, 0, 5), "2:0:1"),
+        ((3, 3, 3), "1:1:1"),
+        ((0, 7, 0), "0:1:0"),
+        ((2, 3, 4), "1:1.5:2"),
+    ],
+)
 def test_format_ratio(counts, ratio):
     assert format_ratio(*counts) == ratio
 
 
 # -- judge output parsing -------------------------------------------------------------
 
-VERDICT = {"answer_correct": True, "logical": True, "complete": True, "minor_error": False,
-           "grade": "easy", "rationale": "Sound and complete."}
+VERDICT = {
+    "answer_correct": True,
+    "logical": True,
+    "complete": True,
+    "minor_error": False,
+    "grade": "easy",
+    "rationale": "Sound and complete.",
+}
 
 
 def test_parse_plain_json():
@@ -128,8 +137,18 @@ def test_parse_fenced_block_and_prose_around_it():
 
 
 def test_parse_ignores_extra_keys_and_optional_fields():
-    v = parse_judge_output(json.dumps({"logical": False, "complete": True, "minor_error": True,
-                                       "grade": "medium", "confidence": 0.9, "notes": ["x"]}))
+    v = parse_judge_output(
+        json.dumps(
+            {
+                "logical": False,
+                "complete": True,
+                "minor_error": True,
+                "grade": "medium",
+                "confidence": 0.9,
+                "notes": ["x"],
+            }
+        )
+    )
     assert v.grade == "medium" and v.answer_correct is None and v.rationale == ""
 
 
@@ -138,18 +157,21 @@ def test_parse_normalises_grade_case(raw, norm):
     assert parse_judge_output(json.dumps({**VERDICT, "grade": raw})).grade == norm
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("The student's reasoning is sound, so I would call this easy.", "not a JSON object"),
-    ("", "empty"),
-    (None, "empty"),
-    ("[1, 2, 3]", "not a JSON object"),
-    (json.dumps({**VERDICT, "grade": "trivial"}), "'trivial' is not one of easy, medium, hard"),
-    (json.dumps({**VERDICT, "grade": 3}), "grade"),
-    (json.dumps({"grade": "easy", "rationale": "ok"}), "lacks logical, complete, minor_error"),
-    (json.dumps({**VERDICT, "logical": None}), "logical"),
-    (json.dumps({**VERDICT, "complete": "maybe"}), "complete"),
-    ('{"logical": true, "complete": tru', "not a JSON object"),  # cut off mid-object
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("The student's reasoning is sound, so I would call this easy.", "not a JSON object"),
+        ("", "empty"),
+        (None, "empty"),
+        ("[1, 2, 3]", "not a JSON object"),
+        (json.dumps({**VERDICT, "grade": "trivial"}), "'trivial' is not one of easy, medium, hard"),
+        (json.dumps({**VERDICT, "grade": 3}), "grade"),
+        (json.dumps({"grade": "easy", "rationale": "ok"}), "lacks logical, complete, minor_error"),
+        (json.dumps({**VERDICT, "logical": None}), "logical"),
+        (json.dumps({**VERDICT, "complete": "maybe"}), "complete"),
+        ('{"logical": true, "complete": tru', "not a JSON object"),  # cut off mid-object
+    ],
+)
 def test_parse_rejects_malformed(text, fragment):
     with pytest.raises(JudgeOutputError) as e:
         parse_judge_output(text)
@@ -177,11 +199,19 @@ def test_grade_prompt_has_the_placeholders():
 
 def add(store, pid, *, answer="4", extracted="4", text=None, error=None, split="train", key=None):
     store.insert_problems([Problem(id=pid, question=f"Question {pid}: what is 2+2?", answer=answer, split=split)])
-    return store.insert_attempt(Attempt(
-        key=key or f"k-{pid}", problem_id=pid, purpose="diagnose", model="student", prompt_hash="sp",
-        params={}, text=text if text is not None else f"2+2 = {extracted}. The answer is \\boxed{{{extracted}}}.",
-        extracted=None if error else extracted, error=error,
-    ))
+    return store.insert_attempt(
+        Attempt(
+            key=key or f"k-{pid}",
+            problem_id=pid,
+            purpose="diagnose",
+            model="student",
+            prompt_hash="sp",
+            params={},
+            text=text if text is not None else f"2+2 = {extracted}. The answer is \\boxed{{{extracted}}}.",
+            extracted=None if error else extracted,
+            error=error,
+        )
+    )
 
 
 def grades_of(store, pid):
@@ -220,8 +250,18 @@ def test_latest_diagnosis_is_graded_and_a_new_attempt_is_regraded(store):
     add(store, "p1", extracted="5")
     grade(RULES_CFG, store, RecordingEvents())
     assert store.current_grades()["p1"].grade == "hard"
-    newer = store.insert_attempt(Attempt(key="k-p1-b", problem_id="p1", purpose="diagnose", model="student",
-                                         prompt_hash="sp", params={}, text="The answer is 4", extracted="4"))
+    newer = store.insert_attempt(
+        Attempt(
+            key="k-p1-b",
+            problem_id="p1",
+            purpose="diagnose",
+            model="student",
+            prompt_hash="sp",
+            params={},
+            text="The answer is 4",
+            extracted="4",
+        )
+    )
     res = grade(RULES_CFG, store, RecordingEvents())
     assert res.graded == 1
     cur = store.current_grades()["p1"]
@@ -247,11 +287,16 @@ def test_answer_check_is_recomputed_not_taken_from_the_attempt(store):
 def reply(content, status=200):
     if status != 200:
         return httpx.Response(status, json={"error": {"message": "bad request: prompt too long"}})
-    return httpx.Response(200, json={
-        "id": "x", "object": "chat.completion", "model": "judge-1",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 20},
-    })
+    return httpx.Response(
+        200,
+        json={
+            "id": "x",
+            "object": "chat.completion",
+            "model": "judge-1",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 20},
+        },
+    )
 
 
 def verdict(**kw):
@@ -314,8 +359,11 @@ def test_remote_judge_end_to_end(store):
             "p7": 400,
             "p9": verdict(answer_correct=True, logical=False, complete=False, grade="hard"),
         },
-        repairs={"p4": verdict(answer_correct=False, logical=False, complete=False, grade="HARD"),
-                 "p5": "Still prose, sorry.", "p6": verdict(grade="extreme")},
+        repairs={
+            "p4": verdict(answer_correct=False, logical=False, complete=False, grade="HARD"),
+            "p5": "Still prose, sorry.",
+            "p6": verdict(grade="extreme"),
+        },
     )
     ev = RecordingEvents()
     res = grade(judge_cfg(), store, ev, transport=judge.transport, retry=FAST)
@@ -449,13 +497,16 @@ def test_override_wins_is_marked_and_is_not_regraded(store):
     assert store.current_grades()["p1"].grade == "hard"
 
 
-@pytest.mark.parametrize("specs, fragment", [
-    (["p1=hard", "nope=easy"], "no problem with id 'nope'"),
-    (["p1=extreme"], "not one of easy, medium, hard"),
-    (["p1"], "expected PROBLEM_ID=GRADE"),
-    (["p1=hard", "p1=easy"], "two grades"),
-    ([], "no PROBLEM_ID=GRADE"),
-])
+@pytest.mark.parametrize(
+    "specs, fragment",
+    [
+        (["p1=hard", "nope=easy"], "no problem with id 'nope'"),
+        (["p1=extreme"], "not one of easy, medium, hard"),
+        (["p1"], "expected PROBLEM_ID=GRADE"),
+        (["p1=hard", "p1=easy"], "two grades"),
+        ([], "no PROBLEM_ID=GRADE"),
+    ],
+)
 def test_bad_overrides_write_nothing(store, specs, fragment):
     add(store, "p1")
     with pytest.raises(GradeError, match=fragment):

@@ -7,6 +7,7 @@ import re
 
 import httpx
 import pytest
+from test_teach import CFG_TEXT, Teachers, add_dataset
 
 from app import BUNDLED
 from app.answers import extract_answer, is_equivalent, reference_steps, steps_reached
@@ -21,8 +22,6 @@ from app.records import Attempt, Problem
 from app.remote import RetryPolicy, steps_grade
 from app.report import _cotqs
 
-from test_teach import CFG_TEXT, Teachers, add_dataset
-
 STEPS_CFG = parse_config('[judge]\nprovider = "steps"\n')
 RULES_CFG = parse_config("")
 
@@ -30,8 +29,10 @@ RULES_CFG = parse_config("")
 @pytest.fixture(scope="module")
 def bundled() -> list[Problem]:
     rows = [json.loads(line) for line in BUNDLED.read_text(encoding="utf-8").splitlines()]
-    return [Problem(id=f"b{i}", **{k: r[k] for k in ("question", "answer", "solution", "category", "section")})
-            for i, r in enumerate(rows)]
+    return [
+        Problem(id=f"b{i}", **{k: r[k] for k in ("question", "answer", "solution", "category", "section")})
+        for i, r in enumerate(rows)
+    ]
 
 
 def find(bundled, text) -> Problem:
@@ -44,16 +45,21 @@ FARID = "Farid has 78 trading cards"
 # -- step extraction ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("question, steps", [
-    (FARID, ["49", "79"]),                                     # arithmetic, words after the result
-    ("4 stamps cost $8.40", ["2.10", "29.4"]),                 # money: "$2.10", the boxed 29.4 once
-    ("5/7 of them are cars", ["40", "16"]),                    # fractions_percentages
-    ("Solve for x: -9x + 17 = 62", ["45", "-5"]),              # algebra: "= 45 ÷ (-9)" is no result
-    ("786 × 944 + 166 is divided by 10", ["6", "4", "30", "0"]),  # number_theory: residues after "≡"
-    ("rolled 3 times. What is the probability that at least one roll is a 5",
-     ["125/216", "91/216"]),                                   # counting_probability: fractions
-    ("legs 40 and 42", ["3364", "58"]),                        # geometry: "= 40^2 + 42^2" skipped
-])
+@pytest.mark.parametrize(
+    "question, steps",
+    [
+        (FARID, ["49", "79"]),  # arithmetic, words after the result
+        ("4 stamps cost $8.40", ["2.10", "29.4"]),  # money: "$2.10", the boxed 29.4 once
+        ("5/7 of them are cars", ["40", "16"]),  # fractions_percentages
+        ("Solve for x: -9x + 17 = 62", ["45", "-5"]),  # algebra: "= 45 ÷ (-9)" is no result
+        ("786 × 944 + 166 is divided by 10", ["6", "4", "30", "0"]),  # number_theory: residues after "≡"
+        (
+            "rolled 3 times. What is the probability that at least one roll is a 5",
+            ["125/216", "91/216"],
+        ),  # counting_probability: fractions
+        ("legs 40 and 42", ["3364", "58"]),  # geometry: "= 40^2 + 42^2" skipped
+    ],
+)
 def test_steps_of_real_solutions(bundled, question, steps):
     p = find(bundled, question)
     assert reference_steps(p.solution, p.answer, p.question) == steps
@@ -61,8 +67,9 @@ def test_steps_of_real_solutions(bundled, question, steps):
 
 def test_given_values_and_final_duplicates_are_not_extra_steps(bundled):
     # "A=139" restates the question; 26/24 = 13/12 (the answer) is one step however written.
-    assert reference_steps("L + S = 139, so 2L = 234.\nThe answer is \\boxed{117}.", "117",
-                           "L + S is 139 and L - S is 95.") == ["234", "117"]
+    assert reference_steps(
+        "L + S = 139, so 2L = 234.\nThe answer is \\boxed{117}.", "117", "L + S is 139 and L - S is 95."
+    ) == ["234", "117"]
     assert reference_steps("26/24 = 13/12.\nThe answer is \\boxed{\\frac{13}{12}}.", "13/12") == ["13/12"]
 
 
@@ -74,7 +81,11 @@ def test_no_computed_result_leaves_the_final_answer_as_the_only_step(bundled):
 
 def test_reached_uses_numeric_equivalence():
     assert steps_reached(["29.40", "2.10", "3/4", "49"], "14 × $2.1 = 29.4; that is 0.75 of it") == [
-        True, True, True, False]
+        True,
+        True,
+        True,
+        False,
+    ]
     assert steps_reached(["3/4"], "\\frac{3}{4} of the cake") == [True]
     assert steps_reached(["5"], None) == [False]
 
@@ -87,12 +98,15 @@ def judged(p: Problem, cot: str):
 
 
 def test_right_working_wrong_last_step_is_medium(bundled):
-    cot = ("Farid starts with 78 cards. He gives 29 away, so he has 78 - 29 = 49 cards.\n"
-           "Then he buys 30 more: 49 + 30 = 89.\nThe answer is 89.")
+    cot = (
+        "Farid starts with 78 cards. He gives 29 away, so he has 78 - 29 = 49 cards.\n"
+        "Then he buys 30 more: 49 + 30 = 89.\nThe answer is 89."
+    )
     g = judged(find(bundled, FARID), cot)
     assert g.grade == "medium" and not g.answer_correct
-    assert g.rationale == ("steps judge: 1/2 reference steps reached; answer wrong or missing "
-                           "(stand-in, CoT not read by an LLM)")
+    assert g.rationale == (
+        "steps judge: 1/2 reference steps reached; answer wrong or missing (stand-in, CoT not read by an LLM)"
+    )
 
 
 def test_no_matching_step_is_hard(bundled):
@@ -102,8 +116,10 @@ def test_no_matching_step_is_hard(bundled):
 
 
 def test_right_answer_with_the_steps_is_easy(bundled):
-    cot = ("First find the price of one stamp: $8.40 / 4 = $2.1.\n"
-           "Then 14 stamps cost 14 × 2.1 = 29.4 dollars.\nThe answer is \\boxed{29.4}.")
+    cot = (
+        "First find the price of one stamp: $8.40 / 4 = $2.1.\n"
+        "Then 14 stamps cost 14 × 2.1 = 29.4 dollars.\nThe answer is \\boxed{29.4}."
+    )
     g = judged(find(bundled, "4 stamps cost $8.40"), cot)
     assert (g.grade, g.provider, g.model) == ("easy", "steps", "steps") and "2/2" in g.rationale
 
@@ -147,17 +163,30 @@ def test_all_the_steps_and_a_wrong_final_answer_is_medium(bundled):
 
 def add(store, p: Problem, cot: str, *, key=None):
     store.insert_problems([p])
-    return store.insert_attempt(Attempt(key=key or f"k-{p.id}", problem_id=p.id, purpose="diagnose",
-                                        model="student", prompt_hash="sp", params={}, text=cot,
-                                        extracted=extract_answer(cot)))
+    return store.insert_attempt(
+        Attempt(
+            key=key or f"k-{p.id}",
+            problem_id=p.id,
+            purpose="diagnose",
+            model="student",
+            prompt_hash="sp",
+            params={},
+            text=cot,
+            extracted=extract_answer(cot),
+        )
+    )
 
 
 def farid(pid="p1"):
-    return Problem(id=pid, question="Farid has 78 trading cards. Farid gives 29 of them to a friend and then "
-                   "buys 30 more. How many trading cards does Farid have now?", answer="79",
-                   solution="After giving away 29, Farid has 78 - 29 = 49 trading cards.\n"
-                            "After buying 30 more, Farid has 49 + 30 = 79 trading cards.\n"
-                            "The answer is \\boxed{79}.")
+    return Problem(
+        id=pid,
+        question="Farid has 78 trading cards. Farid gives 29 of them to a friend and then "
+        "buys 30 more. How many trading cards does Farid have now?",
+        answer="79",
+        solution="After giving away 29, Farid has 78 - 29 = 49 trading cards.\n"
+        "After buying 30 more, Farid has 49 + 30 = 79 trading cards.\n"
+        "The answer is \\boxed{79}.",
+    )
 
 
 def test_steps_judge_end_to_end_resumes_and_regrades_after_rules(store):
@@ -176,8 +205,13 @@ def test_steps_judge_end_to_end_resumes_and_regrades_after_rules(store):
     cur = store.current_grades()
     assert {pid: g.grade for pid, g in cur.items()} == {"e": "easy", "m": "medium", "h": "hard", "r": "easy"}
     m = cur["m"]
-    assert (m.provider, m.model, m.prompt_hash, m.judge_grade, m.disagreement) == ("steps", "steps", None,
-                                                                                   "medium", False)
+    assert (m.provider, m.model, m.prompt_hash, m.judge_grade, m.disagreement) == (
+        "steps",
+        "steps",
+        None,
+        "medium",
+        False,
+    )
     assert m.rationale.startswith("steps judge: 1/2 reference steps reached; answer wrong")
     assert "stand-in" in m.rationale and m.answer_correct is False
 
@@ -213,16 +247,17 @@ def test_ping_evaluate_verify_and_report_treat_steps_as_a_stand_in(store):
 
     result = evaluate_mod.EvalResult(problems=0, targets=[], tiers=[])
     evaluate_mod._rate(STEPS_CFG, store, RecordingEvents(), {}, {}, ["R1"], result, None, None)
-    assert result.notes == ["CoT quality not rated: the steps judge is an offline stand-in "
-                            "(answer check + reference steps found in the CoT) that does not rate reasoning"]
+    assert result.notes == [
+        "CoT quality not rated: the steps judge is an offline stand-in "
+        "(answer check + reference steps found in the CoT) that does not rate reasoning"
+    ]
 
     cfg = parse_config(CFG_TEXT + '\n[judge]\nprovider = "steps"\n')
     add_dataset(store)
     srv, no_retry = Teachers(), RetryPolicy(max_retries=0)
     teach(cfg, store, RecordingEvents(), dataset="ds", transport=srv.transport, retry=no_retry)
     ev = RecordingEvents()
-    res = verify(cfg, store, ev, dataset="ds", consistency=True, transport=httpx.MockTransport(srv),
-                 retry=no_retry)
+    res = verify(cfg, store, ev, dataset="ds", consistency=True, transport=httpx.MockTransport(srv), retry=no_retry)
     assert res.consistency == "skipped (steps judge)"
     assert any("offline stand-in 'steps'" in e[1] for e in ev.log if e[0] == "message")
 

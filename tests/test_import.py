@@ -15,9 +15,12 @@ def _jsonl(path, rows):
 
 
 def test_gsm8k(tmp_path):
-    f = _jsonl(tmp_path / "gsm.jsonl", [
-        {"question": "Natalia sold 48 clips...", "answer": "She sold 48/2 = <<48/2=24>>24 clips.\n#### 1,072"},
-    ])
+    f = _jsonl(
+        tmp_path / "gsm.jsonl",
+        [
+            {"question": "Natalia sold 48 clips...", "answer": "She sold 48/2 = <<48/2=24>>24 clips.\n#### 1,072"},
+        ],
+    )
     fmt, [p] = read_problems(f)
     assert fmt == "gsm8k"
     assert p.answer == "1072"
@@ -26,10 +29,17 @@ def test_gsm8k(tmp_path):
 
 
 def test_math(tmp_path):
-    f = _jsonl(tmp_path / "math.jsonl", [
-        {"problem": "Compute $\\frac{1}{2}+\\frac{1}{4}$.", "solution": "We get $\\boxed{\\frac{3}{4}}$.",
-         "level": "Level 2", "type": "Prealgebra"},
-    ])
+    f = _jsonl(
+        tmp_path / "math.jsonl",
+        [
+            {
+                "problem": "Compute $\\frac{1}{2}+\\frac{1}{4}$.",
+                "solution": "We get $\\boxed{\\frac{3}{4}}$.",
+                "level": "Level 2",
+                "type": "Prealgebra",
+            },
+        ],
+    )
     fmt, [p] = read_problems(f)
     assert fmt == "math"
     assert p.answer == "\\frac{3}{4}"
@@ -37,10 +47,19 @@ def test_math(tmp_path):
 
 
 def test_math500(tmp_path):
-    f = _jsonl(tmp_path / "m500.jsonl", [
-        {"problem": "P?", "answer": "\\pi", "solution": "so \\boxed{\\pi}", "subject": "Geometry",
-         "level": 5, "unique_id": "test/geometry/1.json"},
-    ])
+    f = _jsonl(
+        tmp_path / "m500.jsonl",
+        [
+            {
+                "problem": "P?",
+                "answer": "\\pi",
+                "solution": "so \\boxed{\\pi}",
+                "subject": "Geometry",
+                "level": 5,
+                "unique_id": "test/geometry/1.json",
+            },
+        ],
+    )
     fmt, [p] = read_problems(f, split="test", source="math500")
     assert fmt == "math500"
     assert (p.answer, p.category, p.difficulty, p.split, p.source) == ("\\pi", "Geometry", 5, "test", "math500")
@@ -53,10 +72,20 @@ def test_aime_capitalised_keys(tmp_path):
 
 
 def test_plain_jsonl_and_row_split(tmp_path):
-    f = _jsonl(tmp_path / "plain.jsonl", [
-        {"question": "a", "answer": "1", "category": "algebra", "section": "speed", "split": "valid", "difficulty": 2},
-        {"question": "b", "answer": "2"},
-    ])
+    f = _jsonl(
+        tmp_path / "plain.jsonl",
+        [
+            {
+                "question": "a",
+                "answer": "1",
+                "category": "algebra",
+                "section": "speed",
+                "split": "valid",
+                "difficulty": 2,
+            },
+            {"question": "b", "answer": "2"},
+        ],
+    )
     fmt, (p1, p2) = read_problems(f)
     assert fmt == "jsonl"
     assert (p1.split, p1.category, p1.section, p1.difficulty) == ("valid", "algebra", "speed", 2)
@@ -67,7 +96,7 @@ def test_plain_jsonl_and_row_split(tmp_path):
 
 def test_csv(tmp_path):
     f = tmp_path / "p.csv"
-    f.write_text("question,answer,category\nWhat is 1+1?,2,arithmetic\n\"Say, what is 2+2?\",4,\n", encoding="utf-8")
+    f.write_text('question,answer,category\nWhat is 1+1?,2,arithmetic\n"Say, what is 2+2?",4,\n', encoding="utf-8")
     fmt, ps = read_problems(f)
     assert fmt == "csv" and [p.answer for p in ps] == ["2", "4"]
     assert ps[1].question == "Say, what is 2+2?" and ps[1].category is None
@@ -176,8 +205,10 @@ def test_utf16_file_is_refused_clearly(tmp_path):
         read_problems(f)
 
 
-EXPECTED_COLUMNS = ("expected required columns question (or problem), answer and optional columns solution, "
-                    "category (or subject, type), section, year, difficulty (or level), split")
+EXPECTED_COLUMNS = (
+    "expected required columns question (or problem), answer and optional columns solution, "
+    "category (or subject, type), section, year, difficulty (or level), split"
+)
 
 
 @pytest.mark.parametrize(
@@ -185,8 +216,11 @@ EXPECTED_COLUMNS = ("expected required columns question (or problem), answer and
     [
         ("question,reply", "missing required column 'answer' (found 'question', 'reply')"),
         ("prompt,completion", "missing required columns 'question', 'answer' (found 'prompt', 'completion')"),
-        ("question;answer", "missing required columns 'question', 'answer' (found 'question;answer'; the columns "
-                            "look separated by ';', but tailor reads comma-separated CSV)"),
+        (
+            "question;answer",
+            "missing required columns 'question', 'answer' (found 'question;answer'; the columns "
+            "look separated by ';', but tailor reads comma-separated CSV)",
+        ),
         ("Question,answer,question", "column 'question' given more than once"),
         ("", "missing required columns 'question', 'answer' (found no column names)"),
     ],
@@ -229,8 +263,10 @@ def test_cli_wrong_csv_header_exits_nonzero_and_stores_nothing(project, tmp_path
     captured = capsys.readouterr()
     assert captured.out == ""
     err = captured.err.strip()
-    assert err == (f"tailor: error: {f}:1: bad CSV header: missing required column 'answer' "
-                   f"(found 'Question', 'Reply'); {EXPECTED_COLUMNS}")
+    assert err == (
+        f"tailor: error: {f}:1: bad CSV header: missing required column 'answer' "
+        f"(found 'Question', 'Reply'); {EXPECTED_COLUMNS}"
+    )
     with Store(project / DB_NAME) as store:
         assert [p.question for p in store.problems()] == ["kept"]  # nothing of the bad file
     f.write_bytes(BOM + b"Question,Answer\nWhat is 1+1?,2\nWhat is 2+2?,4\n")  # fixed: imports

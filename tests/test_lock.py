@@ -29,5 +29,6 @@ def test_requirements_lock_is_the_export_of_uv_lock():
     done = _uv(*EXPORT)
     assert done.returncode == 0, done.stderr[-1500:]
     body = lambda text: [line for line in text.splitlines() if not line.startswith("#")]  # noqa: E731
-    assert body(done.stdout) == body((REPO_ROOT / "requirements.lock").read_text()), \
+    assert body(done.stdout) == body((REPO_ROOT / "requirements.lock").read_text()), (
         "requirements.lock is stale: run `uv export --frozen --all-extras --no-emit-project -o requirements.lock`"
+    )

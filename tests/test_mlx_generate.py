@@ -19,13 +19,23 @@ QUESTIONS = [
 
 
 def gen_job(model_dir, items, **params):
-    return {"kind": "generate", "model": str(model_dir), "adapter": None, "dtype": "auto",
-            "params": {"temperature": 1.0, "top_p": 0.95, **params}, "items": items}
+    return {
+        "kind": "generate",
+        "model": str(model_dir),
+        "adapter": None,
+        "dtype": "auto",
+        "params": {"temperature": 1.0, "top_p": 0.95, **params},
+        "items": items,
+    }
 
 
 def item(i, seed, max_tokens=24, question=None):
-    return {"id": f"q{i}", "messages": user(question or QUESTIONS[i % len(QUESTIONS)]),
-            "max_tokens": max_tokens, "seed": seed}
+    return {
+        "id": f"q{i}",
+        "messages": user(question or QUESTIONS[i % len(QUESTIONS)]),
+        "max_tokens": max_tokens,
+        "seed": seed,
+    }
 
 
 def test_generate_job_end_to_end(tmp_path, tiny_model_dir):
@@ -135,8 +145,9 @@ def test_max_prompt_tokens_limits_prompts(tiny):
 def test_signal_mid_job_cancels_and_keeps_emitted_results(tmp_path, tiny_model_dir, signum):
     items = [item(0, 0, max_tokens=1)] + [item(i, i, max_tokens=1800) for i in range(1, 8)]
     path = write_job(tmp_path, gen_job(tiny_model_dir, items, max_batch=8))
-    proc = subprocess.Popen(job_command(path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO, env=job_env())
+    proc = subprocess.Popen(
+        job_command(path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=job_env()
+    )
     try:
         seen = []
         for line in proc.stdout:

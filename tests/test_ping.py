@@ -38,9 +38,15 @@ def handler_factory(calls):
             return httpx.Response(401, json={"error": {"message": "Authentication Fails"}})
         if body["model"] == "missing-model":
             return httpx.Response(404, json={"error": {"message": "model not found"}})
-        return httpx.Response(200, json={
-            "model": body["model"] + "-2025", "choices": [{"message": {"content": "OK"}, "finish_reason": "length"}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 1}})
+        return httpx.Response(
+            200,
+            json={
+                "model": body["model"] + "-2025",
+                "choices": [{"message": {"content": "OK"}, "finish_reason": "length"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 1},
+            },
+        )
+
     return handler
 
 
@@ -101,6 +107,11 @@ def test_ping_server_errors_are_reported(monkeypatch):
     def handler(request):
         calls.append(1)
         return httpx.Response(503, json={"error": {"message": "overloaded"}})
-    (r,) = ping(parse_config(CONFIG), ["judge"], transport=httpx.MockTransport(handler),
-                retry=RetryPolicy(max_retries=1, backoff_base=0.001))
+
+    (r,) = ping(
+        parse_config(CONFIG),
+        ["judge"],
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(max_retries=1, backoff_base=0.001),
+    )
     assert not r.ok and "HTTP 503: overloaded" in r.detail and len(calls) == 2

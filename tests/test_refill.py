@@ -1,6 +1,7 @@
 """`verify --refill`: rejected problems are replaced within their stratum until K and E:M:H hold."""
 
 import httpx
+from test_teach import CFG_TEXT, Teachers, add_dataset, completion, question
 
 from app.config import parse_config
 from app.events import RecordingEvents
@@ -9,8 +10,6 @@ from app.pipeline.teach import teach
 from app.pipeline.verify import verify
 from app.records import GradeRecord, Problem
 from app.remote import RetryPolicy
-
-from test_teach import CFG_TEXT, Teachers, add_dataset, completion, question
 
 NO_RETRY = RetryPolicy(max_retries=0)
 GRADES = [("easy", "short"), ("medium", "short"), ("hard", "long")]
@@ -21,8 +20,10 @@ WRONG = {question(5, 15), question(10, 20), question(2, 12)}  # a hard, a medium
 def pool(store, extra: int):
     """The dataset's 12 problems plus `extra` more graded train problems, graded by index like them."""
     add_dataset(store, items=ITEMS)
-    more = [Problem(id=f"x{i:02d}", question=question(100 + i, i), answer=str(100 + 2 * i), split="train")
-            for i in range(extra)]
+    more = [
+        Problem(id=f"x{i:02d}", question=question(100 + i, i), answer=str(100 + 2 * i), split="train")
+        for i in range(extra)
+    ]
     store.insert_problems(more)
     with store.transaction():
         for pid, *_rest, g, _r in ITEMS:

@@ -3,8 +3,8 @@
 import asyncio
 import json
 import logging
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -36,9 +36,17 @@ def run(coro):
 
 
 def prov(**kw) -> OpenAIProvider:
-    base = dict(provider="openai", base_url="https://api.example.test/v1", model="m-1",
-                api_key_env="TEST_KEY", concurrency=4, timeout=5.0, max_tokens=64,
-                temperature=0.6, top_p=0.95)
+    base = dict(
+        provider="openai",
+        base_url="https://api.example.test/v1",
+        model="m-1",
+        api_key_env="TEST_KEY",
+        concurrency=4,
+        timeout=5.0,
+        max_tokens=64,
+        temperature=0.6,
+        top_p=0.95,
+    )
     base.update(kw)
     return OpenAIProvider(**base)
 
@@ -47,9 +55,13 @@ def completion(content="The answer is 4.", finish="stop", reasoning=None, pt=10,
     msg = {"role": "assistant", "content": content}
     if reasoning is not None:
         msg["reasoning_content"] = reasoning
-    return {"id": "x", "object": "chat.completion", "model": model,
-            "choices": [{"index": 0, "message": msg, "finish_reason": finish}],
-            "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{"index": 0, "message": msg, "finish_reason": finish}],
+        "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
+    }
 
 
 class Server:
@@ -85,8 +97,9 @@ class SleepRecorder:
 
 
 def client(store, server, *, cfg=None, retry=FAST, key=SECRET, sleep=None, **kw):
-    return RemoteClient(cfg or prov(), "judge", store, key, transport=server.transport,
-                        retry=retry, sleep=sleep, seed=0, **kw)
+    return RemoteClient(
+        cfg or prov(), "judge", store, key, transport=server.transport, retry=retry, sleep=sleep, seed=0, **kw
+    )
 
 
 async def one(store, server, **kw):
@@ -104,14 +117,17 @@ def mem_store(tmp_path):
 # -- pure helpers -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, content, reasoning", [
-    ("plain", "plain", None),
-    ("<think>a b</think>\n\nThe answer is 4.", "The answer is 4.", "a b"),
-    ("a b</think>The answer is 4.", "The answer is 4.", "a b"),  # template opened <think>
-    ("<think>still thinking when cut", "", "still thinking when cut"),
-    ("<think>x</think>mid<think>y</think>end", "midend", "x\n\ny"),
-    (None, None, None),
-])
+@pytest.mark.parametrize(
+    "text, content, reasoning",
+    [
+        ("plain", "plain", None),
+        ("<think>a b</think>\n\nThe answer is 4.", "The answer is 4.", "a b"),
+        ("a b</think>The answer is 4.", "The answer is 4.", "a b"),  # template opened <think>
+        ("<think>still thinking when cut", "", "still thinking when cut"),
+        ("<think>x</think>mid<think>y</think>end", "midend", "x\n\ny"),
+        (None, None, None),
+    ],
+)
 def test_split_think(text, content, reasoning):
     assert split_think(text) == (content, reasoning)
 
@@ -142,8 +158,15 @@ def test_success_records_everything_and_sends_the_right_body(mem_store):
     assert req.url == "https://api.example.test/v1/chat/completions"
     assert req.headers["authorization"] == f"Bearer {SECRET}"
     body = srv.bodies[0]
-    assert body == {"model": "m-1", "messages": MSGS, "temperature": 0.2, "top_p": 0.95,
-                    "max_tokens": 32, "stream": False, "response_format": {"type": "json_object"}}
+    assert body == {
+        "model": "m-1",
+        "messages": MSGS,
+        "temperature": 0.2,
+        "top_p": 0.95,
+        "max_tokens": 32,
+        "stream": False,
+        "response_format": {"type": "json_object"},
+    }
     row = mem_store.get_api_call(res.key)
     assert row.status == "ok" and row.stage == "grade" and row.role == "judge"
     assert row.content == "The answer is 4." and row.reasoning == "let me think"
@@ -164,6 +187,7 @@ def test_no_prices_means_no_cost_and_usage_is_per_stage(mem_store):
         async with client(mem_store, Server()) as c:
             await c.chat(MSGS, stage="grade")
             await c.chat([{"role": "user", "content": "other"}], stage="teach")
+
     run(go())
     usage = {u["stage"]: u for u in mem_store.usage()}
     assert usage["grade"]["calls"] == 1 and usage["grade"]["prompt_tokens"] == 10
@@ -204,8 +228,9 @@ def test_retries_on_429_and_5xx_with_growing_backoff(mem_store):
 
 
 def test_retry_after_is_honoured_and_capped(mem_store):
-    srv = Server(httpx.Response(429, headers={"Retry-After": "0.02"}),
-                 httpx.Response(503, headers={"Retry-After": "3600"}))
+    srv = Server(
+        httpx.Response(429, headers={"Retry-After": "0.02"}), httpx.Response(503, headers={"Retry-After": "3600"})
+    )
     sleep = SleepRecorder()
     res = run(one(mem_store, srv, sleep=sleep))
     assert res.ok and res.retries == 2
@@ -214,11 +239,14 @@ def test_retry_after_is_honoured_and_capped(mem_store):
 
 
 def test_timeouts_and_dropped_connections_are_retried(mem_store):
-    srv = Server(httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("Server disconnected"),
-                 httpx.ConnectError("refused"))
+    srv = Server(
+        httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("Server disconnected"), httpx.ConnectError("refused")
+    )
+
     async def go():
         async with client(mem_store, srv) as c:
             return await c.chat(MSGS, stage="grade"), c.totals
+
     res, totals = run(go())
     assert res.ok and res.retries == 3
     assert totals.retries == {"timeout": 1, "connection": 2}
@@ -238,7 +266,9 @@ def test_request_that_keeps_failing_is_recorded_and_retried_next_run(mem_store):
 
 
 def test_malformed_json_body_is_retried_then_recorded(mem_store):
-    bad = lambda r: httpx.Response(200, content=b'{"choices": [ {"mess', headers={"content-type": "application/json"})
+    def bad(r):
+        return httpx.Response(200, content=b'{"choices": [ {"mess', headers={"content-type": "application/json"})
+
     srv = Server(bad, default=lambda r: httpx.Response(200, json=completion()))
     assert run(one(mem_store, srv)).ok and len(srv.requests) == 2
     srv = Server(default=bad)
@@ -258,15 +288,18 @@ def test_other_4xx_is_recorded_and_the_stage_goes_on(mem_store):
 
     async def go():
         async with client(mem_store, srv) as c:
-            return await c.chat_many([ChatRequest(MSGS, "grade"),
-                                      ChatRequest([{"role": "user", "content": "b"}], "grade")])
+            return await c.chat_many(
+                [ChatRequest(MSGS, "grade"), ChatRequest([{"role": "user", "content": "b"}], "grade")]
+            )
+
     r1, r2 = run(go())
     assert r1.error == "HTTP 400: context length exceeded" and r2.ok
     assert len(srv.requests) == 2
 
 
-@pytest.mark.parametrize("status, words", [(401, "was rejected"), (403, "may not use model"),
-                                           (404, "check base_url"), (402, "no credit")])
+@pytest.mark.parametrize(
+    "status, words", [(401, "was rejected"), (403, "may not use model"), (404, "check base_url"), (402, "no credit")]
+)
 def test_fatal_statuses_raise_one_line_without_the_key(mem_store, status, words):
     srv = Server(httpx.Response(status, json={"error": {"message": f"Incorrect API key provided: {SECRET}"}}))
     with pytest.raises(RemoteFatalError) as ei:
@@ -312,9 +345,11 @@ def test_401_stops_chat_many_and_keeps_finished_calls(tmp_path):
     # A re-run (key fixed) pays only for what did not finish.
     srv2 = Server()
     with Store(db) as store:
+
         async def go2():
             async with client(store, srv2, concurrency=10) as c:
                 return await c.chat_many(reqs)
+
         results = run(go2())
     assert all(r.ok for r in results)
     assert sum(r.cached for r in results) == 4 and len(srv2.requests) == 6
@@ -341,10 +376,15 @@ def test_key_depends_on_what_determines_the_answer(mem_store):
     base = ChatRequest(MSGS, "grade", "ph")
     k = c.prepare(base)[0]
     assert c.prepare(ChatRequest(MSGS, "teach", "ph"))[0] == k  # the stage is not part of it
-    for other in (ChatRequest(MSGS, "grade", "ph2"), ChatRequest(MSGS, "grade", "ph", temperature=0.0),
-                  ChatRequest(MSGS, "grade", "ph", top_p=0.5), ChatRequest(MSGS, "grade", "ph", max_tokens=9),
-                  ChatRequest(MSGS, "grade", "ph", json_mode=True), ChatRequest(MSGS, "grade", "ph", variant="s1"),
-                  ChatRequest([{"role": "user", "content": "x"}], "grade", "ph")):
+    for other in (
+        ChatRequest(MSGS, "grade", "ph2"),
+        ChatRequest(MSGS, "grade", "ph", temperature=0.0),
+        ChatRequest(MSGS, "grade", "ph", top_p=0.5),
+        ChatRequest(MSGS, "grade", "ph", max_tokens=9),
+        ChatRequest(MSGS, "grade", "ph", json_mode=True),
+        ChatRequest(MSGS, "grade", "ph", variant="s1"),
+        ChatRequest([{"role": "user", "content": "x"}], "grade", "ph"),
+    ):
         assert c.prepare(other)[0] != k
     assert RemoteClient(prov(model="m-2"), "judge", mem_store).prepare(base)[0] != k
     assert RemoteClient(prov(base_url="https://other.test/v1"), "judge", mem_store).prepare(base)[0] != k
@@ -368,11 +408,13 @@ def test_duplicate_requests_in_one_batch_are_sent_once(mem_store):
     async def slow(request):
         await asyncio.sleep(0.02)
         return httpx.Response(200, json=completion())
+
     srv = Server(default=slow)
 
     async def go():
         async with client(mem_store, srv) as c:
             return await c.chat_many([ChatRequest(MSGS, "grade") for _ in range(5)])
+
     results = run(go())
     assert len(srv.requests) == 1 and all(r.ok for r in results)
     assert sum(not r.cached for r in results) == 1
@@ -393,8 +435,10 @@ def test_chat_many_keeps_order_respects_concurrency_and_reports_progress(mem_sto
 
     async def go():
         async with client(mem_store, Server(default=handler), cfg=prov(concurrency=3)) as c:
-            return await c.chat_many([ChatRequest([{"role": "user", "content": str(i)}], "grade")
-                                      for i in range(20)], ev)
+            return await c.chat_many(
+                [ChatRequest([{"role": "user", "content": str(i)}], "grade") for i in range(20)], ev
+            )
+
     results = run(go())
     assert [r.content for r in results] == [f"a{i}" for i in range(20)]
     assert live["max"] == 3
@@ -417,14 +461,18 @@ def test_secret_is_never_written_to_store_logs_or_errors(tmp_path, caplog):
             return httpx.Response(400, json=echo)
         seen.append(q)
         return httpx.Response(500 if len(seen) == 1 else 200, json=echo if len(seen) == 1 else completion())
+
     srv = Server(default=handler)
     msgs = []
     with Store(db) as store:
+
         async def go():
             async with client(store, srv) as c:
                 msgs.append(repr(c))
-                return await c.chat_many([ChatRequest(MSGS, "grade"),
-                                          ChatRequest([{"role": "user", "content": "x"}], "grade")])
+                return await c.chat_many(
+                    [ChatRequest(MSGS, "grade"), ChatRequest([{"role": "user", "content": "x"}], "grade")]
+                )
+
         ok, bad = run(go())
         assert ok.ok and bad.error and "***" in bad.error
         msgs += [bad.error, repr(ok), repr(bad)]
@@ -454,13 +502,16 @@ def test_reference_and_rules_are_labelled():
 
 
 def test_open_client_refuses_offline_providers_and_missing_keys(mem_store, monkeypatch):
-    cfg = parse_config('[judge]\nprovider = "openai"\nbase_url = "https://x.test/v1"\n'
-                       'model = "m"\napi_key_env = "TAILOR_TEST_ABSENT_KEY"\n')
+    cfg = parse_config(
+        '[judge]\nprovider = "openai"\nbase_url = "https://x.test/v1"\n'
+        'model = "m"\napi_key_env = "TAILOR_TEST_ABSENT_KEY"\n'
+    )
     monkeypatch.delenv("TAILOR_TEST_ABSENT_KEY", raising=False)
 
     async def go(role):
         async with open_client(cfg, role, mem_store):
             pass
+
     with pytest.raises(ConfigError, match="TAILOR_TEST_ABSENT_KEY is not set"):
         run(go("judge"))
     with pytest.raises(ConfigError, match="offline provider 'reference'"):
@@ -469,13 +520,15 @@ def test_open_client_refuses_offline_providers_and_missing_keys(mem_store, monke
 
 def test_open_client_uses_the_env_key(mem_store, monkeypatch):
     monkeypatch.setenv("TAILOR_TEST_KEY", SECRET)
-    cfg = parse_config('[judge]\nprovider = "openai"\nbase_url = "https://x.test/v1"\n'
-                       'model = "m"\napi_key_env = "TAILOR_TEST_KEY"\n')
+    cfg = parse_config(
+        '[judge]\nprovider = "openai"\nbase_url = "https://x.test/v1"\nmodel = "m"\napi_key_env = "TAILOR_TEST_KEY"\n'
+    )
     srv = Server()
 
     async def go():
         async with open_client(cfg, "judge", mem_store, transport=srv.transport, retry=FAST) as c:
             return await c.chat(MSGS, stage="grade")
+
     assert run(go()).ok
     assert srv.requests[0].headers["authorization"] == f"Bearer {SECRET}"
 

@@ -12,7 +12,11 @@ from app.store import Store
 
 
 def test_server_that_dies_reports_the_tail_of_its_log():
-    fake = [sys.executable, "-c", "import sys; print('loading weights'); sys.stderr.write('boom: no such model\\n'); sys.exit(3)"]
+    fake = [
+        sys.executable,
+        "-c",
+        "import sys; print('loading weights'); sys.stderr.write('boom: no such model\\n'); sys.exit(3)",
+    ]
     server = MlxServer("some/model", command=fake, startup_timeout=10)
     with pytest.raises(MlxServerError) as ei:
         server.start()

@@ -24,9 +24,13 @@ def completion(content="4", finish="stop", reasoning=None):
     msg = {"role": "assistant", "content": content}
     if reasoning:
         msg["reasoning_content"] = reasoning
-    return {"id": "c", "object": "chat.completion", "model": "loop-model",
-            "choices": [{"index": 0, "message": msg, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}
+    return {
+        "id": "c",
+        "object": "chat.completion",
+        "model": "loop-model",
+        "choices": [{"index": 0, "message": msg, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+    }
 
 
 # Actions: what the server does with one request.
@@ -114,9 +118,16 @@ def server():
 
 
 def prov(url, **kw):
-    return OpenAIProvider(provider="openai", base_url=url, model="loop-model", api_key_env="LOOP_KEY",
-                          concurrency=kw.pop("concurrency", 4), timeout=kw.pop("timeout", 5.0),
-                          max_tokens=32, **kw)
+    return OpenAIProvider(
+        provider="openai",
+        base_url=url,
+        model="loop-model",
+        api_key_env="LOOP_KEY",
+        concurrency=kw.pop("concurrency", 4),
+        timeout=kw.pop("timeout", 5.0),
+        max_tokens=32,
+        **kw,
+    )
 
 
 def q(text):
@@ -124,7 +135,9 @@ def q(text):
 
 
 async def chat(store, server, text="2+2?", retry=FAST, **kw):
-    cfg = prov(server.url, **{k: kw.pop(k) for k in list(kw) if k in ("timeout", "concurrency", "price_in", "price_out")})
+    cfg = prov(
+        server.url, **{k: kw.pop(k) for k in list(kw) if k in ("timeout", "concurrency", "price_in", "price_out")}
+    )
     async with RemoteClient(cfg, "judge", store, SECRET, retry=retry) as c:
         return await c.chat(q(text), stage="grade", **kw)
 
@@ -224,8 +237,13 @@ def test_cache_hit_after_restart_over_http(server, tmp_path):
 
 def test_secret_not_in_db_or_logs_over_http(server, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    server.script.extend([status(500, {"error": {"message": f"bad {SECRET}"}}), ok(),
-                          status(400, {"error": {"message": f"echo {SECRET}"}})])
+    server.script.extend(
+        [
+            status(500, {"error": {"message": f"bad {SECRET}"}}),
+            ok(),
+            status(400, {"error": {"message": f"echo {SECRET}"}}),
+        ]
+    )
     with Store(tmp_path / "s.db") as s:
         r1 = asyncio.run(chat(s, server, text="a"))
         r2 = asyncio.run(chat(s, server, text="b"))

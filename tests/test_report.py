@@ -7,8 +7,10 @@ import sys
 import types
 
 import pytest
+from recompute import recompute, recompute_family
 
 import app.plots
+from app.comparison import compare
 from app.plots import PLOTS
 from app.records import Run
 from app.report import (
@@ -22,9 +24,7 @@ from app.report import (
     render_markdown,
     write_report,
 )
-from app.comparison import compare
 from app.results import adjust, comparison_row
-from recompute import recompute, recompute_family
 from app.store import Store
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -58,14 +58,31 @@ def configuration(label: str, seeds: dict[str, list[int]], runs: list[str], tier
 
 
 def tier(label, t, acc, words, std=None):
-    return {"label": label, "tier": t, "accuracy": acc, "std": std, "mean_words": words,
-            "mean_tokens": words * 1.4, "no_answer": 0.1, "truncated": 0.05, "n": N,
-            "seeds": 1 if label == "base" else 3}
+    return {
+        "label": label,
+        "tier": t,
+        "accuracy": acc,
+        "std": std,
+        "mean_words": words,
+        "mean_tokens": words * 1.4,
+        "no_answer": 0.1,
+        "truncated": 0.05,
+        "n": N,
+        "seeds": 1 if label == "base" else 3,
+    }
 
 
 def run_row(rid, label, seed, best):
-    return {"id": rid, "label": label, "seed": seed, "status": "done", "best_iter": best,
-            "best_val_loss": 0.8, "stop_reason": "patience", "valid_disjoint_from_test": True if best else None}
+    return {
+        "id": rid,
+        "label": label,
+        "seed": seed,
+        "status": "done",
+        "best_iter": best,
+        "best_val_loss": 0.8,
+        "stop_reason": "patience",
+        "valid_disjoint_from_test": True if best else None,
+    }
 
 
 def make_results() -> dict:
@@ -78,16 +95,27 @@ def make_results() -> dict:
         "judge": "rules (answer check only)",
         "grades": {"easy": 53, "medium": 10, "hard": 31, "ungraded": 2},
         "configurations": [good, bad],
-        "ablations": [], "notes": [],
+        "ablations": [],
+        "notes": [],
         "tiers": [tier("base", t, a, w) for t, a, w in (("R1", 0.75, 220.0), ("R2", 0.7, 150.0), ("R3", 0.6, 90.0))]
-        + [tier("adaptive", t, a, w, 0.02) for t, a, w in (("R1", 0.8, 200.0), ("R2", 0.72, 140.0), ("R3", 0.65, 85.0))],
+        + [
+            tier("adaptive", t, a, w, 0.02) for t, a, w in (("R1", 0.8, 200.0), ("R2", 0.72, 140.0), ("R3", 0.65, 85.0))
+        ],
         "categories": [
             {"label": lab, "tier": "R1", "category": cat, "section": None, "accuracy": acc, "n": 20}
-            for lab, cat, acc in (("base", "algebra", 0.8), ("base", "geometry", 0.7),
-                                  ("adaptive", "algebra", 0.85), ("adaptive", "geometry", 0.75),
-                                  ("short-only", "algebra", 0.5))
+            for lab, cat, acc in (
+                ("base", "algebra", 0.8),
+                ("base", "geometry", 0.7),
+                ("adaptive", "algebra", 0.85),
+                ("adaptive", "geometry", 0.75),
+                ("short-only", "algebra", 0.5),
+            )
         ],
-        "runs": [run_row("ad-0", "adaptive", 0, 20), run_row("ad-1", "adaptive", 1, 30), run_row("so-0", "short-only", 0, None)],
+        "runs": [
+            run_row("ad-0", "adaptive", 0, 20),
+            run_row("ad-1", "adaptive", 1, 30),
+            run_row("so-0", "short-only", 0, None),
+        ],
     }
 
 
@@ -96,7 +124,10 @@ EMPTY = {
     "base_model": None,
     "judge": "rules (answer check only)",
     "grades": {"easy": 0, "medium": 0, "hard": 0, "ungraded": 0},
-    "configurations": [], "tiers": [], "categories": [], "runs": [],
+    "configurations": [],
+    "tiers": [],
+    "categories": [],
+    "runs": [],
 }
 
 
@@ -108,8 +139,18 @@ def results():
 def add_runs(store):
     """Two runs with loss curves; ad-0's validation loss bottoms at its best_iter (20)."""
     for rid, seed, best in (("ad-0", 0, 20), ("ad-1", 1, 30)):
-        store.insert_run(Run(id=rid, config={}, seed=seed, label="adaptive", status="done",
-                             best_iter=best, best_val_loss=0.8, stop_reason="patience"))
+        store.insert_run(
+            Run(
+                id=rid,
+                config={},
+                seed=seed,
+                label="adaptive",
+                status="done",
+                best_iter=best,
+                best_val_loss=0.8,
+                stop_reason="patience",
+            )
+        )
         for step in range(10, 50, 10):
             store.add_metrics(rid, step, {"train_loss": 2.0 - step / 50, "val_loss": 0.8 + abs(step - best) / 100})
     return store
@@ -173,8 +214,12 @@ def test_json_is_the_build_report_dict_with_curves(written):
         assert data[key] == json.loads(json.dumps(written.results[key]))
     c = data["curves"]["ad-0"]
     assert c["best_iter"] == 20
-    assert c["val_loss"] == [[10, pytest.approx(0.9)], [20, pytest.approx(0.8)], [30, pytest.approx(0.9)],
-                             [40, pytest.approx(1.0)]]
+    assert c["val_loss"] == [
+        [10, pytest.approx(0.9)],
+        [20, pytest.approx(0.8)],
+        [30, pytest.approx(0.9)],
+        [40, pytest.approx(1.0)],
+    ]
     assert [s for s, _ in c["train_loss"]] == [10, 20, 30, 40]
     # A run results knows but the store has no rows for still gets an (empty) entry.
     assert data["curves"]["so-0"] == {"train_loss": [], "val_loss": [], "best_iter": None}
@@ -192,9 +237,16 @@ def test_markdown_holds_the_headline_numbers(written):
     assert "split test" in md and f"n = {N} problems" in md and "tiny-qwen" in md and "rules" in md
     for c in data["configurations"]:
         row = next(line for line in md.splitlines() if line.startswith(f"| {c['label']} | {c['tier']} |"))
-        for text in (fmt_mean_std(c["mean"], c["std"]), fmt_ci(c["ci"], unit=" %"), fmt_pct(c["base_mean"]),
-                     fmt_points(c["delta"]), fmt_ci(c["delta_ci"], signed=True), fmt_p(c["p"]),
-                     fmt_p(c["p_adjusted"]), c["test"]):
+        for text in (
+            fmt_mean_std(c["mean"], c["std"]),
+            fmt_ci(c["ci"], unit=" %"),
+            fmt_pct(c["base_mean"]),
+            fmt_points(c["delta"]),
+            fmt_ci(c["delta_ci"], signed=True),
+            fmt_p(c["p"]),
+            fmt_p(c["p_adjusted"]),
+            c["test"],
+        ):
             assert text in row
         seeds = ", ".join(f"{k}: {fmt_pct(v)}" for k, v in c["accuracy_by_seed"].items())
         assert f"per-seed accuracies: {seeds}" in md

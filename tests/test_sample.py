@@ -104,8 +104,11 @@ def pool(store, easy=0, medium=0, hard=0, ungraded=0, split="train", prefix=""):
         for i in range(n):
             pid = f"{prefix}{tag}{i:03d}"
             problems.append(Problem(id=pid, question=f"q {pid}", answer="1", split=split))
-            grades.append(GradeRecord(problem_id=pid, grade=g, provider="rules", model="rules",
-                                      error=None if g else "judge said prose"))
+            grades.append(
+                GradeRecord(
+                    problem_id=pid, grade=g, provider="rules", model="rules", error=None if g else "judge said prose"
+                )
+            )
     store.insert_problems(problems)
     with store.transaction():
         for g in grades:
@@ -160,8 +163,9 @@ def test_fixed_strategy_uses_the_ratio(store):
     assert res.counts == {"easy": 30, "medium": 15, "hard": 5} and res.ratio == "6:3:1"
     assert store.get_dataset("f").params["ratio"] == "6:3:1"
     # the config's ratio is the default
-    res = sample(parse_config('[sampling]\nratio = "1:1:2"'), store, RecordingEvents(), name="f2",
-                 strategy="fixed", k=40)
+    res = sample(
+        parse_config('[sampling]\nratio = "1:1:2"'), store, RecordingEvents(), name="f2", strategy="fixed", k=40
+    )
     assert res.counts == {"easy": 10, "medium": 10, "hard": 20}
 
 
@@ -208,14 +212,17 @@ def test_overrides_decide_the_stratum(store):
     assert store.get_dataset("o").params["pool"]["graders"] == {"manual": 1, "rules:rules:-": 3}
 
 
-@pytest.mark.parametrize("kw, fragment", [
-    (dict(k=0), "K must be at least 1"),
-    (dict(k=-3, strategy="random"), "K must be at least 1"),
-    (dict(k=11), "pool holds only 10"),
-    (dict(strategy="fixed", ratio="1:2"), "E:M:H"),
-    (dict(strategy="greedy"), "--strategy 'greedy'"),
-    (dict(name="  "), "non-empty name"),
-])
+@pytest.mark.parametrize(
+    "kw, fragment",
+    [
+        (dict(k=0), "K must be at least 1"),
+        (dict(k=-3, strategy="random"), "K must be at least 1"),
+        (dict(k=11), "pool holds only 10"),
+        (dict(strategy="fixed", ratio="1:2"), "E:M:H"),
+        (dict(strategy="greedy"), "--strategy 'greedy'"),
+        (dict(name="  "), "non-empty name"),
+    ],
+)
 def test_bad_input_is_one_clear_line_and_writes_nothing(store, kw, fragment):
     pool(store, easy=5, medium=2, hard=3)
     args = dict(name="x", strategy="adaptive", k=5) | kw
@@ -298,9 +305,11 @@ def test_a_random_cell_draws_per_seed_and_the_others_share_one_dataset(tmp_path)
     from app.sweep import load_sweep
 
     path = tmp_path / "s.toml"
-    path.write_text('[sweep]\nname = "s"\nseeds = [0, 1, 2]\n[[cell]]\nlabel = "a"\n'
-                    '[[cell]]\nlabel = "r"\nstrategy = "random"\nrouting = "blind"\n'
-                    '[[cell]]\nlabel = "f"\nstrategy = "random"\nsample_seed = 7\n')
+    path.write_text(
+        '[sweep]\nname = "s"\nseeds = [0, 1, 2]\n[[cell]]\nlabel = "a"\n'
+        '[[cell]]\nlabel = "r"\nstrategy = "random"\nrouting = "blind"\n'
+        '[[cell]]\nlabel = "f"\nstrategy = "random"\nsample_seed = 7\n'
+    )
     sw = load_sweep(path, {})
     a, r, f = sw.cells
     assert replicates(sw, a) == {None: "s-a"}

@@ -70,8 +70,12 @@ def test_conversion_matches_the_gguf_reference_forward_pass(smollm2):
 
     weights, meta = G.read_gguf(src)
     arch, config = G.hyperparameters(meta, src)
-    assert (config["num_hidden_layers"], config["num_attention_heads"], config["num_key_value_heads"],
-            config["hidden_size"]) == (30, 9, 3, 576)
+    assert (
+        config["num_hidden_layers"],
+        config["num_attention_heads"],
+        config["num_key_value_heads"],
+        config["hidden_size"],
+    ) == (30, 9, 3, 576)
     model, tokenizer = mlx_lm.load(str(out))
     # A ChatML prompt this time (special tokens, the system prompt), not the conversion's own.
     ids = chat_prompt(tokenizer, [{"role": "user", "content": "Is 91 prime? Answer briefly."}])[:20]
@@ -104,10 +108,23 @@ def generated(smollm2):
     prompt = load_prompt("student_solve")
     rows = bundled_train()
     items = [{"id": "capital", "messages": CAPITAL, "max_tokens": 16, "seed": 0}]
-    items += [{"id": f"p{i}", "messages": prompt.render(question=rows[i]["question"]),
-               "max_tokens": DIAGNOSE_TOKENS, "seed": 0} for i in DIAGNOSE]
-    spec = {"kind": "generate", "model": str(out), "adapter": None, "dtype": "auto",
-            "params": {"temperature": 0.0, "top_p": 1.0, "max_batch": len(items)}, "items": items}
+    items += [
+        {
+            "id": f"p{i}",
+            "messages": prompt.render(question=rows[i]["question"]),
+            "max_tokens": DIAGNOSE_TOKENS,
+            "seed": 0,
+        }
+        for i in DIAGNOSE
+    ]
+    spec = {
+        "kind": "generate",
+        "model": str(out),
+        "adapter": None,
+        "dtype": "auto",
+        "params": {"temperature": 0.0, "top_p": 1.0, "max_batch": len(items)},
+        "items": items,
+    }
     events = run_job(spec)
     start = next(e for e in events if e["event"] == "start")
     assert start["dtype"] == "float32" and start["quantized"] is False
@@ -155,13 +172,32 @@ def test_lora_training_lowers_the_loss(smollm2, tmp_path):
     data = tmp_path / "train.jsonl"
     with open(data, "w", encoding="utf-8") as f:
         for r in bundled_train()[:2]:
-            messages = [{"role": "user", "content": r["question"]},
-                        {"role": "assistant", "content": format_cot(r["solution"], r["answer"])}]
+            messages = [
+                {"role": "user", "content": r["question"]},
+                {"role": "assistant", "content": format_cot(r["solution"], r["answer"])},
+            ]
             f.write(json.dumps({"messages": messages}) + "\n")
-    params = {"rank": 8, "scale": 10.0, "learning_rate": 5e-4, "batch_size": 1, "iters": 2, "num_layers": 8,
-              "max_seq_length": 160, "steps_per_report": 1, "steps_per_eval": 2, "save_every": 2}
-    spec = {"kind": "train", "model": str(out), "dtype": "auto", "run_dir": str(tmp_path / "run"),
-            "train": str(data), "valid": str(data), "params": params}
+    params = {
+        "rank": 8,
+        "scale": 10.0,
+        "learning_rate": 5e-4,
+        "batch_size": 1,
+        "iters": 2,
+        "num_layers": 8,
+        "max_seq_length": 160,
+        "steps_per_report": 1,
+        "steps_per_eval": 2,
+        "save_every": 2,
+    }
+    spec = {
+        "kind": "train",
+        "model": str(out),
+        "dtype": "auto",
+        "run_dir": str(tmp_path / "run"),
+        "train": str(data),
+        "valid": str(data),
+        "params": params,
+    }
     events = run_job(spec)
     val = {e["iter"]: e["val_loss"] for e in events if e["event"] == "metric" and "val_loss" in e}
     train = [e["train_loss"] for e in events if e["event"] == "metric" and "train_loss" in e]

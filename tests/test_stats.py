@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from app.errors import TailorError
 from app.calibration import outcomes, problem_probabilities, shifted
 from app.comparison import Comparison, compare
+from app.errors import TailorError
 from app.stats import (
     StatsError,
     benjamini_hochberg,
@@ -179,8 +179,10 @@ def enumerate_within_problem(ref, other) -> float:
     obs = abs(other.mean() - ref.mean())
     per_problem = []
     for pool in pools:
-        splits = [(sum(pool[j] for j in pick), sum(pool) - sum(pool[j] for j in pick))
-                  for pick in itertools.combinations(range(len(pool)), s_o)]
+        splits = [
+            (sum(pool[j] for j in pick), sum(pool) - sum(pool[j] for j in pick))
+            for pick in itertools.combinations(range(len(pool)), s_o)
+        ]
         per_problem.append(splits)
     hits = total = 0
     for combo in itertools.product(*per_problem):
@@ -218,8 +220,7 @@ def test_delta_interval_deterministic_contains_estimate_and_covers_seed_variance
     shifted = other.copy()
     shifted[0] = 1
     wide = delta_interval(ref, shifted, paired=True, n_boot=2000, seed=3)
-    one_level = np.quantile([(shifted - ref)[:, rng.integers(0, 100, 100)].mean() for _ in range(2000)],
-                            [0.025, 0.975])
+    one_level = np.quantile([(shifted - ref)[:, rng.integers(0, 100, 100)].mean() for _ in range(2000)], [0.025, 0.975])
     assert wide.high - wide.low > 1.5 * (one_level[1] - one_level[0])
 
 
@@ -320,8 +321,12 @@ def test_compare_errors_name_the_side():
 def test_compare_to_dict_is_plain_json_and_recomputable():
     c = compare({0: run(60), 1: run(62)}, {0: run(70), 1: run(70)}, n_boot=500)
     d = json.loads(dumps(c))
-    again = compare(dict(zip(d["reference"]["seeds"], d["reference"]["correct"])),
-                    dict(zip(d["other"]["seeds"], d["other"]["correct"])), n_boot=d["n_boot"], seed=d["boot_seed"])
+    again = compare(
+        dict(zip(d["reference"]["seeds"], d["reference"]["correct"])),
+        dict(zip(d["other"]["seeds"], d["other"]["correct"])),
+        n_boot=d["n_boot"],
+        seed=d["boot_seed"],
+    )
     assert json.loads(dumps(again)) == d
 
 

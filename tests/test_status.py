@@ -5,9 +5,18 @@ from app.store import Store
 
 
 def _attempt(i: int, purpose: str, problem_id: str) -> Attempt:
-    return Attempt(key=f"{purpose}-{i}", problem_id=problem_id, purpose=purpose, model="student",
-                   prompt_hash="h", params={"temperature": 0.6}, seed=i, text="... \\boxed{1}", extracted="1",
-                   correct=True)
+    return Attempt(
+        key=f"{purpose}-{i}",
+        problem_id=problem_id,
+        purpose=purpose,
+        model="student",
+        prompt_hash="h",
+        params={"temperature": 0.6},
+        seed=i,
+        text="... \\boxed{1}",
+        extracted="1",
+        correct=True,
+    )
 
 
 def _lines(out: str) -> dict[str, str]:
@@ -21,8 +30,9 @@ def test_status_counts_eval_and_fewshot_answers_and_ratings(project, capsys):
         for i in range(2):
             store.insert_attempt(_attempt(i, "fewshot", "p1"))
         store.insert_attempt(_attempt(0, "diagnose", "p1"))
-        store.put_eval_ratings([{"attempt_id": ids[0], "coherence": 4, "completeness": 4, "factual": 5,
-                                 "cotqs": 13 / 3}])
+        store.put_eval_ratings(
+            [{"attempt_id": ids[0], "coherence": 4, "completeness": 4, "factual": 5, "cotqs": 13 / 3}]
+        )
 
     assert main(["status", "--project", str(project)]) == 0
     lines = _lines(capsys.readouterr().out)

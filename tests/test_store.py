@@ -15,8 +15,18 @@ def test_migrations_on_empty_db(tmp_path):
     with Store(tmp_path / "t.db") as s:
         assert s.user_version == SCHEMA_VERSION
         tables = set(s.db.table_names())
-        for t in ("problems", "attempts", "grades", "traces", "datasets", "dataset_items",
-                  "runs", "metrics", "evals", "api_calls"):
+        for t in (
+            "problems",
+            "attempts",
+            "grades",
+            "traces",
+            "datasets",
+            "dataset_items",
+            "runs",
+            "metrics",
+            "evals",
+            "api_calls",
+        ):
             assert t in tables
         assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert s.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -73,8 +83,17 @@ def test_foreign_keys_enforced(store):
 
 def test_attempt_roundtrip_and_keys(store):
     store.insert_problems([_problem(1)])
-    a = Attempt(key="k1", problem_id="p1", purpose="diagnose", model="m", prompt_hash="h",
-                params={"temperature": 0.6}, text="2", extracted="2", correct=False)
+    a = Attempt(
+        key="k1",
+        problem_id="p1",
+        purpose="diagnose",
+        model="m",
+        prompt_hash="h",
+        params={"temperature": 0.6},
+        text="2",
+        extracted="2",
+        correct=False,
+    )
     store.insert_attempt(a)
     assert store.attempt_keys(["k1", "k2"]) == {"k1"}
     got = store.attempts(purpose="diagnose")[0]
@@ -111,9 +130,17 @@ def test_dataset_create_get_and_no_silent_overwrite(store):
     from app.records import Dataset, DatasetItem
 
     store.insert_problems([_problem(1), _problem(2)])
-    ds = Dataset(name="d", strategy="all", k=2, seed=0, params={"x": 1},
-                 items=[DatasetItem(problem_id="p2", grade="hard", route="long"),
-                        DatasetItem(problem_id="p1", grade="easy", route="short")])
+    ds = Dataset(
+        name="d",
+        strategy="all",
+        k=2,
+        seed=0,
+        params={"x": 1},
+        items=[
+            DatasetItem(problem_id="p2", grade="hard", route="long"),
+            DatasetItem(problem_id="p1", grade="easy", route="short"),
+        ],
+    )
     store.create_dataset(ds)
     got = store.get_dataset("d")
     assert [i.problem_id for i in got.items] == ["p1", "p2"] and got.params == {"x": 1}
@@ -140,8 +167,15 @@ def test_trace_upsert_updates_same_identity(store):
 
 def test_failed_attempt_is_retried_and_replaced(store):
     store.insert_problems([_problem(1)])
-    failed = Attempt(key="k", problem_id="p1", purpose="diagnose", model="m", prompt_hash="h",
-                     params={}, error="prompt longer than the context")
+    failed = Attempt(
+        key="k",
+        problem_id="p1",
+        purpose="diagnose",
+        model="m",
+        prompt_hash="h",
+        params={},
+        error="prompt longer than the context",
+    )
     first_id = store.insert_attempt(failed)
     assert store.attempt_keys(["k"]) == set()
     ok = failed.model_copy(update={"error": None, "text": "4", "extracted": "4", "correct": False})
@@ -162,13 +196,30 @@ def test_migration_7_collapses_the_rows_earlier_retries_added(tmp_path):
     for m in MIGRATIONS[:6]:
         m(db)
     db.execute("PRAGMA user_version = 6")
-    db["problems"].insert_all([{"id": p, "question": p, "answer": "1", "split": "train", "created_at": "t"}
-                               for p in ("a", "b")])
-    rows = [("a", None, "x"), ("a", None, "x"), ("a", None, "x"),  # asked three times, never readable
-            ("b", None, "x"), ("b", "easy", None)]  # ungraded once, then graded
+    db["problems"].insert_all(
+        [{"id": p, "question": p, "answer": "1", "split": "train", "created_at": "t"} for p in ("a", "b")]
+    )
+    rows = [
+        ("a", None, "x"),
+        ("a", None, "x"),
+        ("a", None, "x"),  # asked three times, never readable
+        ("b", None, "x"),
+        ("b", "easy", None),
+    ]  # ungraded once, then graded
     for pid, grade, err in rows:
-        db["grades"].insert({"problem_id": pid, "grade": grade, "error": err, "provider": "openai", "model": "j",
-                             "prompt_hash": "h", "is_override": 0, "disagreement": 0, "created_at": "t"})
+        db["grades"].insert(
+            {
+                "problem_id": pid,
+                "grade": grade,
+                "error": err,
+                "provider": "openai",
+                "model": "j",
+                "prompt_hash": "h",
+                "is_override": 0,
+                "disagreement": 0,
+                "created_at": "t",
+            }
+        )
     db.close()
     with Store(path) as store:
         got = [(r["problem_id"], r["grade"], r["tries"]) for r in store.db.query("SELECT * FROM grades ORDER BY id")]

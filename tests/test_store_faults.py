@@ -15,8 +15,12 @@ from app.store import Store
 def _mount_tmpfs(path, size: str) -> bool:
     path.mkdir()
     try:
-        return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+            ).returncode
+            == 0
+        )
     except OSError:
         return False
 
@@ -41,13 +45,21 @@ def small_disk(tmp_path, monkeypatch):
 
 
 def _tailor(project, *args):
-    return subprocess.run([sys.executable, "-m", "app.cli", "--project", str(project), *args], capture_output=True,
-                          text=True, cwd=Path(__file__).resolve().parent.parent)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "--project", str(project), *args],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
 
 
 def _problems(path, n, tag):
-    path.write_text("".join(json.dumps({"id": f"{tag}{i}", "question": f"{tag} question {i}: " + "x" * 300,
-                                        "answer": str(i)}) + "\n" for i in range(n)))
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"{tag}{i}", "question": f"{tag} question {i}: " + "x" * 300, "answer": str(i)}) + "\n"
+            for i in range(n)
+        )
+    )
     return path
 
 

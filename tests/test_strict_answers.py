@@ -46,10 +46,15 @@ def test_an_old_store_is_rescored_strictly_on_open(tmp_path):
             "wrong": ("The answer is 7.", "7", False, "stop"),
         }
         for key, (text, extracted, correct, finish) in rows.items():
-            s.insert_attempt(Attempt(key=key, text=text, extracted=extracted, correct=correct, finish_reason=finish,
-                                     **base))
+            s.insert_attempt(
+                Attempt(key=key, text=text, extracted=extracted, correct=correct, finish_reason=finish, **base)
+            )
         s.db.execute("PRAGMA user_version = 5")  # as a store written before strict scoring
     with Store(path) as s:
         got = {a.key: (a.extracted, a.correct) for a in s.eval_attempts()}
-    assert got == {"boxed": ("12", True), "last number": (None, False), "truncated": ("12", False),
-                   "wrong": ("7", False)}
+    assert got == {
+        "boxed": ("12", True),
+        "last number": (None, False),
+        "truncated": ("12", False),
+        "wrong": ("7", False),
+    }

@@ -1,6 +1,5 @@
 """Sweep files (`tailor --batch`): parsing, expansion, errors, and an interrupted two-cell sweep that resumes."""
 
-
 import pytest
 
 from app.cli import BUNDLED, main
@@ -18,7 +17,9 @@ def write(tmp_path, text, name="sweep.toml"):
 
 
 def test_cells_are_explicit_cells_times_the_grid(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [sweep]
 name = "abl"
 seeds = [0, 1, 2]
@@ -38,10 +39,17 @@ strategy = "random"
 label = "short"
 routing = "short"
 set = { rank = 8 }
-""")
+""",
+    )
     sw = load_sweep(path, {})
-    assert [c.label for c in sw.cells] == ["acotd-k50", "acotd-k100", "random-k50", "random-k100",
-                                           "short-k50", "short-k100"]
+    assert [c.label for c in sw.cells] == [
+        "acotd-k50",
+        "acotd-k100",
+        "random-k50",
+        "random-k100",
+        "short-k50",
+        "short-k100",
+    ]
     by = {c.label: c.keys for c in sw.cells}
     assert by["random-k50"].strategy == "random" and by["random-k50"].k == 50
     assert by["short-k100"].routing == "short" and by["short-k100"].set == {"rank": 8}
@@ -56,23 +64,32 @@ def test_one_default_cell_is_named_after_the_sweep(tmp_path):
     assert sw.section.stages[0] == "diagnose" and sw.section.stages[-1] == "report"
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[sweep]\nname = "x"\nspeed = 1\n', "sweep.speed: unknown key"),
-    ('[sweep]\nname = "x"\nstages = ["train", "dance"]\n', "sweep.stages.1:"),
-    ('[sweep]\nname = "x"\nseeds = []\n', "sweep.seeds:"),
-    ('[sweep]\nname = "x"\nseeds = [1, 1]\n', "repeated seed"),
-    ('[sweep]\nname = "x"\n[grid]\nk = []\n', "grid.k: an empty list makes an empty grid"),
-    ('[sweep]\nname = "x"\n[grid]\ncolour = ["red"]\n', "grid.colour: unknown key"),
-    ('[sweep]\nname = "x"\n[[cell]]\nlabel = "a"\niters = 5\nfind_stop = true\n', "cannot go with max_iters or find_stop"),
-    ('[sweep]\nname = "x"\n[[cell]]\nlabel = "a"\n[[cell]]\nlabel = "a"\n', "both labelled 'a'"),
-    ('[sweep]\nname = "x"\n[[cell]]\nlabel = "a"\nrouting = "sideways"\n', "cell[0].routing"),
-    ('[sweep]\nname = "x"\n[config.student]\nmax_tokens = 0\n', "config.student.max_tokens"),
-    ('[sweep]\nname = "x"\n[config.judge]\nprovider = "openai"\n', "config.judge.base_url: required key is missing"),
-    ('[sweep]\nname = "x"\n[defaults]\nset = { rnak = 8 }\n', "x.set.rnak: unknown key"),
-    ('[sweep]\nname = "x"\n[defaults]\nstrategy = "fixed"\nratio = "6:3"\n', "x.ratio"),
-    ('[sweep]\nname = "x y"\n', "name 'x y'"),
-    ('[sweep\nname = "x"\n', "sweep.toml: "),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[sweep]\nname = "x"\nspeed = 1\n', "sweep.speed: unknown key"),
+        ('[sweep]\nname = "x"\nstages = ["train", "dance"]\n', "sweep.stages.1:"),
+        ('[sweep]\nname = "x"\nseeds = []\n', "sweep.seeds:"),
+        ('[sweep]\nname = "x"\nseeds = [1, 1]\n', "repeated seed"),
+        ('[sweep]\nname = "x"\n[grid]\nk = []\n', "grid.k: an empty list makes an empty grid"),
+        ('[sweep]\nname = "x"\n[grid]\ncolour = ["red"]\n', "grid.colour: unknown key"),
+        (
+            '[sweep]\nname = "x"\n[[cell]]\nlabel = "a"\niters = 5\nfind_stop = true\n',
+            "cannot go with max_iters or find_stop",
+        ),
+        ('[sweep]\nname = "x"\n[[cell]]\nlabel = "a"\n[[cell]]\nlabel = "a"\n', "both labelled 'a'"),
+        ('[sweep]\nname = "x"\n[[cell]]\nlabel = "a"\nrouting = "sideways"\n', "cell[0].routing"),
+        ('[sweep]\nname = "x"\n[config.student]\nmax_tokens = 0\n', "config.student.max_tokens"),
+        (
+            '[sweep]\nname = "x"\n[config.judge]\nprovider = "openai"\n',
+            "config.judge.base_url: required key is missing",
+        ),
+        ('[sweep]\nname = "x"\n[defaults]\nset = { rnak = 8 }\n', "x.set.rnak: unknown key"),
+        ('[sweep]\nname = "x"\n[defaults]\nstrategy = "fixed"\nratio = "6:3"\n', "x.ratio"),
+        ('[sweep]\nname = "x y"\n', "name 'x y'"),
+        ('[sweep\nname = "x"\n', "sweep.toml: "),
+    ],
+)
 def test_a_bad_sweep_file_is_one_line_naming_the_key(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as e:
@@ -121,8 +138,9 @@ routing = "short"
 """
 
 
-def test_an_interrupted_two_cell_sweep_resumes_without_repeating_finished_cells(project, tmp_path, tiny_model_dir,
-                                                                              monkeypatch, capsys):
+def test_an_interrupted_two_cell_sweep_resumes_without_repeating_finished_cells(
+    project, tmp_path, tiny_model_dir, monkeypatch, capsys
+):
     pytest.importorskip("mlx.core")
     assert main(["--project", str(project), "import", str(BUNDLED)]) == 0
     path = write(tmp_path, SMALL.format(model=tiny_model_dir))
@@ -189,7 +207,10 @@ def test_example_sweeps_are_valid(name):
 
 
 def test_a_cell_can_bring_its_own_teacher(tmp_path):
-    sw = load_sweep(write(tmp_path, """
+    sw = load_sweep(
+        write(
+            tmp_path,
+            """
 [sweep]
 name = "t"
 [[cell]]
@@ -200,7 +221,10 @@ label = "b"
 provider = "openai"
 base_url = "http://localhost:1/v1"
 model = "big"
-"""), {})
+""",
+        ),
+        {},
+    )
     a, b = sw.cells
     assert sw.config_for(a).teachers.long.provider == "reference"
     assert sw.config_for(b).teachers.long.model == "big" and sw.config_for(b).teachers.short.provider == "reference"
@@ -216,13 +240,30 @@ def test_main_cell_defaults_to_the_first_and_must_name_a_cell(tmp_path):
 
 def test_results_table_marks_a_degraded_configuration_in_red(monkeypatch, tmp_path):
     sw = load_sweep(write(tmp_path, '[sweep]\nname = "s"\n'), {})
-    conf = {"label": "s", "sweep": "s", "tier": "R1", "seeds": [0, 1], "mean": 0.4, "std": 0.05,
-            "reference_mean": 0.6, "delta": -0.2, "delta_ci": [-0.3, -0.1], "p": 0.012, "p_adjusted": 0.024,
-            "verdict": "DEGRADED", "degraded": True}
-    other = {**conf, "label": "t", "p": None, "p_adjusted": None, "verdict": "no significant difference",
-             "degraded": False}
-    monkeypatch.setattr("app.results.collect", lambda store, split: {"configurations": [conf, other],
-                                                                      "ablations": []})
+    conf = {
+        "label": "s",
+        "sweep": "s",
+        "tier": "R1",
+        "seeds": [0, 1],
+        "mean": 0.4,
+        "std": 0.05,
+        "reference_mean": 0.6,
+        "delta": -0.2,
+        "delta_ci": [-0.3, -0.1],
+        "p": 0.012,
+        "p_adjusted": 0.024,
+        "verdict": "DEGRADED",
+        "degraded": True,
+    }
+    other = {
+        **conf,
+        "label": "t",
+        "p": None,
+        "p_adjusted": None,
+        "verdict": "no significant difference",
+        "degraded": False,
+    }
+    monkeypatch.setattr("app.results.collect", lambda store, split: {"configurations": [conf, other], "ablations": []})
     plain = batch.results_table(None, sw, split="test")
     assert "DEGRADED" in plain and "0.012" in plain and "0.024" in plain and "-20.0" in plain
     assert "[-30.0, -10.0]" in plain and "undef" in plain and "\033[" not in plain
@@ -238,7 +279,9 @@ def test_a_failing_cell_is_listed_and_the_others_still_run(project, tmp_path, ca
         store.insert_problems([Problem(id=f"p{i}", question=f"q{i}", answer="1", split="train") for i in range(4)])
         for i in range(4):
             store.insert_grade(GradeRecord(problem_id=f"p{i}", grade="hard", answer_correct=False, provider="rules"))
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [sweep]
 name = "f"
 stages = ["sample"]
@@ -248,7 +291,8 @@ k = 50
 [[cell]]
 label = "small"
 k = 2
-""")
+""",
+    )
     assert main(["--project", str(project), "--batch", str(path)]) == 1
     out = capsys.readouterr()
     assert "sweep f: big failed, small done" in out.out

@@ -53,9 +53,13 @@ def _adapter(project: Path) -> bytes:
 def test_a_sweep_killed_while_training_resumes_the_run(project, tmp_path, tiny_model_dir):
     sweep = tmp_path / "k.toml"
     _setup(project, sweep, tiny_model_dir)
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "--project", str(project), "--batch", str(sweep)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            cwd=Path(__file__).resolve().parent.parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--project", str(project), "--batch", str(sweep)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     latest = None
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:

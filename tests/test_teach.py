@@ -35,18 +35,35 @@ def question(a, b):
 
 def add_dataset(store, name="ds", items=ITEMS):
     store.insert_problems(
-        Problem(id=pid, question=question(a, b), answer=str(a + b), split="train",
-                solution=f"Add: {a} + {b} = {a + b}.\nThe answer is \\boxed{{{a + b}}}.")
+        Problem(
+            id=pid,
+            question=question(a, b),
+            answer=str(a + b),
+            split="train",
+            solution=f"Add: {a} + {b} = {a + b}.\nThe answer is \\boxed{{{a + b}}}.",
+        )
         for pid, a, b, _, _ in items
     )
-    store.create_dataset(Dataset(name=name, strategy="adaptive", k=len(items), seed=0, params={},
-                                 items=[DatasetItem(problem_id=pid, grade=g, route=r) for pid, _, _, g, r in items]))
+    store.create_dataset(
+        Dataset(
+            name=name,
+            strategy="adaptive",
+            k=len(items),
+            seed=0,
+            params={},
+            items=[DatasetItem(problem_id=pid, grade=g, route=r) for pid, _, _, g, r in items],
+        )
+    )
 
 
 def completion(content, finish="stop"):
-    return {"id": "x", "object": "chat.completion", "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5}}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+    }
 
 
 class Teachers:
@@ -59,8 +76,7 @@ class Teachers:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         q = body["messages"][-1]["content"].split("Problem:\n", 1)[1].split("\n")[1]  # inside its fence
-        style = next(s for s in ("short", "long")
-                     if body["messages"] == load_prompt(f"teach_{s}").render(question=q))
+        style = next(s for s in ("short", "long") if body["messages"] == load_prompt(f"teach_{s}").render(question=q))
         self.calls.append((body["model"], style, q))
         n = sum(1 for c in self.calls if c == (body["model"], style, q))
         if self.reply is not None:
@@ -88,12 +104,20 @@ def test_routes_easy_and_medium_to_teacher_a_short_and_hard_to_teacher_b_long(cf
     add_dataset(store)
     srv = Teachers()
     res = run_teach(cfg, store, srv)
-    assert sorted(srv.calls) == sorted([("teacher-a", "short", question(2, 3)), ("teacher-a", "short", question(4, 5)),
-                                        ("teacher-b", "long", question(6, 7))])
+    assert sorted(srv.calls) == sorted(
+        [
+            ("teacher-a", "short", question(2, 3)),
+            ("teacher-a", "short", question(4, 5)),
+            ("teacher-b", "long", question(6, 7)),
+        ]
+    )
     assert (res.slots, res.new, res.calls, res.failed) == (3, 3, 3, 0)
     traces = {t.problem_id: t for t in store.traces()}
     assert {pid: (t.role, t.model) for pid, t in traces.items()} == {
-        "p-easy": ("short", "teacher-a"), "p-med": ("short", "teacher-a"), "p-hard": ("long", "teacher-b")}
+        "p-easy": ("short", "teacher-a"),
+        "p-med": ("short", "teacher-a"),
+        "p-hard": ("long", "teacher-b"),
+    }
     t = traces["p-hard"]
     assert t.provider == "openai" and t.variant == 0 and t.finish_reason == "stop"
     assert t.prompt_hash == load_prompt("teach_long").hash
@@ -141,14 +165,20 @@ def test_reference_teacher_uses_solutions_without_calls(store):
 def test_several_teachers_per_style_each_answer_every_problem(cfg, store):
     add_dataset(store)
     prov = lambda m: OpenAIProvider(provider="openai", base_url="https://teach.test/v1", model=m)  # noqa: E731
-    team = {"short": [Teacher("short", prov("teacher-a")), Teacher("short", prov("teacher-c"))],
-            "long": [Teacher("long", prov("teacher-b"))]}
+    team = {
+        "short": [Teacher("short", prov("teacher-a")), Teacher("short", prov("teacher-c"))],
+        "long": [Teacher("long", prov("teacher-b"))],
+    }
     srv = Teachers()
     res = run_teach(cfg, store, srv, teachers=team)
     assert sorted(c[0] for c in srv.calls) == ["teacher-a", "teacher-a", "teacher-b", "teacher-c", "teacher-c"]
     assert [t.label for t in res.by_teacher] == ["openai/teacher-a", "openai/teacher-c", "openai/teacher-b"]
     assert sorted((t.problem_id, t.model) for t in store.traces(role="short")) == [
-        ("p-easy", "teacher-a"), ("p-easy", "teacher-c"), ("p-med", "teacher-a"), ("p-med", "teacher-c")]
+        ("p-easy", "teacher-a"),
+        ("p-easy", "teacher-c"),
+        ("p-med", "teacher-a"),
+        ("p-med", "teacher-c"),
+    ]
 
 
 def test_failed_and_truncated_outputs_are_stored_and_failures_retried(cfg, store):
@@ -194,8 +224,9 @@ def test_unknown_and_empty_datasets_are_clear_errors(cfg, store):
 def test_fatal_endpoint_error_stops_with_one_line(cfg, store):
     add_dataset(store)
     # One failing request (several at once make asyncio log "exception never retrieved").
-    srv = Teachers(lambda m, s, q, n: httpx.Response(401, json={"error": {"message": "bad key"}})
-                   if q == question(2, 3) else None)
+    srv = Teachers(
+        lambda m, s, q, n: httpx.Response(401, json={"error": {"message": "bad key"}}) if q == question(2, 3) else None
+    )
     with pytest.raises(RemoteFatalError, match="HTTP 401"):
         run_teach(cfg, store, srv)
     # What finished before the 401 is stored as it arrived; the failing problem has nothing.
@@ -207,4 +238,6 @@ def test_fatal_endpoint_error_stops_with_one_line(cfg, store):
 def test_configured_teachers_one_per_style(cfg):
     team = configured_teachers(cfg)
     assert [(t.style, t.role, t.label) for s in ("short", "long") for t in team[s]] == [
-        ("short", "teachers.short", "openai/teacher-a"), ("long", "teachers.long", "openai/teacher-b")]
+        ("short", "teachers.short", "openai/teacher-a"),
+        ("long", "teachers.long", "openai/teacher-b"),
+    ]

@@ -50,9 +50,9 @@ def test_off_and_on_reach_the_template_the_same_way_in_generation_and_training(s
     # Training tokenises through mlx_lm's ChatDataset with the same tokenizer object: same switch.
     from mlx_lm.tuner.datasets import ChatDataset
 
-    tokens, offset = ChatDataset([{"messages": MESSAGES + [{"role": "assistant", "content": "4"}]}], tok_off,
-                                 mask_prompt=True).process({"messages": MESSAGES + [{"role": "assistant",
-                                                                                     "content": "4"}]})
+    tokens, offset = ChatDataset(
+        [{"messages": MESSAGES + [{"role": "assistant", "content": "4"}]}], tok_off, mask_prompt=True
+    ).process({"messages": MESSAGES + [{"role": "assistant", "content": "4"}]})
     # The loss starts right after the empty think block, exactly where generation starts.
     assert tok_off.decode(tokens[:offset]) == off
     assert tok_off.decode(tokens[offset:]).startswith("4")

@@ -7,15 +7,27 @@ from app.pipeline.token_lengths import eval_budget_warning, messages
 
 
 def _tokens(**kw):
-    t = dict(examples=10, longest=900, longest_response=700, context=2048, max_seq_length=900, fitted=True,
-             over_max_seq_length=0, generation_budget=1024, over_generation_budget=0)
+    t = dict(
+        examples=10,
+        longest=900,
+        longest_response=700,
+        context=2048,
+        max_seq_length=900,
+        fitted=True,
+        over_max_seq_length=0,
+        generation_budget=1024,
+        over_generation_budget=0,
+    )
     return {**t, **kw}
 
 
 def test_export_lines_name_each_limit_that_is_exceeded():
     assert len(messages(_tokens())) == 1
-    lines = messages(_tokens(max_seq_length=512, fitted=False, over_max_seq_length=3,
-                             generation_budget=256, over_generation_budget=4))
+    lines = messages(
+        _tokens(
+            max_seq_length=512, fitted=False, over_max_seq_length=3, generation_budget=256, over_generation_budget=4
+        )
+    )
     assert "max_seq_length 512 (from [train], context 2048)" in lines[0]
     assert "3 examples are longer than max_seq_length 512" in lines[1]
     assert "4 responses are longer" in lines[2] and "set max_tokens = 700" in lines[2]

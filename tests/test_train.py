@@ -25,16 +25,27 @@ from app.prompts import load_prompt
 from app.store import Store
 
 # Enough to memorise 16 short answers; high lr, all layers, full batch.
-FAST = {"rank": 16, "scale": 10.0, "learning_rate": 1e-3, "batch_size": 16, "num_layers": -1, "dropout": 0.0,
-        "schedule": "constant", "warmup": 0, "weight_decay": 0.0, "steps_per_report": 5}
+FAST = {
+    "rank": 16,
+    "scale": 10.0,
+    "learning_rate": 1e-3,
+    "batch_size": 16,
+    "num_layers": -1,
+    "dropout": 0.0,
+    "schedule": "constant",
+    "warmup": 0,
+    "weight_decay": 0.0,
+    "steps_per_report": 5,
+}
 
 
 @pytest.fixture(scope="session")
 def learner_model_dir(tmp_path_factory):
     from mlx_backend.tiny import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("learner") / "model", seed=0, num_layers=1,
-                            num_heads=2, num_kv_heads=1)
+    return build_tiny_model(
+        tmp_path_factory.mktemp("learner") / "model", seed=0, num_layers=1, num_heads=2, num_kv_heads=1
+    )
 
 
 def bundled_train(n):
@@ -47,7 +58,9 @@ def write_chat(path, rows, long_cot=False):
     with open(path, "w", encoding="utf-8") as f:
         for r in rows:
             messages = prompt.render(question=r["question"])
-            messages.append({"role": "assistant", "content": format_cot(r["solution"] if long_cot else "", r["answer"])})
+            messages.append(
+                {"role": "assistant", "content": format_cot(r["solution"] if long_cot else "", r["answer"])}
+            )
             f.write(json.dumps({"messages": messages}) + "\n")
 
 
@@ -55,7 +68,9 @@ def make_project(root, model_dir):
     assert main(["init", str(root)]) == 0
     cfg = root / "tailor.toml"
     text = cfg.read_text().replace('model = "mlx-community/Qwen2.5-1.5B-Instruct-4bit"', f'model = "{model_dir}"')
-    text = text.replace("temperature = 0.6\ntop_p = 0.9\nmax_tokens = 1024", "temperature = 0.0\ntop_p = 0.9\nmax_tokens = 20")
+    text = text.replace(
+        "temperature = 0.6\ntop_p = 0.9\nmax_tokens = 1024", "temperature = 0.0\ntop_p = 0.9\nmax_tokens = 20"
+    )
     cfg.write_text(text)
     return root
 
@@ -66,13 +81,29 @@ def exported(tmp_path_factory, learner_model_dir):
     whole chain: import, diagnose (base model), grade, sample all, teach, verify, export."""
     root = make_project(tmp_path_factory.mktemp("train") / "proj", learner_model_dir)
     src = root / "problems.jsonl"
-    src.write_text("".join(json.dumps({**{k: r[k] for k in ("question", "answer")}, "split": "train",
-                                       "solution": f"The answer is \\boxed{{{r['answer']}}}."}) + "\n"
-                           for r in bundled_train(17)))
+    src.write_text(
+        "".join(
+            json.dumps(
+                {
+                    **{k: r[k] for k in ("question", "answer")},
+                    "split": "train",
+                    "solution": f"The answer is \\boxed{{{r['answer']}}}.",
+                }
+            )
+            + "\n"
+            for r in bundled_train(17)
+        )
+    )
     run = lambda *a: main(["--project", str(root), *a])  # noqa: E731
-    for args in (("import", str(src)), ("diagnose",), ("grade",), ("sample", "--name", "o", "--strategy", "all"),
-                 ("teach", "--dataset", "o"), ("verify", "--dataset", "o"),
-                 ("export", "--dataset", "o", "--valid-fraction", "0.05")):
+    for args in (
+        ("import", str(src)),
+        ("diagnose",),
+        ("grade",),
+        ("sample", "--name", "o", "--strategy", "all"),
+        ("teach", "--dataset", "o"),
+        ("verify", "--dataset", "o"),
+        ("export", "--dataset", "o", "--valid-fraction", "0.05"),
+    ):
         assert run(*args) == 0, args
     return root
 
@@ -92,8 +123,17 @@ def test_overfit_16_problems_then_evaluate_with_the_adapter(exported):
         trained = {p.id for p in store.problems(split="train")} - set(manifest["valid_problem_ids"])
         assert len(trained) == 16
         before = accuracy(store, None, trained)
-        res = train(cfg, store, RecordingEvents(), project=exported, dataset="o", profile="obryan", iters=80,
-                    seeds=[0], overrides={**FAST, "steps_per_eval": 40})
+        res = train(
+            cfg,
+            store,
+            RecordingEvents(),
+            project=exported,
+            dataset="o",
+            profile="obryan",
+            iters=80,
+            seeds=[0],
+            overrides={**FAST, "steps_per_eval": 40},
+        )
         run = res.runs[0]
         assert (run.status, run.stop_reason, run.final_iter) == ("done", "max_iters", 80)
         assert run.adapter_path.endswith("/last")  # obryan keeps the last adapter
@@ -124,17 +164,28 @@ def early_stop_data(tmp_path):
     return tmp_path
 
 
-def test_early_stopping_on_a_rising_validation_curve_keeps_the_best_adapter(project, store, tmp_path,
-                                                                               learner_model_dir):
+def test_early_stopping_on_a_rising_validation_curve_keeps_the_best_adapter(
+    project, store, tmp_path, learner_model_dir
+):
     import mlx.core as mx
 
     data = early_stop_data(tmp_path / "data")
-    cfg = load_config(project).model_copy(update={"student": load_config(project).student.model_copy(
-        update={"model": str(learner_model_dir)})})
+    cfg = load_config(project).model_copy(
+        update={"student": load_config(project).student.model_copy(update={"model": str(learner_model_dir)})}
+    )
     patience, every = 3, 2
-    res = train(cfg, store, RecordingEvents(), project=project, data_dir=data, profile="acotd", iters=60, seeds=[3],
-                patience=patience, overrides={**FAST, "learning_rate": 2e-3, "steps_per_eval": every,
-                                              "save_every": every, "keep_checkpoints": 0})
+    res = train(
+        cfg,
+        store,
+        RecordingEvents(),
+        project=project,
+        data_dir=data,
+        profile="acotd",
+        iters=60,
+        seeds=[3],
+        patience=patience,
+        overrides={**FAST, "learning_rate": 2e-3, "steps_per_eval": every, "save_every": every, "keep_checkpoints": 0},
+    )
     run = res.runs[0]
     assert (run.status, run.stop_reason) == ("done", "patience")
     assert 0 < run.best_iter < run.final_iter == run.best_iter + patience * every < 60
@@ -175,6 +226,7 @@ class StopAfter(MlxJob):
                     if self.ctrl_c:  # a terminal's Ctrl-C reaches the child too, then MlxJob's SIGTERM
                         self.proc.send_signal(signal.SIGINT)
                     self.cancel()
+
         return super().run(wrapped)
 
 
@@ -190,8 +242,14 @@ def test_interrupted_run_is_marked_and_resume_finishes_it_exactly(project, store
     data = early_stop_data(tmp_path / "data")
     base = load_config(project)
     cfg = base.model_copy(update={"student": base.student.model_copy(update={"model": str(learner_model_dir)})})
-    kw = dict(project=project, data_dir=data, profile="obryan", iters=24, seeds=[1],
-              overrides={**FAST, "dropout": 0.1, "steps_per_eval": 8, "save_every": 8})
+    kw = dict(
+        project=project,
+        data_dir=data,
+        profile="obryan",
+        iters=24,
+        seeds=[1],
+        overrides={**FAST, "dropout": 0.1, "steps_per_eval": 8, "save_every": 8},
+    )
     jobs = []
 
     def stopping(spec, **k):
@@ -240,9 +298,18 @@ def test_a_killed_child_marks_the_run_interrupted(project, store, tmp_path, lear
     data = early_stop_data(tmp_path / "data")
     base = load_config(project)
     cfg = base.model_copy(update={"student": base.student.model_copy(update={"model": str(learner_model_dir)})})
-    res = train(cfg, store, RecordingEvents(), project=project, data_dir=data, profile="obryan", iters=40,
-                seeds=[0], overrides={**FAST, "steps_per_eval": 100},
-                job_cls=lambda spec, **k: StopAfter(spec, n=1, kill=True, **k))
+    res = train(
+        cfg,
+        store,
+        RecordingEvents(),
+        project=project,
+        data_dir=data,
+        profile="obryan",
+        iters=40,
+        seeds=[0],
+        overrides={**FAST, "steps_per_eval": 100},
+        job_cls=lambda spec, **k: StopAfter(spec, n=1, kill=True, **k),
+    )
     record = store.get_run(res.runs[0].run_id)
     assert (record.status, record.stop_reason) == ("interrupted", "interrupted")
     assert store.runs(status="running") == []
@@ -251,8 +318,17 @@ def test_a_killed_child_marks_the_run_interrupted(project, store, tmp_path, lear
 def test_find_stop_then_fixed_length_seeds(exported):
     cfg = load_config(exported)
     with Store(exported / DB_NAME) as store:
-        found = train(cfg, store, RecordingEvents(), project=exported, dataset="o", profile="obryan", find_stop=True,
-                      max_iters=12, overrides={**FAST, "steps_per_eval": 4})
+        found = train(
+            cfg,
+            store,
+            RecordingEvents(),
+            project=exported,
+            dataset="o",
+            profile="obryan",
+            find_stop=True,
+            max_iters=12,
+            overrides={**FAST, "steps_per_eval": 4},
+        )
         fs = found.runs[0]
         assert found.find_stop and len(found.runs) == 1 and fs.stop_reason == "max_iters" and fs.final_iter == 12
         record = store.get_run(fs.run_id)
@@ -265,8 +341,17 @@ def test_find_stop_then_fixed_length_seeds(exported):
         assert "disjoint from test: yes" in report
 
         n = max(fs.best_iter, 1)
-        seeds = train(cfg, store, RecordingEvents(), project=exported, dataset="o", profile="obryan", iters=n,
-                      seeds=[0, 1], overrides={**FAST, "steps_per_eval": 4})
+        seeds = train(
+            cfg,
+            store,
+            RecordingEvents(),
+            project=exported,
+            dataset="o",
+            profile="obryan",
+            iters=n,
+            seeds=[0, 1],
+            overrides={**FAST, "steps_per_eval": 4},
+        )
         assert [r.seed for r in seeds.runs] == [0, 1] and all(r.status == "done" for r in seeds.runs)
         for r in seeds.runs:
             rec = store.get_run(r.run_id)
@@ -303,8 +388,18 @@ def test_ctrl_c_and_the_forwarded_sigterm_are_one_stop_request(project, store, t
         jobs.append(StopAfter(spec, n=1, ctrl_c=True, **k))
         return jobs[-1]
 
-    res = train(cfg, store, RecordingEvents(), project=project, data_dir=data, profile="obryan", iters=40, seeds=[0],
-                overrides={**FAST, "steps_per_eval": 100, "save_every": 100}, job_cls=job)
+    res = train(
+        cfg,
+        store,
+        RecordingEvents(),
+        project=project,
+        data_dir=data,
+        profile="obryan",
+        iters=40,
+        seeds=[0],
+        overrides={**FAST, "steps_per_eval": 100, "save_every": 100},
+        job_cls=job,
+    )
     out = res.runs[0]
     assert out.status == "interrupted" and out.final_iter and out.final_iter >= 5
     cancelled = [e for e in jobs[0].seen if e["event"] == "cancelled"]
@@ -313,15 +408,19 @@ def test_ctrl_c_and_the_forwarded_sigterm_are_one_stop_request(project, store, t
     assert ckpt["iter"] == out.final_iter
 
 
-def test_examples_longer_than_max_seq_length_are_refused_unless_truncation_is_asked(project, store, tmp_path,
-                                                                                    tiny_model_dir):
+def test_examples_longer_than_max_seq_length_are_refused_unless_truncation_is_asked(
+    project, store, tmp_path, tiny_model_dir
+):
     data = early_stop_data(tmp_path / "data")
     base = load_config(project)
     cfg = base.model_copy(update={"student": base.student.model_copy(update={"model": str(tiny_model_dir)})})
     kw = dict(project=project, data_dir=data, profile="obryan", iters=1, seeds=[0])
     over = {**FAST, "max_seq_length": 8, "steps_per_eval": 1, "save_every": 1}
-    with pytest.raises(TrainError, match=r"24 of 24 examples \(100\.0 %\) are longer than max_seq_length 8 "
-                                         r"tokens; the longest is \d+ .*or truncate = true"):
+    with pytest.raises(
+        TrainError,
+        match=r"24 of 24 examples \(100\.0 %\) are longer than max_seq_length 8 "
+        r"tokens; the longest is \d+ .*or truncate = true",
+    ):
         train(cfg, store, RecordingEvents(), overrides=over, **kw)
     cut = train(cfg, store, RecordingEvents(), overrides={**over, "truncate": True}, **kw).runs[0]
     assert cut.status == "done"

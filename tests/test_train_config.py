@@ -7,15 +7,27 @@ import pytest
 from app.config import TRAIN_PROFILES, TrainConfig, parse_config
 from app.errors import ConfigError
 from app.pipeline.train import (
-    RunLock, TrainError, check_data, dataset_dir, parse_overrides, reconcile_stale_runs, resolve_params,
+    RunLock,
+    TrainError,
+    check_data,
+    dataset_dir,
+    parse_overrides,
+    reconcile_stale_runs,
+    resolve_params,
 )
 from app.records import Dataset, DatasetItem, Problem, Run
 
 
 def test_profiles_resolve_to_the_papers_numbers():
     a = TrainConfig().resolved()
-    assert (a["profile"], a["rank"], a["scale"], a["dropout"], a["learning_rate"], a["batch_size"]) == \
-        ("acotd", 32, 1.0, 0.1, 1e-5, 16)  # alpha 32 / rank 32
+    assert (a["profile"], a["rank"], a["scale"], a["dropout"], a["learning_rate"], a["batch_size"]) == (
+        "acotd",
+        32,
+        1.0,
+        0.1,
+        1e-5,
+        16,
+    )  # alpha 32 / rank 32
     assert (a["epochs"], a["iters"], a["schedule"], a["warmup"], a["weight_decay"]) == (5.0, None, "cosine", 0.03, 0.01)
     assert (a["steps_per_eval"], a["save_every"], a["val_batches"], a["keep"]) == (16, 64, -1, "best")
     o = TrainConfig(profile="obryan").resolved()
@@ -37,10 +49,21 @@ def test_overrides_alpha_scale_iters_epochs():
 
 def test_config_file_and_set_flags_name_the_key():
     cfg = parse_config('[train]\nprofile = "obryan"\nrank = 4\n')
-    p = resolve_params(cfg, overrides=parse_overrides(["learning_rate=1e-3", "keep=best", "grad-checkpoint=true"]),
-                       iters=30, patience=2)
-    assert (p["profile"], p["rank"], p["learning_rate"], p["keep"], p["grad_checkpoint"], p["iters"], p["patience"]) == \
-        ("obryan", 4, 1e-3, "best", True, 30, 2)
+    p = resolve_params(
+        cfg,
+        overrides=parse_overrides(["learning_rate=1e-3", "keep=best", "grad-checkpoint=true"]),
+        iters=30,
+        patience=2,
+    )
+    assert (
+        p["profile"],
+        p["rank"],
+        p["learning_rate"],
+        p["keep"],
+        p["grad_checkpoint"],
+        p["iters"],
+        p["patience"],
+    ) == ("obryan", 4, 1e-3, "best", True, 30, 2)
     assert resolve_params(cfg, profile="acotd")["rank"] == 4  # tailor.toml keys still apply
     with pytest.raises(ConfigError, match="train.rnak: unknown key"):
         resolve_params(cfg, overrides={"rnak": 3})
@@ -53,8 +76,9 @@ def test_config_file_and_set_flags_name_the_key():
 
 
 def test_run_and_metric_accessors(store):
-    store.insert_run(Run(id="d-s0-x", seed=0, profile="acotd", config={"params": {"rank": 8}},
-                         valid_disjoint_from_test=True))
+    store.insert_run(
+        Run(id="d-s0-x", seed=0, profile="acotd", config={"params": {"rank": 8}}, valid_disjoint_from_test=True)
+    )
     with pytest.raises(Exception, match="already exists"):
         store.insert_run(Run(id="d-s0-x", config={}))
     store.add_metrics("d-s0-x", 10, {"train_loss": 2.5, "learning_rate": 1e-4, "tokens_per_s": None})
@@ -74,18 +98,23 @@ def test_run_and_metric_accessors(store):
 def _export(project, store, valid_problem: Problem, test_problem: Problem, edit: bool = False):
     import hashlib
 
-    store.insert_problems([Problem(id="t1", question="What is 2+2?", answer="4", split="train"),
-                           valid_problem, test_problem])
-    store.create_dataset(Dataset(name="d", strategy="all", params={},
-                                 items=[DatasetItem(problem_id="t1", route="short")]))
+    store.insert_problems(
+        [Problem(id="t1", question="What is 2+2?", answer="4", split="train"), valid_problem, test_problem]
+    )
+    store.create_dataset(
+        Dataset(name="d", strategy="all", params={}, items=[DatasetItem(problem_id="t1", route="short")])
+    )
     out = project / "runs" / "datasets" / "d"
     out.mkdir(parents=True)
     line = json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n"
     (out / "train.jsonl").write_text(line)
     (out / "valid.jsonl").write_text(line)
-    manifest = {"dataset": "d", "valid_problem_ids": [valid_problem.id],
-                "counts": {"train": {"problems": 1}, "valid": {"problems": 1}},
-                "files": {"valid.jsonl": {"sha256": hashlib.sha256(line.encode()).hexdigest()}}}
+    manifest = {
+        "dataset": "d",
+        "valid_problem_ids": [valid_problem.id],
+        "counts": {"train": {"problems": 1}, "valid": {"problems": 1}},
+        "files": {"valid.jsonl": {"sha256": hashlib.sha256(line.encode()).hexdigest()}},
+    }
     (out / "manifest.json").write_text(json.dumps(manifest))
     if edit:
         (out / "valid.jsonl").write_text(line + line)
@@ -93,13 +122,22 @@ def _export(project, store, valid_problem: Problem, test_problem: Problem, edit:
 
 
 def test_valid_split_is_checked_against_the_test_split(project, store):
-    out = _export(project, store, Problem(id="v1", question="What is 3+3?", answer="6", split="train"),
-                  Problem(id="x1", question="What is 5+5?", answer="10", split="test"))
+    out = _export(
+        project,
+        store,
+        Problem(id="v1", question="What is 3+3?", answer="6", split="train"),
+        Problem(id="x1", question="What is 5+5?", answer="10", split="test"),
+    )
     check = check_data(store, dataset_dir(project, "d"))
     assert check.valid_disjoint_from_test is True and "1 test problems" in check.detail
     rec = check.record()
-    assert rec["split_sizes"] == {"train_examples": 1, "valid_examples": 1, "train_problems": 1,
-                                  "valid_problems": 1, "test_problems": 1}
+    assert rec["split_sizes"] == {
+        "train_examples": 1,
+        "valid_examples": 1,
+        "train_problems": 1,
+        "valid_problems": 1,
+        "test_problems": 1,
+    }
     assert check.dataset_id == store.get_dataset("d").id
     (out / "manifest.json").unlink()
     assert check_data(store, out).valid_disjoint_from_test is None
@@ -108,15 +146,24 @@ def test_valid_split_is_checked_against_the_test_split(project, store):
 
 
 def test_valid_problem_that_is_a_test_question_is_flagged(project, store):
-    _export(project, store, Problem(id="v1", question="What is  5+5?", answer="10", split="train"),
-            Problem(id="x1", question="what is 5+5?", answer="10", split="test"))
+    _export(
+        project,
+        store,
+        Problem(id="v1", question="What is  5+5?", answer="10", split="train"),
+        Problem(id="x1", question="what is 5+5?", answer="10", split="test"),
+    )
     check = check_data(store, project / "runs" / "datasets" / "d")
     assert check.valid_disjoint_from_test is False and "test problems" in check.detail
 
 
 def test_edited_valid_file_is_not_trusted(project, store):
-    _export(project, store, Problem(id="v1", question="What is 3+3?", answer="6", split="train"),
-            Problem(id="x1", question="What is 5+5?", answer="10", split="test"), edit=True)
+    _export(
+        project,
+        store,
+        Problem(id="v1", question="What is 3+3?", answer="6", split="train"),
+        Problem(id="x1", question="What is 5+5?", answer="10", split="test"),
+        edit=True,
+    )
     check = check_data(store, project / "runs" / "datasets" / "d")
     assert check.valid_disjoint_from_test is None and "edited" in check.detail
 

@@ -47,8 +47,13 @@ async def test_navigation_between_screens(demo):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert type(app.screen).__name__ == "PipelineScreen"
-        for key, name in (("2", "ProblemsScreen"), ("3", "RunsScreen"), ("4", "ResultsScreen"),
-                          ("5", "SettingsScreen"), ("1", "PipelineScreen")):
+        for key, name in (
+            ("2", "ProblemsScreen"),
+            ("3", "RunsScreen"),
+            ("4", "ResultsScreen"),
+            ("5", "SettingsScreen"),
+            ("1", "PipelineScreen"),
+        ):
             await pilot.press(key)
             await pilot.pause()
             assert type(app.screen).__name__ == name
@@ -120,7 +125,10 @@ async def test_open_problem_and_override_grade(demo):
         await pilot.press("enter")  # p000: easy
         await pilot.pause()
         assert type(app.screen).__name__ == "ProblemScreen"
-        text = lambda wid: str(app.screen.query_one(wid).render())
+
+        def text(wid):
+            return str(app.screen.query_one(wid).render())
+
         assert "What is 0 times 3" in text("#question")
         assert "EASY" in text("#grade-box") and "steps checked for p000" in text("#grade-box")
         assert "verified" in str(app.screen.query_one("#traces-short").query(".trace").first().render())
@@ -216,8 +224,9 @@ async def test_results_marks_degraded_configuration(demo):
 
 
 async def test_settings_shows_validation_error_in_place(demo):
-    (demo / "tailor.toml").write_text('[student]\nmodel = "m"\n\n[judge]\nprovider = "openai"\nbase_url = "ftp://x"\n'
-                                      'model = "j"\n', encoding="utf-8")
+    (demo / "tailor.toml").write_text(
+        '[student]\nmodel = "m"\n\n[judge]\nprovider = "openai"\nbase_url = "ftp://x"\nmodel = "j"\n', encoding="utf-8"
+    )
     pings = []
     app = make_app(demo, ping=lambda cfg: pings.append(cfg) or [])
     async with app.run_test(size=SIZE) as pilot:
@@ -247,8 +256,14 @@ async def test_command_palette_has_every_action_and_theme_toggles(demo):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Run stage", "Cancel stage", "Problems", "Go to results", "Run stage: evaluate",
-                "Cancel running stage"} <= titles
+        assert {
+            "Run stage",
+            "Cancel stage",
+            "Problems",
+            "Go to results",
+            "Run stage: evaluate",
+            "Cancel running stage",
+        } <= titles
         theme = app.theme
         await pilot.press("t")
         assert app.theme != theme
@@ -271,8 +286,18 @@ async def test_problem_page_query_filters_by_tier_and_escapes_search(demo):
 
     with Store(demo / DB_NAME) as s:
         for pid, tier, ok in (("p002", "R1", True), ("p005", "R1", False), ("p005", "R6", True)):
-            s.insert_attempt(Attempt(key=f"e-{pid}-{tier}", problem_id=pid, purpose="eval", model="tiny",
-                                     prompt_hash="h", params={"eval_seed": 0}, tier=tier, correct=ok))
+            s.insert_attempt(
+                Attempt(
+                    key=f"e-{pid}-{tier}",
+                    problem_id=pid,
+                    purpose="eval",
+                    model="tiny",
+                    prompt_hash="h",
+                    params={"eval_seed": 0},
+                    tier=tier,
+                    correct=ok,
+                )
+            )
         rows, total = s.tui_problem_page(tier="R1")
         assert total == 2 and [r["correct"] for r in rows] == [1, 0]
         assert s.tui_problem_page(tier="R1", correct=True)[1] == 1
@@ -300,8 +325,15 @@ class SolveJob:
         for item in self.spec["items"]:
             i, j = map(int, re.search(r"What is (\d+) times 3, plus (\d+)", item["messages"][-1]["content"]).groups())
             answer = 3 * i + j if i % 2 == 0 else -1
-            on_event({"event": "result", "id": item["id"], "text": f"So \\boxed{{{answer}}}", "n_tokens": 4,
-                      "finish_reason": "stop"})
+            on_event(
+                {
+                    "event": "result",
+                    "id": item["id"],
+                    "text": f"So \\boxed{{{answer}}}",
+                    "n_tokens": 4,
+                    "finish_reason": "stop",
+                }
+            )
         return JobOutcome(status="done", returncode=0)
 
 

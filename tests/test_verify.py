@@ -4,6 +4,7 @@ import json
 
 import httpx
 import pytest
+from test_teach import CFG_TEXT, ITEMS, Teachers, add_dataset, completion, question
 
 from app.config import OpenAIProvider, parse_config
 from app.events import RecordingEvents
@@ -12,8 +13,6 @@ from app.pipeline.verify import check_answer, parse_consistency, reason_kind, ve
 from app.prompts import load_prompt
 from app.records import Problem, Trace
 from app.remote import RetryPolicy
-
-from test_teach import CFG_TEXT, ITEMS, Teachers, add_dataset, completion, question
 
 NO_RETRY = RetryPolicy(max_retries=0)
 JUDGE = """
@@ -34,8 +33,15 @@ def teach_with(cfg, store, server, **kw):
 
 
 def verify_with(cfg, store, handler, **kw):
-    return verify(cfg, store, kw.pop("events", RecordingEvents()), dataset="ds",
-                  transport=httpx.MockTransport(handler), retry=NO_RETRY, **kw)
+    return verify(
+        cfg,
+        store,
+        kw.pop("events", RecordingEvents()),
+        dataset="ds",
+        transport=httpx.MockTransport(handler),
+        retry=NO_RETRY,
+        **kw,
+    )
 
 
 def by_problem(store):
@@ -43,8 +49,11 @@ def by_problem(store):
 
 
 def test_accepts_right_answers_and_rejects_wrong_missing_truncated_and_failed(cfg, store):
-    items = ITEMS + [("p-none", 1, 1, "hard", "long"), ("p-cut", 2, 2, "easy", "short"),
-                     ("p-fail", 3, 3, "medium", "short")]
+    items = ITEMS + [
+        ("p-none", 1, 1, "hard", "long"),
+        ("p-cut", 2, 2, "easy", "short"),
+        ("p-fail", 3, 3, "medium", "short"),
+    ]
     add_dataset(store, items=items)
 
     def reply(model, style, q, n):
@@ -98,14 +107,26 @@ def test_size_ratio_between_teachers(cfg, store):
 
 
 def test_several_teachers_of_one_style_ratio_and_solved_by_all(cfg, store):
-    add_dataset(store, items=[("p1", 1, 2, "easy", "short"), ("p2", 2, 2, "easy", "short"),
-                              ("p3", 3, 2, "medium", "short"), ("p4", 4, 2, "hard", "long")])
+    add_dataset(
+        store,
+        items=[
+            ("p1", 1, 2, "easy", "short"),
+            ("p2", 2, 2, "easy", "short"),
+            ("p3", 3, 2, "medium", "short"),
+            ("p4", 4, 2, "hard", "long"),
+        ],
+    )
     prov = lambda m: OpenAIProvider(provider="openai", base_url="https://teach.test/v1", model=m)  # noqa: E731
-    team = {"short": [Teacher("short", prov("strong")), Teacher("short", prov("weak"))],
-            "long": [Teacher("long", prov("strong"))]}
+    team = {
+        "short": [Teacher("short", prov("strong")), Teacher("short", prov("weak"))],
+        "long": [Teacher("long", prov("strong"))],
+    }
     # "weak" gets only p1 right
-    srv = Teachers(lambda m, s, q, n: httpx.Response(200, json=completion("\\boxed{0}"))
-                   if m == "weak" and q != question(1, 2) else None)
+    srv = Teachers(
+        lambda m, s, q, n: (
+            httpx.Response(200, json=completion("\\boxed{0}")) if m == "weak" and q != question(1, 2) else None
+        )
+    )
     teach_with(cfg, store, srv, teachers=team)
     ev = RecordingEvents()
     res = verify_with(cfg, store, srv, teachers=team, events=ev)
@@ -139,7 +160,9 @@ class Judge:
 def test_consistency_check_with_a_mocked_judge(store):
     cfg = parse_config(CFG_TEXT + JUDGE)
     add_dataset(store)
-    srv = Teachers(lambda m, s, q, n: httpx.Response(200, json=completion("\\boxed{0}")) if q == question(6, 7) else None)
+    srv = Teachers(
+        lambda m, s, q, n: httpx.Response(200, json=completion("\\boxed{0}")) if q == question(6, 7) else None
+    )
     teach_with(cfg, store, srv)
     judge = Judge(srv, bad={question(2, 3)})
     res = verify_with(cfg, store, judge, consistency=True)
@@ -147,7 +170,8 @@ def test_consistency_check_with_a_mocked_judge(store):
     assert len(judge.bodies) == 2 and res.judge_calls == 2 and res.consistency == "on"
     t = by_problem(store)
     assert judge.bodies[0]["messages"] == load_prompt("verify").render(
-        question=question(2, 3), reference_answer="5", solution=t["p-easy"].text)
+        question=question(2, 3), reference_answer="5", solution=t["p-easy"].text
+    )
     assert (t["p-easy"].verified, t["p-easy"].consistent) == (False, False)
     assert t["p-easy"].reject_reason == "inconsistent (step 2 contradicts step 1)"
     assert (t["p-med"].verified, t["p-med"].consistent) == (True, True)
@@ -190,6 +214,7 @@ def test_consistency_is_skipped_with_the_rules_judge(cfg, store):
 
 def test_rejection_sampling_asks_only_rejected_problems_at_most_n_more_times(cfg, store):
     add_dataset(store)
+
     # p-easy: wrong first, right the second time; p-hard: always wrong; p-med: right at once
     def reply(model, style, q, n):
         if q == question(6, 7) or (q == question(2, 3) and n == 1):

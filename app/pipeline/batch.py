@@ -73,8 +73,17 @@ def open_sweep(project: Path, path: Path | str) -> Sweep:
     return load_sweep(path, tomllib.loads((project / CONFIG_NAME).read_text("utf-8")))
 
 
-def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str = ".", job_cls=MlxJob,
-              transport=None, retry=None, color: bool = False) -> SweepResult:
+def run_sweep(
+    sweep: Sweep,
+    store: Store,
+    events: Events,
+    *,
+    project: Path | str = ".",
+    job_cls=MlxJob,
+    transport=None,
+    retry=None,
+    color: bool = False,
+) -> SweepResult:
     project = Path(project)
     cfg, sec = sweep.config, sweep.section
     stages = set(sec.stages)
@@ -97,8 +106,12 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
     if "diagnose" in stages:
         from app.pipeline.diagnose import diagnose
 
-        _check(diagnose(cfg, store, events, project=project, split="train", limit=sec.diagnose_limit,
-                        job_cls=job_cls).status, "diagnose")
+        _check(
+            diagnose(
+                cfg, store, events, project=project, split="train", limit=sec.diagnose_limit, job_cls=job_cls
+            ).status,
+            "diagnose",
+        )
         events.finish_step()
     if "grade" in stages:
         from app.pipeline.grade import grade
@@ -122,8 +135,9 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
                 finished += 1
         except (KeyboardInterrupt, SweepStopped):
             store.set_cell(sweep.name, cell.label, "interrupted", stage=stage)
-            raise SweepStopped(f"sweep {sweep.name} interrupted in cell {cell.label} ({stage}); "
-                               "run the same command again to resume") from None
+            raise SweepStopped(
+                f"sweep {sweep.name} interrupted in cell {cell.label} ({stage}); run the same command again to resume"
+            ) from None
         except TailorError as e:
             store.set_cell(sweep.name, cell.label, "failed", stage=stage, error=str(e))
             result.cells[cell.label], result.failures[cell.label] = "failed", f"{stage}: {e}"
@@ -139,13 +153,39 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
     elif "eval" in stages:
         from app.pipeline.evaluate import evaluate
 
-        _check(evaluate(cfg, store, events, project=project, sweep=sweep.name, split=sec.split,
-                        tiers=sec.tiers, limit=sec.eval_limit, job_cls=job_cls, transport=transport,
-                        retry=retry).status, "eval")
+        _check(
+            evaluate(
+                cfg,
+                store,
+                events,
+                project=project,
+                sweep=sweep.name,
+                split=sec.split,
+                tiers=sec.tiers,
+                limit=sec.eval_limit,
+                job_cls=job_cls,
+                transport=transport,
+                retry=retry,
+            ).status,
+            "eval",
+        )
         if sec.benchmark:
-            _check(evaluate(cfg, store, events, project=project, sweep=sweep.name, benchmark=sec.benchmark,
-                            tiers=False, limit=sec.eval_limit, job_cls=job_cls, transport=transport,
-                            retry=retry).status, "eval")
+            _check(
+                evaluate(
+                    cfg,
+                    store,
+                    events,
+                    project=project,
+                    sweep=sweep.name,
+                    benchmark=sec.benchmark,
+                    tiers=False,
+                    limit=sec.eval_limit,
+                    job_cls=job_cls,
+                    transport=transport,
+                    retry=retry,
+                ).status,
+                "eval",
+            )
     if "eval" in stages:
         events.finish_step()
     split = sec.split or cfg.eval.split
@@ -155,8 +195,7 @@ def run_sweep(sweep: Sweep, store: Store, events: Events, *, project: Path | str
         files = write_report(store, project / "reports" / sweep.name, split=split)
         result.report = str(files.markdown)
         if sec.benchmark and trained:
-            write_report(store, project / "reports" / sweep.name / sec.benchmark, split=None,
-                         benchmark=sec.benchmark)
+            write_report(store, project / "reports" / sweep.name / sec.benchmark, split=None, benchmark=sec.benchmark)
     result.table = results_table(store, sweep, split=split, color=color)
     return result
 
@@ -178,8 +217,9 @@ def replicates(sweep: Sweep, cell: Cell) -> dict[int | None, str]:
     return {None: name}
 
 
-def _cell_stage(stage: str, sweep: Sweep, cell: Cell, store: Store, events: Events, project: Path, job_cls,
-                transport, retry) -> None:
+def _cell_stage(
+    stage: str, sweep: Sweep, cell: Cell, store: Store, events: Events, project: Path, job_cls, transport, retry
+) -> None:
     cfg, keys = sweep.config_for(cell), cell.keys
     datasets = replicates(sweep, cell)
     if stage == "train":
@@ -206,29 +246,50 @@ def _cell_stage(stage: str, sweep: Sweep, cell: Cell, store: Store, events: Even
             from app.pipeline.export import default_out_dir, export
 
             # Each dataset has its own name, so its export lives where `train --dataset` looks.
-            export(cfg, store, events, dataset=name, project=project, out=default_out_dir(project, name),
-                   only=only, valid_fraction=sweep.section.valid_fraction)
+            export(
+                cfg,
+                store,
+                events,
+                dataset=name,
+                project=project,
+                out=default_out_dir(project, name),
+                only=only,
+                valid_fraction=sweep.section.valid_fraction,
+            )
 
 
 def _sample(cfg, store: Store, events: Events, name: str, keys, replicate_seed: int | None) -> None:
     from app.pipeline.sample import sample
 
-    seed = keys.sample_seed if keys.sample_seed is not None else (
-        replicate_seed if replicate_seed is not None else cfg.sampling.seed)
+    seed = (
+        keys.sample_seed
+        if keys.sample_seed is not None
+        else (replicate_seed if replicate_seed is not None else cfg.sampling.seed)
+    )
     routing = "blind" if keys.routing == "blind" else "graded"
     existing = store.get_dataset(name)
     if existing is not None:
-        want = {"strategy": keys.strategy or cfg.sampling.strategy, "k": keys.k or cfg.sampling.k, "seed": seed,
-                "routing": routing}
-        have = {"strategy": existing.strategy, "k": existing.k, "seed": existing.seed,
-                "routing": existing.params.get("routing", "graded")}
+        want = {
+            "strategy": keys.strategy or cfg.sampling.strategy,
+            "k": keys.k or cfg.sampling.k,
+            "seed": seed,
+            "routing": routing,
+        }
+        have = {
+            "strategy": existing.strategy,
+            "k": existing.k,
+            "seed": existing.seed,
+            "routing": existing.params.get("routing", "graded"),
+        }
         if want != have:
-            raise TailorError(f"dataset {name!r} exists with {have}, but the cell asks for {want}; "
-                              "rename the cell or the sweep")
+            raise TailorError(
+                f"dataset {name!r} exists with {have}, but the cell asks for {want}; rename the cell or the sweep"
+            )
         events.message(f"dataset {name}: already sampled ({len(existing.items)} problems)")
         return
-    sample(cfg, store, events, name=name, strategy=keys.strategy, k=keys.k, seed=seed, ratio=keys.ratio,
-           routing=routing)
+    sample(
+        cfg, store, events, name=name, strategy=keys.strategy, k=keys.k, seed=seed, ratio=keys.ratio, routing=routing
+    )
 
 
 def _train(sweep: Sweep, cell: Cell, store: Store, events: Events, project: Path, datasets: dict, job_cls) -> None:
@@ -246,33 +307,65 @@ def _train(sweep: Sweep, cell: Cell, store: Store, events: Events, project: Path
         if not found:
             stale = [r for r in mine if r.config.get("find_stop") and r.status == "interrupted"]
             first = sweep.section.seeds[0]
-            res = (train(sweep.config, store, events, project=project, resume=stale[-1].id, job_cls=job_cls)
-                   if stale else
-                   train(sweep.config, store, events, project=project, dataset=dataset_for(first),
-                         profile=keys.profile, max_iters=keys.max_iters, find_stop=True, seeds=[first],
-                         patience=keys.patience, overrides=keys.set, label=cell.label, sweep=sweep.name,
-                         job_cls=job_cls))
+            res = (
+                train(sweep.config, store, events, project=project, resume=stale[-1].id, job_cls=job_cls)
+                if stale
+                else train(
+                    sweep.config,
+                    store,
+                    events,
+                    project=project,
+                    dataset=dataset_for(first),
+                    profile=keys.profile,
+                    max_iters=keys.max_iters,
+                    find_stop=True,
+                    seeds=[first],
+                    patience=keys.patience,
+                    overrides=keys.set,
+                    label=cell.label,
+                    sweep=sweep.name,
+                    job_cls=job_cls,
+                )
+            )
             _train_status(res)
-            found = [r for r in store.runs() if r.sweep == sweep.name and r.label == cell.label
-                     and r.config.get("find_stop") and r.status == "done"]
+            found = [
+                r
+                for r in store.runs()
+                if r.sweep == sweep.name and r.label == cell.label and r.config.get("find_stop") and r.status == "done"
+            ]
         iters = found[-1].best_iter or 1
         events.message(f"{cell.label}: validation loss lowest at iteration {iters}; training the seeds for that long")
     for seed in sweep.section.seeds:
         # Only a run trained on this seed's dataset counts: a cell whose keys changed
         # (another draw, another routing) trains again rather than reusing old data's runs.
         ds = store.get_dataset(dataset_for(seed))
-        runs = [r for r in mine if r.seed == seed and not r.config.get("find_stop")
-                and (ds is None or r.dataset_id in (None, ds.id))]
+        runs = [
+            r
+            for r in mine
+            if r.seed == seed and not r.config.get("find_stop") and (ds is None or r.dataset_id in (None, ds.id))
+        ]
         if any(r.status == "done" for r in runs):
             continue
         stale = [r for r in runs if r.status == "interrupted"]
         if stale:
             res = train(sweep.config, store, events, project=project, resume=stale[-1].id, job_cls=job_cls)
         else:
-            res = train(sweep.config, store, events, project=project, dataset=dataset_for(seed),
-                        profile=keys.profile, iters=iters, max_iters=None if keys.find_stop else keys.max_iters,
-                        seeds=[seed], patience=keys.patience, overrides=keys.set, label=cell.label,
-                        sweep=sweep.name, job_cls=job_cls)
+            res = train(
+                sweep.config,
+                store,
+                events,
+                project=project,
+                dataset=dataset_for(seed),
+                profile=keys.profile,
+                iters=iters,
+                max_iters=None if keys.find_stop else keys.max_iters,
+                seeds=[seed],
+                patience=keys.patience,
+                overrides=keys.set,
+                label=cell.label,
+                sweep=sweep.name,
+                job_cls=job_cls,
+            )
         _train_status(res)
 
 
@@ -300,15 +393,19 @@ def results_table(store: Store, sweep: Sweep, *, split: str | None, color: bool 
         rows = [c for c in res[key] if c["sweep"] == sweep.name and c["tier"] == first]
         if not rows:
             continue
-        head = (f"{title:<24} {'seeds':>5}  {'accuracy':>14}  {'ref':>6}  {'Δ':>6}  {'Δ 95% CI':>15}  "
-                f"{'p':>6}  {'adj p':>6}  verdict")
+        head = (
+            f"{title:<24} {'seeds':>5}  {'accuracy':>14}  {'ref':>6}  {'Δ':>6}  {'Δ 95% CI':>15}  "
+            f"{'p':>6}  {'adj p':>6}  verdict"
+        )
         lines += [head, "-" * len(head)]
         for c in rows:
             std = f" ± {100 * c['std']:.1f}" if c["std"] is not None else ""
             lo, hi = c["delta_ci"]
-            line = (f"{c['label']:<24} {len(c['seeds']):>5}  {100 * c['mean']:>7.1f} %{std:<6}  "
-                    f"{100 * c['reference_mean']:>4.1f} %  {100 * c['delta']:>+6.1f}  "
-                    f"[{100 * lo:+5.1f}, {100 * hi:+5.1f}]  {_p(c['p']):>6}  {_p(c['p_adjusted']):>6}  {c['verdict']}")
+            line = (
+                f"{c['label']:<24} {len(c['seeds']):>5}  {100 * c['mean']:>7.1f} %{std:<6}  "
+                f"{100 * c['reference_mean']:>4.1f} %  {100 * c['delta']:>+6.1f}  "
+                f"[{100 * lo:+5.1f}, {100 * hi:+5.1f}]  {_p(c['p']):>6}  {_p(c['p_adjusted']):>6}  {c['verdict']}"
+            )
             lines.append(f"{RED}{line}{RESET}" if color and c["degraded"] else line)
         lines.append("")
     if not lines:
@@ -319,10 +416,14 @@ def results_table(store: Store, sweep: Sweep, *, split: str | None, color: bool 
 
         near = {p.train_id for p in find_contamination(store.problems())}
         if near:
-            lines.append(f"warning: {len(near)} train/valid problems overlap a test or benchmark question "
-                         "(`tailor contamination`); `export --decontaminate` leaves them out")
-    lines.append("p: problem-level sign-flip permutation test, mid-p (exact McNemar with one seed); "
-                 "adj p: Holm within each table; report.md names each row's test")
+            lines.append(
+                f"warning: {len(near)} train/valid problems overlap a test or benchmark question "
+                "(`tailor contamination`); `export --decontaminate` leaves them out"
+            )
+    lines.append(
+        "p: problem-level sign-flip permutation test, mid-p (exact McNemar with one seed); "
+        "adj p: Holm within each table; report.md names each row's test"
+    )
     return "\n".join(lines)
 
 

@@ -45,8 +45,16 @@ def item_seed(base_seed: int, problem_id: str) -> int:
     return int(hashlib.sha256(f"{base_seed}:{problem_id}".encode()).hexdigest()[:8], 16)
 
 
-def attempt_key(problem_id: str, purpose: str, model: str, adapter: str | None,
-                prompt_hash: str, params: dict, seed: int, tier: str | None = None) -> str:
+def attempt_key(
+    problem_id: str,
+    purpose: str,
+    model: str,
+    adapter: str | None,
+    prompt_hash: str,
+    params: dict,
+    seed: int,
+    tier: str | None = None,
+) -> str:
     return _hash([problem_id, purpose, model, adapter, prompt_hash, params, seed, tier])
 
 
@@ -91,8 +99,16 @@ def answer_fields(ev: dict, problem: Problem, tally) -> dict:
     tally.generated += 1
     tally.failed += bool(ev.get("error"))
     tally.correct += bool(correct)
-    return {"key": ev["id"], "problem_id": problem.id, "text": text, "extracted": extracted, "correct": correct,
-            "n_tokens": ev.get("n_tokens"), "finish_reason": ev.get("finish_reason"), "error": ev.get("error")}
+    return {
+        "key": ev["id"],
+        "problem_id": problem.id,
+        "text": text,
+        "extracted": extracted,
+        "correct": correct,
+        "n_tokens": ev.get("n_tokens"),
+        "finish_reason": ev.get("finish_reason"),
+        "error": ev.get("error"),
+    }
 
 
 def stream_attempts(store: Store, events: Events, job, make, *, announce: bool = False):
@@ -127,13 +143,26 @@ def stream_attempts(store: Store, events: Events, job, make, *, announce: bool =
         flush()
 
 
-def diagnose(cfg: Config, store: Store, events: Events, *, project=".", split: str = "train",
-             limit: int | None = None, seed: int = 0, job_cls=MlxJob) -> DiagnoseResult:
+def diagnose(
+    cfg: Config,
+    store: Store,
+    events: Events,
+    *,
+    project=".",
+    split: str = "train",
+    limit: int | None = None,
+    seed: int = 0,
+    job_cls=MlxJob,
+) -> DiagnoseResult:
     prompt = load_prompt("student_solve")
     model = student_model(cfg, project, events.message)
     adapter = cfg.student.adapter
-    params = {"temperature": cfg.student.temperature, "top_p": cfg.student.top_p,
-              "max_tokens": cfg.student.max_tokens, **thinking_params(cfg)}
+    params = {
+        "temperature": cfg.student.temperature,
+        "top_p": cfg.student.top_p,
+        "max_tokens": cfg.student.max_tokens,
+        **thinking_params(cfg),
+    }
     problems: list[Problem] = spread_limit(store.problems(split=split), limit)
     todo: dict[str, tuple[Problem, int]] = {}
     for p in problems:
@@ -142,9 +171,9 @@ def diagnose(cfg: Config, store: Store, events: Events, *, project=".", split: s
     done = store.attempt_keys(todo)
     result = DiagnoseResult(total=len(problems), skipped=len(done))
     items = [
-        {"id": key, "messages": prompt.render(question=p.question),
-         "max_tokens": params["max_tokens"], "seed": s}
-        for key, (p, s) in todo.items() if key not in done
+        {"id": key, "messages": prompt.render(question=p.question), "max_tokens": params["max_tokens"], "seed": s}
+        for key, (p, s) in todo.items()
+        if key not in done
     ]
     events.start("diagnose", len(problems))
     events.advance(len(done))
@@ -154,17 +183,30 @@ def diagnose(cfg: Config, store: Store, events: Events, *, project=".", split: s
 
     blas = find_blas(cfg.student.blas)
     hint_once(blas, events.message)
-    spec = {"kind": "generate", "model": model, "adapter": adapter, "dtype": cfg.student.dtype,
-            "thinking": cfg.student.thinking,
-            "params": {"temperature": params["temperature"], "top_p": params["top_p"],
-                       "max_batch": cfg.student.max_batch},
-            "items": items}
+    spec = {
+        "kind": "generate",
+        "model": model,
+        "adapter": adapter,
+        "dtype": cfg.student.dtype,
+        "thinking": cfg.student.thinking,
+        "params": {"temperature": params["temperature"], "top_p": params["top_p"], "max_batch": cfg.student.max_batch},
+        "items": items,
+    }
     job = job_cls(spec, blas=blas)
 
     def make(ev: dict, dtype: str | None) -> Attempt:
         problem, s = todo[ev["id"]]
-        return Attempt(**answer_fields(ev, problem, result), purpose="diagnose", model=model, adapter=adapter,
-                       prompt_hash=prompt.hash, params=params, seed=s, dtype=dtype, blas=blas)
+        return Attempt(
+            **answer_fields(ev, problem, result),
+            purpose="diagnose",
+            model=model,
+            adapter=adapter,
+            prompt_hash=prompt.hash,
+            params=params,
+            seed=s,
+            dtype=dtype,
+            blas=blas,
+        )
 
     outcome = stream_attempts(store, events, job, make, announce=True)
     result.status, result.stats = outcome.status, outcome.stats

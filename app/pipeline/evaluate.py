@@ -32,8 +32,7 @@ from app.errors import TailorError
 from app.events import Events
 from app.jobs import JobError, MlxJob
 from app.pipeline import fewshot, token_lengths
-from app.pipeline.diagnose import (answer_fields, attempt_key, item_seed, spread_limit, stream_attempts,
-                                   student_model)
+from app.pipeline.diagnose import answer_fields, attempt_key, item_seed, spread_limit, stream_attempts, student_model
 from app.pipeline.grade import judge_of
 from app.prompts import Prompt, load_prompt
 from app.records import Attempt, Problem, Run
@@ -44,8 +43,10 @@ from app.store import Store
 PURPOSE = "eval"
 RATING_KEYS = ("coherence", "completeness", "factual")
 WRITE_EVERY = 16  # ratings stored per transaction as they arrive
-RATING_REPAIR = ('Your reply could not be used: {reason}. Reply again with only the JSON object '
-                 '{{"coherence": 1-5, "completeness": 1-5, "factual": 1-5, "rationale": "..."}}.')
+RATING_REPAIR = (
+    "Your reply could not be used: {reason}. Reply again with only the JSON object "
+    '{{"coherence": 1-5, "completeness": 1-5, "factual": 1-5, "rationale": "..."}}.'
+)
 
 
 class EvalError(TailorError):
@@ -83,8 +84,10 @@ class EvalResult:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        head = (f"{self.problems} problems × {len(self.targets)} targets × {len(self.tiers)} tiers: "
-                f"{self.generated} answers generated ({self.failed} failed), {self.skipped} already done")
+        head = (
+            f"{self.problems} problems × {len(self.targets)} targets × {len(self.tiers)} tiers: "
+            f"{self.generated} answers generated ({self.failed} failed), {self.skipped} already done"
+        )
         rate = f"; CoT quality: {self.rated} rated, {self.unrated} unrated, {self.rating_skipped} already rated"
         return head + rate + ("" if self.status == "done" else f"; {self.status}")
 
@@ -92,14 +95,17 @@ class EvalResult:
 # -- what to evaluate -------------------------------------------------------------------
 
 
-def eval_problems(cfg: Config, store: Store, *, split: str | None, benchmark: str | None,
-                  limit: int | None = None) -> list[Problem]:
+def eval_problems(
+    cfg: Config, store: Store, *, split: str | None, benchmark: str | None, limit: int | None = None
+) -> list[Problem]:
     if benchmark:
         rows = store.problems(source=benchmark)
         if not rows:
             sources = sorted({p.source for p in store.problems()})
-            raise EvalError(f"--benchmark {benchmark!r}: no problems imported from that source "
-                            f"(sources: {', '.join(sources) or 'none'}); import with --source {benchmark}")
+            raise EvalError(
+                f"--benchmark {benchmark!r}: no problems imported from that source "
+                f"(sources: {', '.join(sources) or 'none'}); import with --source {benchmark}"
+            )
     else:
         split = split or cfg.eval.split
         rows = store.problems(split=split)
@@ -137,8 +143,10 @@ def targets_for(cfg: Config, project, selected: list[Run]) -> list[Target]:
     for run in selected:
         trained_on = run.config.get("model")
         if trained_on != model:
-            raise EvalError(f"run {run.id}: its adapter was trained on {trained_on!r} but the configured "
-                            f"student is {model!r}; set [student] model to the run's base model")
+            raise EvalError(
+                f"run {run.id}: its adapter was trained on {trained_on!r} but the configured "
+                f"student is {model!r}; set [student] model to the run's base model"
+            )
         if run.status != "done" or not run.adapter_path:
             raise EvalError(f"run {run.id}: status {run.status}, no adapter to evaluate")
         if not (Path(run.adapter_path) / "adapters.safetensors").exists():
@@ -163,11 +171,15 @@ def target_seeds(cfg: Config, target: Target, runs: list[Run]) -> list[int]:
 
 def tier_params(cfg: Config, tier: str, eval_seed: int) -> dict:
     t = cfg.eval.tiers[tier]
-    return {"temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p,
-            # No tier may allow more than the unrestricted R1, the student's own max_tokens.
-            "max_tokens": min(t.max_tokens or cfg.student.max_tokens, cfg.student.max_tokens),
-            "instruction": t.instruction,
-            "eval_seed": eval_seed, **thinking_params(cfg)}
+    return {
+        "temperature": cfg.eval.temperature,
+        "top_p": cfg.eval.top_p,
+        # No tier may allow more than the unrestricted R1, the student's own max_tokens.
+        "max_tokens": min(t.max_tokens or cfg.student.max_tokens, cfg.student.max_tokens),
+        "instruction": t.instruction,
+        "eval_seed": eval_seed,
+        **thinking_params(cfg),
+    }
 
 
 def tier_messages(prompt: Prompt, question: str, instruction: str) -> list[dict]:
@@ -182,10 +194,24 @@ def tier_messages(prompt: Prompt, question: str, instruction: str) -> list[dict]
 # -- the stage --------------------------------------------------------------------------
 
 
-def evaluate(cfg: Config, store: Store, events: Events, *, project=".", runs: list[str] | None = None,
-             sweep: str | None = None, split: str | None = None, benchmark: str | None = None,
-             tiers: bool = False, limit: int | None = None, shots: int | None = None, teachers: bool = False,
-             job_cls=MlxJob, transport=None, retry=None) -> EvalResult:
+def evaluate(
+    cfg: Config,
+    store: Store,
+    events: Events,
+    *,
+    project=".",
+    runs: list[str] | None = None,
+    sweep: str | None = None,
+    split: str | None = None,
+    benchmark: str | None = None,
+    tiers: bool = False,
+    limit: int | None = None,
+    shots: int | None = None,
+    teachers: bool = False,
+    job_cls=MlxJob,
+    transport=None,
+    retry=None,
+) -> EvalResult:
     """``shots`` / ``teachers``: the capacity-gap evaluation (app/pipeline/fewshot.py) — the
     same N-shot prompt for the student, its adapters and (``teachers``) the remote teachers,
     stored as purpose "fewshot"; no CoT rating."""
@@ -199,8 +225,9 @@ def evaluate(cfg: Config, store: Store, events: Events, *, project=".", runs: li
     if shown:
         shot_ids = {p.id for p in shown}
         if any(p.id in shot_ids for p in problems):
-            events.message(f"{len(shot_ids & {p.id for p in problems})} worked examples are left out of the "
-                           "problems evaluated")
+            events.message(
+                f"{len(shot_ids & {p.id for p in problems})} worked examples are left out of the problems evaluated"
+            )
             problems = [p for p in problems if p.id not in shot_ids]
     targets = targets_for(cfg, project, select_runs(store, runs=runs, sweep=sweep))
     tier_names = list(cfg.eval.tiers) if tiers else list(cfg.eval.tiers)[:1]
@@ -214,10 +241,12 @@ def evaluate(cfg: Config, store: Store, events: Events, *, project=".", runs: li
     result.skipped = len(done)
     events.start("eval", total)
     events.advance(len(done))
-    events.message(f"{len(problems)} problems, {len(targets)} targets (base + {len(targets) - 1} adapters), "
-                   f"tiers {', '.join(tier_names)}; {total - len(done)} answers to generate")
+    events.message(
+        f"{len(problems)} problems, {len(targets)} targets (base + {len(targets) - 1} adapters), "
+        f"tiers {', '.join(tier_names)}; {total - len(done)} answers to generate"
+    )
     for run in trained:
-        if (line := token_lengths.eval_budget_warning(run, cfg.student.max_tokens)):
+        if line := token_lengths.eval_budget_warning(run, cfg.student.max_tokens):
             events.message(line)
     blas = find_blas(cfg.student.blas)
     hint_once(blas, events.message)
@@ -252,8 +281,15 @@ def _messages(prompt: Prompt, question: str, instruction: str, shots: list[Probl
     return messages
 
 
-def _plan(cfg: Config, prompt: Prompt, target: Target, problems: list[Problem],
-          tier_names: list[str], seeds: list[int], shots: list[Problem] | None = None) -> dict[str, tuple]:
+def _plan(
+    cfg: Config,
+    prompt: Prompt,
+    target: Target,
+    problems: list[Problem],
+    tier_names: list[str],
+    seeds: list[int],
+    shots: list[Problem] | None = None,
+) -> dict[str, tuple]:
     """{attempt key: (problem, tier, params, item seed)} of everything this target answers."""
     plan = {}
     purpose = PURPOSE if shots is None else fewshot.PURPOSE
@@ -267,25 +303,54 @@ def _plan(cfg: Config, prompt: Prompt, target: Target, problems: list[Problem],
     return plan
 
 
-def _generate(cfg: Config, store: Store, events: Events, target: Target, todo: dict, prompt: Prompt,
-              blas: str | None, job_cls, result: EvalResult, shots: list[Problem] | None = None) -> str:
-    items = [{"id": key, "messages": _messages(prompt, p.question, params["instruction"], shots),
-              "max_tokens": params["max_tokens"], "seed": seed}
-             for key, (p, _tier, params, seed) in todo.items()]
-    spec = {"kind": "generate", "model": target.model, "adapter": target.adapter, "dtype": cfg.student.dtype,
-            "thinking": cfg.student.thinking,
-            "params": {"temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p,
-                       "max_batch": cfg.student.max_batch},
-            "items": items}
+def _generate(
+    cfg: Config,
+    store: Store,
+    events: Events,
+    target: Target,
+    todo: dict,
+    prompt: Prompt,
+    blas: str | None,
+    job_cls,
+    result: EvalResult,
+    shots: list[Problem] | None = None,
+) -> str:
+    items = [
+        {
+            "id": key,
+            "messages": _messages(prompt, p.question, params["instruction"], shots),
+            "max_tokens": params["max_tokens"],
+            "seed": seed,
+        }
+        for key, (p, _tier, params, seed) in todo.items()
+    ]
+    spec = {
+        "kind": "generate",
+        "model": target.model,
+        "adapter": target.adapter,
+        "dtype": cfg.student.dtype,
+        "thinking": cfg.student.thinking,
+        "params": {"temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p, "max_batch": cfg.student.max_batch},
+        "items": items,
+    }
     events.message(f"eval {target.label}: {len(items)} answers")
     job = job_cls(spec, blas=blas)
 
     def make(ev: dict, dtype: str | None) -> Attempt:
         problem, tier, params, seed = todo[ev["id"]]
-        return Attempt(**answer_fields(ev, problem, result), purpose=PURPOSE if shots is None else fewshot.PURPOSE,
-                       model=target.model,
-                       adapter=target.adapter, run_id=target.run_id, prompt_hash=prompt.hash, params=params,
-                       seed=seed, tier=tier, dtype=dtype, blas=blas)
+        return Attempt(
+            **answer_fields(ev, problem, result),
+            purpose=PURPOSE if shots is None else fewshot.PURPOSE,
+            model=target.model,
+            adapter=target.adapter,
+            run_id=target.run_id,
+            prompt_hash=prompt.hash,
+            params=params,
+            seed=seed,
+            tier=tier,
+            dtype=dtype,
+            blas=blas,
+        )
 
     outcome = stream_attempts(store, events, job, make)
     if outcome.status == "error":
@@ -293,8 +358,18 @@ def _generate(cfg: Config, store: Store, events: Events, target: Target, todo: d
     return outcome.status
 
 
-def _ask_teachers(cfg: Config, store: Store, events: Events, prompt: Prompt, problems: list[Problem], tier: str,
-                  shots: list[Problem] | None, result: EvalResult, transport, retry) -> None:
+def _ask_teachers(
+    cfg: Config,
+    store: Store,
+    events: Events,
+    prompt: Prompt,
+    problems: list[Problem],
+    tier: str,
+    shots: list[Problem] | None,
+    result: EvalResult,
+    transport,
+    retry,
+) -> None:
     """The remote teachers answer the same problems with the same messages, once each."""
     teachers, notes = fewshot.remote_teachers(cfg)
     for note in notes:
@@ -303,17 +378,36 @@ def _ask_teachers(cfg: Config, store: Store, events: Events, prompt: Prompt, pro
     instruction = cfg.eval.tiers[tier].instruction
     plan = {}
     for t in teachers:
-        params = {"temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p, "instruction": instruction,
-                  **_shot_params(shots), "teacher": t.role, "provider": t.name, "prompt_hash": prompt.hash}
+        params = {
+            "temperature": cfg.eval.temperature,
+            "top_p": cfg.eval.top_p,
+            "instruction": instruction,
+            **_shot_params(shots),
+            "teacher": t.role,
+            "provider": t.name,
+            "prompt_hash": prompt.hash,
+        }
         for p in problems:
             key = attempt_key(p.id, fewshot.PURPOSE, t.model, None, prompt.hash, params, 0, tier)
             plan[key] = (t, p, _messages(prompt, p.question, instruction, shots), params)
 
     def make(teacher, problem: Problem, params: dict, key: str, res) -> Attempt:
-        ev = {"id": key, "text": res.content, "finish_reason": res.finish_reason, "error": res.error,
-              "n_tokens": res.completion_tokens}
-        return Attempt(**answer_fields(ev, problem, result), purpose=fewshot.PURPOSE, model=teacher.model,
-                       prompt_hash=prompt.hash, params=params, seed=0, tier=tier)
+        ev = {
+            "id": key,
+            "text": res.content,
+            "finish_reason": res.finish_reason,
+            "error": res.error,
+            "n_tokens": res.completion_tokens,
+        }
+        return Attempt(
+            **answer_fields(ev, problem, result),
+            purpose=fewshot.PURPOSE,
+            model=teacher.model,
+            prompt_hash=prompt.hash,
+            params=params,
+            seed=0,
+            tier=tier,
+        )
 
     fewshot.ask_teachers(cfg, store, events, plan, make, transport=transport, retry=retry)
     got = store.attempts_by_key(plan)
@@ -362,14 +456,25 @@ def parse_rating(text: str | None) -> Rating:
         raise ValueError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
-def _rate(cfg: Config, store: Store, events: Events, got: dict[str, Attempt], problems: dict[str, Problem],
-          tier_names: list[str], result: EvalResult, transport, retry) -> None:
+def _rate(
+    cfg: Config,
+    store: Store,
+    events: Events,
+    got: dict[str, Attempt],
+    problems: dict[str, Problem],
+    tier_names: list[str],
+    result: EvalResult,
+    transport,
+    retry,
+) -> None:
     mode = cfg.eval.cot_quality
     if mode == "none":
         return
     if cfg.judge.provider in OFFLINE_JUDGES:
-        result.notes.append(f"CoT quality not rated: the {cfg.judge.provider} judge is an offline stand-in "
-                            f"({OFFLINE_JUDGES[cfg.judge.provider]}) that does not rate reasoning")
+        result.notes.append(
+            f"CoT quality not rated: the {cfg.judge.provider} judge is an offline stand-in "
+            f"({OFFLINE_JUDGES[cfg.judge.provider]}) that does not rate reasoning"
+        )
         events.message(result.notes[-1])
         return
     rated_tiers = set(tier_names) if mode == "all" else {list(cfg.eval.tiers)[0]}
@@ -380,7 +485,11 @@ def _rate(cfg: Config, store: Store, events: Events, got: dict[str, Attempt], pr
     todo = []
     for a in attempts:
         old = have.get(a.id)
-        if old and (old["provider"], old["model"], old["prompt_hash"]) == (judge.provider, judge.model, judge.prompt_hash):
+        if old and (old["provider"], old["model"], old["prompt_hash"]) == (
+            judge.provider,
+            judge.model,
+            judge.prompt_hash,
+        ):
             result.rating_skipped += 1
         else:
             todo.append(a)
@@ -390,8 +499,18 @@ def _rate(cfg: Config, store: Store, events: Events, got: dict[str, Attempt], pr
     asyncio.run(_rate_remote(cfg, store, events, prompt, judge.model, todo, problems, result, transport, retry))
 
 
-async def _rate_remote(cfg, store, events, prompt: Prompt, model: str, todo: list[Attempt],
-                       problems: dict[str, Problem], result: EvalResult, transport, retry) -> None:
+async def _rate_remote(
+    cfg,
+    store,
+    events,
+    prompt: Prompt,
+    model: str,
+    todo: list[Attempt],
+    problems: dict[str, Problem],
+    result: EvalResult,
+    transport,
+    retry,
+) -> None:
     """A sliding window over every rating; each is stored as it arrives, a few at a time."""
     rows: list[dict] = []
 
@@ -402,10 +521,19 @@ async def _rate_remote(cfg, store, events, prompt: Prompt, model: str, todo: lis
             rows.clear()
 
     async with open_client(cfg, "judge", store, transport=transport, retry=retry) as client:
-        reqs = [ChatRequest(messages=prompt.render(question=problems[a.problem_id].question,
-                                                   reference_answer=problems[a.problem_id].answer,
-                                                   cot=(a.text or "").strip() or "(empty response)"),
-                            stage="cot_quality", prompt_hash=prompt.hash, json_mode=True) for a in todo]
+        reqs = [
+            ChatRequest(
+                messages=prompt.render(
+                    question=problems[a.problem_id].question,
+                    reference_answer=problems[a.problem_id].answer,
+                    cot=(a.text or "").strip() or "(empty response)",
+                ),
+                stage="cot_quality",
+                prompt_hash=prompt.hash,
+                json_mode=True,
+            )
+            for a in todo
+        ]
 
         async def then(i: int, res) -> None:
             a = todo[i]
@@ -432,9 +560,17 @@ async def _rate_remote(cfg, store, events, prompt: Prompt, model: str, todo: lis
 
 
 def _row(a: Attempt, r: Rating, cfg: Config, model: str, prompt: Prompt, key: str | None) -> dict:
-    return {"attempt_id": a.id, "coherence": r.coherence, "completeness": r.completeness, "factual": r.factual,
-            "cotqs": r.cotqs, "provider": cfg.judge.provider, "model": model, "prompt_hash": prompt.hash,
-            "api_call_key": key}
+    return {
+        "attempt_id": a.id,
+        "coherence": r.coherence,
+        "completeness": r.completeness,
+        "factual": r.factual,
+        "cotqs": r.cotqs,
+        "provider": cfg.judge.provider,
+        "model": model,
+        "prompt_hash": prompt.hash,
+        "api_call_key": key,
+    }
 
 
 def _fill_accuracy(got: dict[str, Attempt], targets: list[Target], plans: list[dict], result: EvalResult) -> None:

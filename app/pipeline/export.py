@@ -42,11 +42,6 @@ from app.contamination import normalised
 from app.errors import TailorError
 from app.events import Events
 from app.jobs import MlxJob
-from app.prompts import load_prompt
-from app.records import Trace
-from app.remote import split_think
-from app.store import Store, now
-
 from app.pipeline import token_lengths
 from app.pipeline.diagnose import student_model
 from app.pipeline.teach import (
@@ -59,6 +54,10 @@ from app.pipeline.teach import (
     slot_traces,
     teachers_in,
 )
+from app.prompts import load_prompt
+from app.records import Trace
+from app.remote import split_think
+from app.store import Store, now
 
 DEFAULT_VALID_FRACTION = 0.1
 FINAL_LINE = "The answer is \\boxed{%s}."
@@ -98,7 +97,6 @@ def format_cot(text: str, reference: str) -> str:
     body = "\n".join(lines).rstrip()
     final = FINAL_LINE % reference.strip()
     return f"{body}\n\n{final}" if body else final
-
 
 
 def _valid_rank(problem_id: str) -> str:
@@ -146,8 +144,10 @@ class ExportResult:
     manifest: dict = field(default_factory=dict)
 
     def summary(self) -> str:
-        return (f"{self.train_examples} train examples ({self.train_problems} problems), "
-                f"{self.valid_examples} valid ({self.valid_problems} problems) -> {self.out_dir}")
+        return (
+            f"{self.train_examples} train examples ({self.train_problems} problems), "
+            f"{self.valid_examples} valid ({self.valid_problems} problems) -> {self.out_dir}"
+        )
 
 
 def default_out_dir(project: Path | str, dataset: str, only: str | None = None, intersect: bool = False) -> Path:
@@ -155,11 +155,22 @@ def default_out_dir(project: Path | str, dataset: str, only: str | None = None, 
     return Path(project) / "runs" / "datasets" / name
 
 
-def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: Path | str = ".",
-           out: Path | str | None = None, only: str | None = None, intersect: bool = False,
-           valid_fraction: float = DEFAULT_VALID_FRACTION,
-           teachers: dict[str, Sequence[Teacher]] | None = None, decontaminate: bool = False,
-           measure_tokens: bool = True, job_cls=MlxJob) -> ExportResult:
+def export(
+    cfg: Config,
+    store: Store,
+    events: Events,
+    *,
+    dataset: str,
+    project: Path | str = ".",
+    out: Path | str | None = None,
+    only: str | None = None,
+    intersect: bool = False,
+    valid_fraction: float = DEFAULT_VALID_FRACTION,
+    teachers: dict[str, Sequence[Teacher]] | None = None,
+    decontaminate: bool = False,
+    measure_tokens: bool = True,
+    job_cls=MlxJob,
+) -> ExportResult:
     """Write train.jsonl / valid.jsonl / manifest.json for a dataset; see the module docstring."""
     check_only(only)
     if not 0 < valid_fraction < 1:
@@ -170,19 +181,25 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
     held_out = sorted({(s.problem.id, s.problem.split) for s in slots if s.problem.split != "train"})
     if held_out:
         shown = ", ".join(f"{pid} ({split})" for pid, split in held_out[:3])
-        raise ExportError(f"dataset {ds.name!r} holds {len(held_out)} problem(s) outside the train split "
-                          f"({shown}{', ...' if len(held_out) > 3 else ''}); refusing to export them for training")
+        raise ExportError(
+            f"dataset {ds.name!r} holds {len(held_out)} problem(s) outside the train split "
+            f"({shown}{', ...' if len(held_out) > 3 else ''}); refusing to export them for training"
+        )
 
     traces = slot_traces(store, slots)
     only_flag = f" --only {only}" if only else ""
     unverified = sum(1 for v in traces.values() for t in v.values() if t.verified is None)
     if unverified:
-        raise ExportError(f"dataset {ds.name!r}: {unverified} teacher traces are not verified yet: "
-                          f"run `tailor verify --dataset {ds.name}{only_flag}` first")
+        raise ExportError(
+            f"dataset {ds.name!r}: {unverified} teacher traces are not verified yet: "
+            f"run `tailor verify --dataset {ds.name}{only_flag}` first"
+        )
     untaught = sum(1 for v in traces.values() if not v)
     if untaught and any(traces.values()):
-        events.message(f"{untaught} of {len(slots)} problem-teacher pairs have no trace "
-                       f"(run `tailor teach --dataset {ds.name}{only_flag}` to fill them)")
+        events.message(
+            f"{untaught} of {len(slots)} problem-teacher pairs have no trace "
+            f"(run `tailor teach --dataset {ds.name}{only_flag}` to fill them)"
+        )
     chosen: dict[int, Trace] = {}
     for i in range(len(slots)):
         ok = sorted(v for v, t in traces[i].items() if t.verified and t.text)
@@ -192,8 +209,9 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
         hint = "none was accepted (see `tailor verify`)"
         if not any(traces.values()):
             hint = f"run `tailor teach --dataset {ds.name}{only_flag}` and `tailor verify` first"
-        raise ExportError(f"dataset {ds.name!r}" + (f" (only {only})" if only else "")
-                          + f" has no verified traces to export: {hint}")
+        raise ExportError(
+            f"dataset {ds.name!r}" + (f" (only {only})" if only else "") + f" has no verified traces to export: {hint}"
+        )
 
     verified_problems = {slots[i].problem.id for i in chosen}
     if intersect:
@@ -208,12 +226,17 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
         if not chosen:
             raise ExportError(f"dataset {ds.name!r}: no problem was solved by every teacher (--intersect)")
 
-    held_questions = {normalised(p.question) for split in ("valid", "test", "placement")
-                      for p in store.problems(split=split)}
-    leaked = {s.problem.id for i, s in enumerate(slots) if i in chosen and normalised(s.problem.question) in held_questions}
+    held_questions = {
+        normalised(p.question) for split in ("valid", "test", "placement") for p in store.problems(split=split)
+    }
+    leaked = {
+        s.problem.id for i, s in enumerate(slots) if i in chosen and normalised(s.problem.question) in held_questions
+    }
     if leaked:
-        events.message(f"{len(leaked)} problems left out: their question is also a valid/test/placement "
-                       f"problem's (e.g. {sorted(leaked)[0]})")
+        events.message(
+            f"{len(leaked)} problems left out: their question is also a valid/test/placement "
+            f"problem's (e.g. {sorted(leaked)[0]})"
+        )
         chosen = {i: t for i, t in chosen.items() if slots[i].problem.id not in leaked}
         if not chosen:
             raise ExportError(f"dataset {ds.name!r}: every verified problem duplicates a held-out question")
@@ -222,14 +245,18 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
 
     near = contaminated_ids(find_contamination(store.problems())) & {slots[i].problem.id for i in chosen}
     if near and decontaminate:
-        events.message(f"--decontaminate: {len(near)} problems left out: they overlap a test or benchmark "
-                       f"question (exact or 13-gram; `tailor contamination` lists the pairs)")
+        events.message(
+            f"--decontaminate: {len(near)} problems left out: they overlap a test or benchmark "
+            f"question (exact or 13-gram; `tailor contamination` lists the pairs)"
+        )
         chosen = {i: t for i, t in chosen.items() if slots[i].problem.id not in near}
         if not chosen:
             raise ExportError(f"dataset {ds.name!r}: every verified problem overlaps a test or benchmark question")
     elif near:
-        events.message(f"warning: {len(near)} exported problems overlap a test or benchmark question (exact or "
-                       f"13-gram); `tailor contamination` lists them, `export --decontaminate` leaves them out")
+        events.message(
+            f"warning: {len(near)} exported problems overlap a test or benchmark question (exact or "
+            f"13-gram); `tailor contamination` lists them, `export --decontaminate` leaves them out"
+        )
     train_ids, valid_ids = split_problems([slots[i].problem.id for i in chosen], valid_fraction)
     if not valid_ids:
         events.message("only one problem to export: valid.jsonl is empty (mlx_lm training needs a validation set)")
@@ -237,8 +264,10 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
     valid_set = set(valid_ids)
     lines: dict[str, list[str]] = {"train": [], "valid": []}
     examples: list[dict] = []
-    counts = {part: {"examples": 0, "problems": 0, "by_grade": Counter(), "by_style": Counter()}
-              for part in ("train", "valid")}
+    counts = {
+        part: {"examples": 0, "problems": 0, "by_grade": Counter(), "by_style": Counter()}
+        for part in ("train", "valid")
+    }
     by_teacher: Counter = Counter()
     with_reasoning: Counter = Counter()  # examples whose teacher's reasoning leads the CoT
     exported_trace_ids: list[int] = []
@@ -309,16 +338,21 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
             "examples": counts["train"]["examples"] + counts["valid"]["examples"],
             "by_grade": dict(total_grade),
             "by_style": dict(total_style),
-            **{part: {k: dict(v) if isinstance(v, Counter) else v for k, v in c.items()}
-               for part, c in counts.items()},
+            **{part: {k: dict(v) if isinstance(v, Counter) else v for k, v in c.items()} for part, c in counts.items()},
         },
         "tokens": tokens,  # in the student's tokens; see app/pipeline/token_lengths.py
         "prompts": prompts,
         "teachers": [
-            {"style": t.style, "provider": t.name, "model": t.model, "role": t.role,
-             "prompt_hash": t.prompt_hash or None, "examples": by_teacher[(t.style, t.label)],
-             "keep_reasoning": "as-cot" if t.keeps_reasoning else "drop",
-             "examples_with_reasoning": with_reasoning[t.label]}
+            {
+                "style": t.style,
+                "provider": t.name,
+                "model": t.model,
+                "role": t.role,
+                "prompt_hash": t.prompt_hash or None,
+                "examples": by_teacher[(t.style, t.label)],
+                "keep_reasoning": "as-cot" if t.keeps_reasoning else "drop",
+                "examples_with_reasoning": with_reasoning[t.label],
+            }
             for t in teachers_in(slots)
         ],
         "valid_problem_ids": valid_ids,
@@ -332,13 +366,25 @@ def export(cfg: Config, store: Store, events: Events, *, dataset: str, project: 
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = {part: out_dir / f"{part}.jsonl" for part in ("train", "valid")}
         manifest_path = out_dir / "manifest.json"
-        _write_atomic({paths["train"]: data["train"], paths["valid"]: data["valid"],
-                       manifest_path: (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")})
+        _write_atomic(
+            {
+                paths["train"]: data["train"],
+                paths["valid"]: data["valid"],
+                manifest_path: (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+            }
+        )
     except OSError as e:
         raise ExportError(f"{out_dir}: cannot write the export ({e.strerror or e})") from None
-    result = ExportResult(out_dir=out_dir, train_path=paths["train"], valid_path=paths["valid"],
-                          manifest_path=manifest_path, train_examples=counts["train"]["examples"],
-                          valid_examples=counts["valid"]["examples"], train_problems=len(train_ids),
-                          valid_problems=len(valid_ids), manifest=manifest)
+    result = ExportResult(
+        out_dir=out_dir,
+        train_path=paths["train"],
+        valid_path=paths["valid"],
+        manifest_path=manifest_path,
+        train_examples=counts["train"]["examples"],
+        valid_examples=counts["valid"]["examples"],
+        train_problems=len(train_ids),
+        valid_problems=len(valid_ids),
+        manifest=manifest,
+    )
     events.message(f"export: {result.summary()}")
     return result

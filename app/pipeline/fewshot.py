@@ -22,7 +22,7 @@ from app.config import Config
 from app.errors import TailorError
 from app.events import Events
 from app.prompts import Prompt
-from app.records import Attempt, Problem
+from app.records import Problem
 from app.store import Store
 
 PURPOSE = "fewshot"
@@ -79,8 +79,7 @@ def remote_teachers(cfg: Config) -> tuple[list, list[str]]:
     return chosen, notes
 
 
-def ask_teachers(cfg: Config, store: Store, events: Events, plan: dict, make, *, transport=None,
-                 retry=None) -> int:
+def ask_teachers(cfg: Config, store: Store, events: Events, plan: dict, make, *, transport=None, retry=None) -> int:
     """Send every (teacher, problem) of `plan` ({key: (teacher, problem, messages, params)})
     not yet answered; store each answer as an attempt via ``make(teacher, problem, params,
     key, result)``. Returns the number of new answers."""
@@ -104,9 +103,16 @@ async def _ask(cfg, store, events, groups, make, transport, retry) -> int:
         teacher = group[0][0]
         rows = [row[1:] for row in group]
         async with open_teacher(teacher, store, transport=transport, retry=retry) as client:
-            reqs = [ChatRequest(messages=messages, stage="eval", prompt_hash=params["prompt_hash"],
-                                temperature=cfg.eval.temperature, top_p=cfg.eval.top_p)
-                    for _key, _p, messages, params in rows]
+            reqs = [
+                ChatRequest(
+                    messages=messages,
+                    stage="eval",
+                    prompt_hash=params["prompt_hash"],
+                    temperature=cfg.eval.temperature,
+                    top_p=cfg.eval.top_p,
+                )
+                for _key, _p, messages, params in rows
+            ]
 
             async def then(i: int, res, rows=rows, teacher=teacher) -> None:  # stored as each arrives
                 nonlocal new
@@ -138,11 +144,13 @@ def fewshot_rows(store: Store) -> tuple[list, list[str]]:
         who = (a.model, "teacher" if a.params.get("teacher") else "student")
         marks[who][a.problem_id].append(bool(a.correct))
     if not any(role == "teacher" for _, role in marks):
-        raise ShotsError("gap --from-store: no teacher has few-shot answers with this prompt; "
-                         "run `tailor eval --shots N --teachers`")
+        raise ShotsError(
+            "gap --from-store: no teacher has few-shot answers with this prompt; run `tailor eval --shots N --teachers`"
+        )
     if not any(role == "student" for _, role in marks):
-        raise ShotsError("gap --from-store: the base student has no few-shot answers with this prompt; "
-                         "run `tailor eval --shots N`")
+        raise ShotsError(
+            "gap --from-store: the base student has no few-shot answers with this prompt; run `tailor eval --shots N`"
+        )
     common = set.intersection(*(set(by_problem) for by_problem in marks.values()))
     if not common:
         raise ShotsError("gap --from-store: the models answered no problem in common")
@@ -156,5 +164,6 @@ def fewshot_rows(store: Store) -> tuple[list, list[str]]:
             exact = Fraction(100 * sum(ok), len(ok))
             rows.append(ScoreRow(task=task, model=model, role=role, accuracy=float(exact), exact=exact))
     shots = newest.params.get("shots")
-    return rows, [f"{shots}-shot prompt (shots {setting[1]}), {len(common)} problems answered by all "
-                  f"{len(marks)} models"]
+    return rows, [
+        f"{shots}-shot prompt (shots {setting[1]}), {len(common)} problems answered by all {len(marks)} models"
+    ]

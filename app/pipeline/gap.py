@@ -77,8 +77,9 @@ def _header(path: Path, line: int, cells: list[str]) -> dict[str, int]:
             raise GapError(f"{path}:{line}: column {name!r} appears twice in the header")
     missing = [c for c in COLUMNS if c not in names]
     if missing:
-        raise GapError(f"{path}:{line}: missing column(s) {', '.join(missing)}; "
-                       f"the header must name {','.join(COLUMNS)}")
+        raise GapError(
+            f"{path}:{line}: missing column(s) {', '.join(missing)}; the header must name {','.join(COLUMNS)}"
+        )
     return {name: names.index(name) for name in COLUMNS}
 
 
@@ -120,8 +121,10 @@ def read_scores(path: Path | str) -> list[ScoreRow]:
                 raise GapError(f"{path}:{line}: role {values['role']!r} must be student or teacher")
             key = (values["task"], values["model"], role)
             if key in seen:
-                raise GapError(f"{path}:{line}: duplicate row for task {key[0]!r}, model {key[1]!r}, "
-                               f"role {role} (first at line {seen[key]})")
+                raise GapError(
+                    f"{path}:{line}: duplicate row for task {key[0]!r}, model {key[1]!r}, "
+                    f"role {role} (first at line {seen[key]})"
+                )
             seen[key] = line
             value, percent = _accuracy(path, line, values["accuracy"])
             parsed.append((line, key, values["accuracy"], value, percent))
@@ -137,11 +140,12 @@ def read_scores(path: Path | str) -> list[ScoreRow]:
     for line, (task, model, role), text, value, pct in parsed:
         if percent_file and not pct and 0 < value < 1:
             example = next(ln for ln, _, _, v, p in parsed if p or v > 1)
-            raise GapError(f"{path}:{line}: accuracy {text!r} looks like a fraction, but the file is in percent "
-                           f"(e.g. line {example}); use one scale, or write {text}% for a real percentage")
+            raise GapError(
+                f"{path}:{line}: accuracy {text!r} looks like a fraction, but the file is in percent "
+                f"(e.g. line {example}); use one scale, or write {text}% for a real percentage"
+            )
         points = value if percent_file else value * 100
-        rows.append(ScoreRow(task, model, role, float(points), line, points,
-                             "percent" if percent_file else "fraction"))
+        rows.append(ScoreRow(task, model, role, float(points), line, points, "percent" if percent_file else "fraction"))
     return rows
 
 
@@ -238,13 +242,25 @@ def gap_table(rows: list[ScoreRow], threshold: float = DEFAULT_THRESHOLD) -> Gap
         t_avg = sum(v for _, v in t) / len(t)
         s_avg = sum(v for _, v in s) / len(s)
         gap = t_avg - s_avg
-        tasks.append((gap, TaskGap(task, len(t), len(s), float(t_avg), float(s_avg), float(gap), gap > limit,
-                                   [ModelScore(m, float(v)) for m, v in t],
-                                   [ModelScore(m, float(v)) for m, v in s])))
+        tasks.append(
+            (
+                gap,
+                TaskGap(
+                    task,
+                    len(t),
+                    len(s),
+                    float(t_avg),
+                    float(s_avg),
+                    float(gap),
+                    gap > limit,
+                    [ModelScore(m, float(v)) for m, v in t],
+                    [ModelScore(m, float(v)) for m, v in s],
+                ),
+            )
+        )
     tasks.sort(key=lambda p: (-p[0], p[1].task))
     scales = {r.scale for r in rows}
-    return GapResult(float(threshold), [t for _, t in tasks], skipped,
-                     scales.pop() if len(scales) == 1 else None)
+    return GapResult(float(threshold), [t for _, t in tasks], skipped, scales.pop() if len(scales) == 1 else None)
 
 
 def format_gap(result: GapResult) -> str:
@@ -252,8 +268,18 @@ def format_gap(result: GapResult) -> str:
     lines = []
     if result.tasks:
         head = ["task", "teachers", "teacher avg", "students", "student avg", "gap", f"gap > {thr}"]
-        body = [[t.task, str(t.n_teachers), f"{t.teacher_avg:.2f}", str(t.n_students), f"{t.student_avg:.2f}",
-                 f"{t.gap:.2f}", "yes" if t.above_threshold else "no"] for t in result.tasks]
+        body = [
+            [
+                t.task,
+                str(t.n_teachers),
+                f"{t.teacher_avg:.2f}",
+                str(t.n_students),
+                f"{t.student_avg:.2f}",
+                f"{t.gap:.2f}",
+                "yes" if t.above_threshold else "no",
+            ]
+            for t in result.tasks
+        ]
         widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
         for r in [head, *body]:
             cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:-1], widths[1:-1])] + [r[-1]]
@@ -264,15 +290,18 @@ def format_gap(result: GapResult) -> str:
         lines.append(f"skipped {s.task}: {s.reason}")
     chosen = [t.task for t in result.selected]
     if chosen:
-        lines.append(f"{len(chosen)} of {len(result.tasks)} tasks have a teacher−student gap above {thr} points "
-                     f"(distillation likely to pay): {', '.join(chosen)}")
+        lines.append(
+            f"{len(chosen)} of {len(result.tasks)} tasks have a teacher−student gap above {thr} points "
+            f"(distillation likely to pay): {', '.join(chosen)}"
+        )
     elif result.tasks:
         lines.append(f"no task has a teacher−student gap above {thr} points (a gap equal to it does not count)")
     return "\n".join(lines)
 
 
-def gap_command(scores: Path | str | None, threshold: float = DEFAULT_THRESHOLD, as_json: bool = False,
-                store=None) -> str:
+def gap_command(
+    scores: Path | str | None, threshold: float = DEFAULT_THRESHOLD, as_json: bool = False, store=None
+) -> str:
     """What `tailor gap` prints: from a scores file, or from the store's few-shot answers
     (`tailor eval --shots N --teachers`) when no file is given."""
     notes: list[str] = []
@@ -291,8 +320,9 @@ def gap_command(scores: Path | str | None, threshold: float = DEFAULT_THRESHOLD,
 # -- teacher choice --------------------------------------------------------------------
 
 
-def teacher_choice(verified_counts: dict[str, int], accuracies: dict[str, float] | None = None,
-                   ratio_threshold: float = TEACHER_RATIO) -> dict:
+def teacher_choice(
+    verified_counts: dict[str, int], accuracies: dict[str, float] | None = None, ratio_threshold: float = TEACHER_RATIO
+) -> dict:
     """Keep every teacher's examples, or prefer the strongest when it has ≥ ratio× more.
 
     Compare teachers that were given the same problems (e.g. two short-CoT teachers):
@@ -314,9 +344,16 @@ def teacher_choice(verified_counts: dict[str, int], accuracies: dict[str, float]
     ranked = sorted(verified_counts, key=lambda k: (-verified_counts[k], -acc.get(k, 0.0), k))
     teachers = [{"name": k, "verified": verified_counts[k], "accuracy": acc.get(k)} for k in ranked]
     best = ranked[0]
-    out = {"teachers": teachers, "strongest": best, "next": None, "ratio": None,
-           "ratio_threshold": float(ratio_threshold), "prefer_strongest": False,
-           "recommendation": "keep every teacher's examples", "reason": ""}
+    out = {
+        "teachers": teachers,
+        "strongest": best,
+        "next": None,
+        "ratio": None,
+        "ratio_threshold": float(ratio_threshold),
+        "prefer_strongest": False,
+        "recommendation": "keep every teacher's examples",
+        "reason": "",
+    }
     if len(ranked) == 1:
         out["reason"] = f"only one teacher ({best})"
         return out
@@ -332,9 +369,11 @@ def teacher_choice(verified_counts: dict[str, int], accuracies: dict[str, float]
     if ratio is None or ratio >= limit:
         out["prefer_strongest"] = True
         out["recommendation"] = f"prefer the stronger teacher ({best})"
-        out["reason"] = (f"{best} has {top} verified examples vs {second} for {nxt}"
-                         + (f" ({float(ratio):.2f}× ≥ {ratio_threshold:g}×)" if ratio is not None else ""))
+        out["reason"] = f"{best} has {top} verified examples vs {second} for {nxt}" + (
+            f" ({float(ratio):.2f}× ≥ {ratio_threshold:g}×)" if ratio is not None else ""
+        )
     else:
-        out["reason"] = (f"{best} has {top} verified examples vs {second} for {nxt} "
-                         f"({float(ratio):.2f}× < {ratio_threshold:g}×)")
+        out["reason"] = (
+            f"{best} has {top} verified examples vs {second} for {nxt} ({float(ratio):.2f}× < {ratio_threshold:g}×)"
+        )
     return out

@@ -51,8 +51,8 @@ from app.events import Events
 from app.pipeline.diagnose import spread_limit
 from app.prompts import load_prompt
 from app.records import Attempt, GradeRecord, Problem
-from app.replies import json_object
 from app.remote import ChatRequest, open_client, repair_request, rules_grade, steps_grade
+from app.replies import json_object
 from app.store import Store
 
 GRADES: tuple[str, ...] = ("easy", "medium", "hard")
@@ -173,8 +173,7 @@ def combine_grade(answer_correct: bool, logical: bool, complete: bool, minor_err
     return "hard"
 
 
-def is_disagreement(combined: str, judge_grade: str | None, checker_correct: bool,
-                    judge_correct: bool | None) -> bool:
+def is_disagreement(combined: str, judge_grade: str | None, checker_correct: bool, judge_correct: bool | None) -> bool:
     """The judge's own grade differs from the combined one, or it contradicts the checker."""
     if judge_grade is not None and judge_grade != combined:
         return True
@@ -238,11 +237,15 @@ class GradeResult:
         if self.overrides:
             head.append(f"{self.overrides} overrides recorded")
         if self.total or not self.overrides:
-            head.append(f"{self.graded} graded, {self.ungraded} ungraded, {self.skipped} already graded"
-                        + (f", {self.given_up} left ungraded after every try" if self.given_up else ""))
-        tail = (f"E:M:H = {self.ratio} ({self.easy} easy / {self.medium} medium / {self.hard} hard"
-                + (f", {self.ungraded_in_force} ungraded" if self.ungraded_in_force else "")
-                + f"), {self.disagreements} judge/checker disagreements")
+            head.append(
+                f"{self.graded} graded, {self.ungraded} ungraded, {self.skipped} already graded"
+                + (f", {self.given_up} left ungraded after every try" if self.given_up else "")
+            )
+        tail = (
+            f"E:M:H = {self.ratio} ({self.easy} easy / {self.medium} medium / {self.hard} hard"
+            + (f", {self.ungraded_in_force} ungraded" if self.ungraded_in_force else "")
+            + f"), {self.disagreements} judge/checker disagreements"
+        )
         return "; ".join(head + [tail])
 
 
@@ -287,34 +290,63 @@ def judge_of(cfg: Config, prompt_hash: str) -> _Judge:
 
 
 def _same_judge(g: GradeRecord, judge: _Judge, attempt: Attempt) -> bool:
-    return ((g.provider, g.model, g.prompt_hash) == (judge.provider, judge.model, judge.prompt_hash)
-            and g.attempt_id == attempt.id)
+    return (g.provider, g.model, g.prompt_hash) == (
+        judge.provider,
+        judge.model,
+        judge.prompt_hash,
+    ) and g.attempt_id == attempt.id
 
 
-def _ungraded(judge: _Judge, problem: Problem, attempt: Attempt, correct: bool | None, reason: str,
-              key: str | None = None) -> GradeRecord:
-    return GradeRecord(problem_id=problem.id, attempt_id=attempt.id, grade=None, answer_correct=correct,
-                       error=reason, provider=judge.provider, model=judge.model,
-                       prompt_hash=judge.prompt_hash, api_call_key=key)
+def _ungraded(
+    judge: _Judge, problem: Problem, attempt: Attempt, correct: bool | None, reason: str, key: str | None = None
+) -> GradeRecord:
+    return GradeRecord(
+        problem_id=problem.id,
+        attempt_id=attempt.id,
+        grade=None,
+        answer_correct=correct,
+        error=reason,
+        provider=judge.provider,
+        model=judge.model,
+        prompt_hash=judge.prompt_hash,
+        api_call_key=key,
+    )
 
 
-def _graded(judge: _Judge, problem: Problem, attempt: Attempt, correct: bool, v: JudgeVerdict,
-            key: str) -> GradeRecord:
+def _graded(judge: _Judge, problem: Problem, attempt: Attempt, correct: bool, v: JudgeVerdict, key: str) -> GradeRecord:
     combined = combine_grade(correct, v.logical, v.complete, v.minor_error)
     return GradeRecord(
-        problem_id=problem.id, attempt_id=attempt.id, grade=combined, answer_correct=correct,
-        logical=v.logical, complete=v.complete, minor_error=v.minor_error, judge_grade=v.grade,
+        problem_id=problem.id,
+        attempt_id=attempt.id,
+        grade=combined,
+        answer_correct=correct,
+        logical=v.logical,
+        complete=v.complete,
+        minor_error=v.minor_error,
+        judge_grade=v.grade,
         disagreement=is_disagreement(combined, v.grade, correct, v.answer_correct),
-        rationale=v.rationale or None, provider=judge.provider, model=judge.model,
-        prompt_hash=judge.prompt_hash, api_call_key=key,
+        rationale=v.rationale or None,
+        provider=judge.provider,
+        model=judge.model,
+        prompt_hash=judge.prompt_hash,
+        api_call_key=key,
     )
 
 
 def _offline(judge: _Judge, problem: Problem, attempt: Attempt, correct: bool) -> GradeRecord:
     r = steps_grade(problem, attempt.text, correct) if judge.provider == "steps" else rules_grade(correct)
-    return GradeRecord(problem_id=problem.id, attempt_id=attempt.id, grade=r.grade, answer_correct=correct,
-                       judge_grade=r.grade, disagreement=False, rationale=r.rationale,
-                       provider=judge.provider, model=judge.model, prompt_hash=None)
+    return GradeRecord(
+        problem_id=problem.id,
+        attempt_id=attempt.id,
+        grade=r.grade,
+        answer_correct=correct,
+        judge_grade=r.grade,
+        disagreement=False,
+        rationale=r.rationale,
+        provider=judge.provider,
+        model=judge.model,
+        prompt_hash=None,
+    )
 
 
 def _chunks(seq: list, n: int):
@@ -322,8 +354,16 @@ def _chunks(seq: list, n: int):
         yield seq[i : i + n]
 
 
-def grade(cfg: Config, store: Store, events: Events, *, split: str = "train", limit: int | None = None,
-          transport=None, retry=None) -> GradeResult:
+def grade(
+    cfg: Config,
+    store: Store,
+    events: Events,
+    *,
+    split: str = "train",
+    limit: int | None = None,
+    transport=None,
+    retry=None,
+) -> GradeResult:
     """Grade the split's diagnosed problems with the configured judge; see the module doc.
 
     ``transport`` / ``retry`` are passed to the remote client (tests)."""
@@ -355,8 +395,9 @@ def grade(cfg: Config, store: Store, events: Events, *, split: str = "train", li
             if prior is not None and prior.error == reason:
                 result.skipped += 1
             else:
-                failed.append(_ungraded(judge, p, a, None, reason).model_copy(
-                    update={"id": prior.id if prior else None}))
+                failed.append(
+                    _ungraded(judge, p, a, None, reason).model_copy(update={"id": prior.id if prior else None})
+                )
             continue
         if cur is not None and cur.grade is not None and _same_judge(cur, judge, a):
             result.skipped += 1
@@ -393,8 +434,12 @@ def grade(cfg: Config, store: Store, events: Events, *, split: str = "train", li
         if failed:
             write(failed)
         for chunk in _chunks(todo, 64):
-            write([_offline(judge, p, a, c).model_copy(update={"id": prior.id if prior else None})
-                   for p, a, c, prior in chunk])
+            write(
+                [
+                    _offline(judge, p, a, c).model_copy(update={"id": prior.id if prior else None})
+                    for p, a, c, prior in chunk
+                ]
+            )
             events.advance(len(chunk))
 
     _fill_in_force(result, store)
@@ -413,8 +458,7 @@ def _messages(prompt, problem: Problem, attempt: Attempt) -> list[dict]:
     )
 
 
-async def _grade_remote(cfg, store, events, prompt, judge: _Judge, todo, failed, write, transport,
-                        retry) -> None:
+async def _grade_remote(cfg, store, events, prompt, judge: _Judge, todo, failed, write, transport, retry) -> None:
     """Every request in flight under the judge's concurrency (a sliding window, not chunks);
     each verdict is written as it arrives, a few at a time. An ungraded problem asked again
     gets a new request (its try number is part of the cache key: the unreadable reply and
@@ -427,9 +471,16 @@ async def _grade_remote(cfg, store, events, prompt, judge: _Judge, todo, failed,
             pending.clear()
 
     async with open_client(cfg, "judge", store, transport=transport, retry=retry) as client:
-        reqs = [ChatRequest(messages=_messages(prompt, p, a), stage=STAGE, prompt_hash=prompt.hash, json_mode=True,
-                            variant=None if prior is None else f"try{prior.tries + 1}")
-                for p, a, _, prior in todo]
+        reqs = [
+            ChatRequest(
+                messages=_messages(prompt, p, a),
+                stage=STAGE,
+                prompt_hash=prompt.hash,
+                json_mode=True,
+                variant=None if prior is None else f"try{prior.tries + 1}",
+            )
+            for p, a, _, prior in todo
+        ]
 
         async def then(i: int, res) -> None:
             p, a, correct, prior = todo[i]
@@ -466,8 +517,9 @@ async def _verdict(client, judge: _Judge, req, res, p: Problem, a: Attempt, corr
 # -- manual overrides ----------------------------------------------------------------
 
 
-def record_overrides(cfg: Config, store: Store, events: Events, specs: list[str], *,
-                     split: str = "train") -> GradeResult:
+def record_overrides(
+    cfg: Config, store: Store, events: Events, specs: list[str], *, split: str = "train"
+) -> GradeResult:
     """Record ``PROBLEM_ID=GRADE`` manual grades (provider "manual", is_override). All specs
     are validated before anything is written; then one transaction writes them all."""
     wanted: dict[str, str] = {}
@@ -489,10 +541,18 @@ def record_overrides(cfg: Config, store: Store, events: Events, specs: list[str]
         for pid, g in wanted.items():
             a = latest.get(pid)
             correct = is_equivalent(a.extracted, problems[pid].answer) if a and not a.error else None
-            store.insert_grade(GradeRecord(
-                problem_id=pid, attempt_id=a.id if a else None, grade=g, answer_correct=correct,
-                rationale="manual override", is_override=True, provider="manual", model=None,
-            ))
+            store.insert_grade(
+                GradeRecord(
+                    problem_id=pid,
+                    attempt_id=a.id if a else None,
+                    grade=g,
+                    answer_correct=correct,
+                    rationale="manual override",
+                    is_override=True,
+                    provider="manual",
+                    model=None,
+                )
+            )
     events.advance(len(wanted))
     result = GradeResult(split=split, judge="manual", overrides=len(wanted))
     other = sorted(pid for pid, p in problems.items() if p.split != split)

@@ -28,8 +28,14 @@ BOM = "\ufeff"
 # Columns of a plain CSV (header names, case-insensitive), as `to_problem` reads them:
 # each entry is a column and the other names it may go by.
 CSV_REQUIRED = (("question", "problem"), ("answer",))
-CSV_OPTIONAL = (("solution",), ("category", "subject", "type"), ("section",), ("year",),
-                ("difficulty", "level"), ("split",))
+CSV_OPTIONAL = (
+    ("solution",),
+    ("category", "subject", "type"),
+    ("section",),
+    ("year",),
+    ("difficulty", "level"),
+    ("split",),
+)
 
 
 @dataclass
@@ -261,7 +267,8 @@ def _check_csv_header(path: Path, fieldnames: list[str]) -> None:
         hint = f"; the columns look separated by {sep!r}, but tailor reads comma-separated CSV"
     raise ImportFileError(
         f"{path}:1: bad CSV header: {what} (found {shown}{hint}); expected required columns "
-        f"{_columns(CSV_REQUIRED)} and optional columns {_columns(CSV_OPTIONAL)}")
+        f"{_columns(CSV_REQUIRED)} and optional columns {_columns(CSV_OPTIONAL)}"
+    )
 
 
 def _csv_rows(path: Path) -> list[tuple[int, dict]]:
@@ -349,6 +356,7 @@ def cross_split(existing: list[Problem], incoming: list[Problem], path: Path, re
                 raise ImportFileError(
                     f"{path}: problem {p.id} ({p.split}) has the question of problem {q.id}, already in split "
                     f"{q.split!r}; a question lives in one split only — remove one, or import with --resplit "
-                    f"to move it to {p.split!r}")
+                    f"to move it to {p.split!r}"
+                )
             moves[q.id] = p.split
     return moves

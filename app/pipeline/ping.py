@@ -42,15 +42,20 @@ def _endpoint_id(prov: Any) -> tuple:
     return (prov.provider, id(prov))
 
 
-async def _ping_one(config: Any, role: str, *, transport: httpx.AsyncBaseTransport | None,
-                    retry: RetryPolicy) -> PingResult:
+async def _ping_one(
+    config: Any, role: str, *, transport: httpx.AsyncBaseTransport | None, retry: RetryPolicy
+) -> PingResult:
     prov = config.role(role)
     if prov.provider == "reference" or prov.provider in OFFLINE_JUDGES:
-        what = ("reference solutions as CoT" if prov.provider == "reference"
-                else f"judge stand-in: {OFFLINE_JUDGES[prov.provider]}")
+        what = (
+            "reference solutions as CoT"
+            if prov.provider == "reference"
+            else f"judge stand-in: {OFFLINE_JUDGES[prov.provider]}"
+        )
         return PingResult(role, prov.provider, None, True, None, f"offline provider ({what}); no call needed")
-    base = PingResult(role, prov.provider, prov.model, False,
-                      endpoint=getattr(prov, "base_url", None) or f"mlx-server:{prov.model}")
+    base = PingResult(
+        role, prov.provider, prov.model, False, endpoint=getattr(prov, "base_url", None) or f"mlx-server:{prov.model}"
+    )
     server = None
     startup = ""
     try:
@@ -64,8 +69,9 @@ async def _ping_one(config: Any, role: str, *, transport: httpx.AsyncBaseTranspo
             t0 = time.perf_counter()
             await asyncio.to_thread(server.start)
             startup = f"; server started in {time.perf_counter() - t0:.1f}s"
-            client = RemoteClient(prov, role, None, None, base_url=server.base_url, transport=transport,
-                                  retry=retry, concurrency=1)
+            client = RemoteClient(
+                prov, role, None, None, base_url=server.base_url, transport=transport, retry=retry, concurrency=1
+            )
             key = None
         async with client:
             res = await client.chat(PING_MESSAGES, stage="ping", temperature=0.0, max_tokens=1, cache=False)
@@ -87,14 +93,22 @@ async def _ping_one(config: Any, role: str, *, transport: httpx.AsyncBaseTranspo
         auth = "key accepted" if key else "no key configured; endpoint answered"
     else:
         auth = "local server, no key"
-    served = f"; server reports model {res.served_model!r}" if res.served_model and res.served_model not in (prov.model, "default_model") else ""
+    served = (
+        f"; server reports model {res.served_model!r}"
+        if res.served_model and res.served_model not in (prov.model, "default_model")
+        else ""
+    )
     base.detail = auth + served + startup
     return base
 
 
-async def ping_async(config: Any, roles: list[str] | None = None, *,
-                     transport: httpx.AsyncBaseTransport | None = None,
-                     retry: RetryPolicy | None = None) -> list[PingResult]:
+async def ping_async(
+    config: Any,
+    roles: list[str] | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+) -> list[PingResult]:
     roles = list(roles or ROLES)
     for r in roles:
         config.role(r)  # unknown role -> ConfigError before any call
@@ -105,8 +119,17 @@ async def ping_async(config: Any, roles: list[str] | None = None, *,
         ident = _endpoint_id(config.role(role))
         if ident in seen:
             first = seen[ident]
-            results.append(PingResult(role, first.provider, first.model, first.ok, first.latency_s,
-                                      f"same endpoint as {first.role}", first.endpoint))
+            results.append(
+                PingResult(
+                    role,
+                    first.provider,
+                    first.model,
+                    first.ok,
+                    first.latency_s,
+                    f"same endpoint as {first.role}",
+                    first.endpoint,
+                )
+            )
             continue
         res = await _ping_one(config, role, transport=transport, retry=retry)
         seen[ident] = res
@@ -114,9 +137,13 @@ async def ping_async(config: Any, roles: list[str] | None = None, *,
     return results
 
 
-def ping(config: Any, roles: list[str] | None = None, *,
-         transport: httpx.AsyncBaseTransport | None = None,
-         retry: RetryPolicy | None = None) -> list[PingResult]:
+def ping(
+    config: Any,
+    roles: list[str] | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+) -> list[PingResult]:
     """Ping the endpoints of ``roles`` (default: judge, teachers.short, teachers.long)."""
     return asyncio.run(ping_async(config, roles, transport=transport, retry=retry))
 

@@ -53,8 +53,17 @@ def _accepted(store: Store, cfg: Config, dataset: str, only: str | None) -> Coun
     return Counter(f"{item.grade}/{item.route}" for item in ds.items if item.problem_id in ok)
 
 
-def refill(cfg: Config, store: Store, events: Events, *, dataset: str, only: str | None = None, verify_kw=None,
-           transport=None, retry=None) -> RefillResult:
+def refill(
+    cfg: Config,
+    store: Store,
+    events: Events,
+    *,
+    dataset: str,
+    only: str | None = None,
+    verify_kw=None,
+    transport=None,
+    retry=None,
+) -> RefillResult:
     from app.pipeline.verify import verify
 
     ds = load_dataset(store, dataset)
@@ -85,8 +94,17 @@ def refill(cfg: Config, store: Store, events: Events, *, dataset: str, only: str
         teach(cfg, store, events, dataset=dataset, only=only, transport=transport, retry=retry)
         verify(cfg, store, events, dataset=dataset, only=only, transport=transport, retry=retry, **(verify_kw or {}))
     result.after = dict(_accepted(store, cfg, dataset, only))
-    store.update_dataset_params(ds.id, {"refill": {"target": dict(target), "before": result.before,
-                                                   "after": result.after, "added": result.added,
-                                                   "exhausted": result.exhausted}})
+    store.update_dataset_params(
+        ds.id,
+        {
+            "refill": {
+                "target": dict(target),
+                "before": result.before,
+                "after": result.after,
+                "added": result.added,
+                "exhausted": result.exhausted,
+            }
+        },
+    )
     events.message(result.summary())
     return result

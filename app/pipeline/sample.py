@@ -102,8 +102,9 @@ def allocate(k: int, weights, available, allow_short: bool) -> tuple[list[int], 
     if k > sum(available):
         raise SampleError(f"K = {k} but the pool holds only {sum(available)} graded train problems")
     quotas = largest_remainder(k, weights)
-    short = {i: {"quota": q, "available": n, "missing": q - n}
-             for i, (q, n) in enumerate(zip(quotas, available)) if q > n}
+    short = {
+        i: {"quota": q, "available": n, "missing": q - n} for i, (q, n) in enumerate(zip(quotas, available)) if q > n
+    }
     if short and not allow_short:
         i, s = next(iter(short.items()))
         more = f" (and {len(short) - 1} more strata)" if len(short) > 1 else ""
@@ -147,9 +148,13 @@ def _snapshot(pool: dict[str, GradeRecord], ungraded: int) -> dict:
         "manual" if g.is_override else f"{g.provider}:{g.model}:{g.prompt_hash or '-'}" for g in pool.values()
     )
     counts = Counter(g.grade for g in pool.values())
-    return {"counts": {s: counts.get(s, 0) for s in STRATA}, "ungraded_excluded": ungraded,
-            "graders": dict(sorted(graders.items())), "sha256": digest,
-            "latest_grade_id": max((g.id or 0 for g in pool.values()), default=0)}
+    return {
+        "counts": {s: counts.get(s, 0) for s in STRATA},
+        "ungraded_excluded": ungraded,
+        "graders": dict(sorted(graders.items())),
+        "sha256": digest,
+        "latest_grade_id": max((g.id or 0 for g in pool.values()), default=0),
+    }
 
 
 # -- the stage ------------------------------------------------------------------------
@@ -173,19 +178,32 @@ class SampleResult:
     def summary(self) -> str:
         c = self.counts
         blind = ", routed without grades" if self.routing == "blind" else ""
-        s = (f"dataset {self.name!r} ({self.strategy}{blind}, seed {self.seed}): {self.k} problems — "
-             f"{c['easy']} easy / {c['medium']} medium / {c['hard']} hard; "
-             f"{self.routes['short']} short + {self.routes['long']} long CoT to teach")
+        s = (
+            f"dataset {self.name!r} ({self.strategy}{blind}, seed {self.seed}): {self.k} problems — "
+            f"{c['easy']} easy / {c['medium']} medium / {c['hard']} hard; "
+            f"{self.routes['short']} short + {self.routes['long']} long CoT to teach"
+        )
         if self.shortfall:
             s += "; short strata (have/quota) " + ", ".join(
-                f"{k} {v['available']}/{v['quota']}" for k, v in self.shortfall.items())
+                f"{k} {v['available']}/{v['quota']}" for k, v in self.shortfall.items()
+            )
             s += " filled with " + ", ".join(f"{n} more {k}" for k, n in self.filled.items())
         return s
 
 
-def sample(cfg: Config, store: Store, events: Events, *, name: str, strategy: str | None = None,
-           k: int | None = None, seed: int | None = None, ratio: str | None = None,
-           allow_short: bool = False, routing: str = "graded") -> SampleResult:
+def sample(
+    cfg: Config,
+    store: Store,
+    events: Events,
+    *,
+    name: str,
+    strategy: str | None = None,
+    k: int | None = None,
+    seed: int | None = None,
+    ratio: str | None = None,
+    allow_short: bool = False,
+    routing: str = "graded",
+) -> SampleResult:
     """Draw and store a dataset; None values come from the config's [sampling] section."""
     sc = cfg.sampling
     strategy = strategy or sc.strategy
@@ -252,14 +270,26 @@ def sample(cfg: Config, store: Store, events: Events, *, name: str, strategy: st
         params["quotas"] = dict(zip(STRATA, quotas))
     events.start("sample", None)  # after every check: a refused sample prints only its error
     if shortfall:
-        events.message("--allow-short: " + ", ".join(
-            f"{s} has {v['available']} < quota {v['quota']}" for s, v in shortfall.items())
-            + "; filled with " + ", ".join(f"{n} more {s}" for s, n in filled.items()))
-    ds_id = store.create_dataset(Dataset(name=name, strategy=strategy, k=k, seed=seed, params=params,
-                                         items=items))
-    result = SampleResult(name=name, dataset_id=ds_id, strategy=strategy, k=k, seed=seed, counts=counts_out,
-                          routes=routes, pool=dict(zip(STRATA, available)),
-                          shortfall=shortfall, filled=filled,
-                          ratio=ratio_text if strategy == "fixed" else None, routing=routing)
+        events.message(
+            "--allow-short: "
+            + ", ".join(f"{s} has {v['available']} < quota {v['quota']}" for s, v in shortfall.items())
+            + "; filled with "
+            + ", ".join(f"{n} more {s}" for s, n in filled.items())
+        )
+    ds_id = store.create_dataset(Dataset(name=name, strategy=strategy, k=k, seed=seed, params=params, items=items))
+    result = SampleResult(
+        name=name,
+        dataset_id=ds_id,
+        strategy=strategy,
+        k=k,
+        seed=seed,
+        counts=counts_out,
+        routes=routes,
+        pool=dict(zip(STRATA, available)),
+        shortfall=shortfall,
+        filled=filled,
+        ratio=ratio_text if strategy == "fixed" else None,
+        routing=routing,
+    )
     events.done(result.summary())
     return result

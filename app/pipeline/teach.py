@@ -105,8 +105,12 @@ class Teacher:
 
     def owns(self, trace: Trace) -> bool:
         """Whether a stored trace was written by this teacher with the current prompt."""
-        return (trace.role == self.style and trace.provider == self.name and trace.model == self.model
-                and trace.prompt_hash == self.prompt_hash)
+        return (
+            trace.role == self.style
+            and trace.provider == self.name
+            and trace.model == self.model
+            and trace.prompt_hash == self.prompt_hash
+        )
 
 
 def configured_teachers(cfg: Config) -> dict[str, list[Teacher]]:
@@ -137,11 +141,15 @@ class _TeacherSource:
 
 
 @asynccontextmanager
-async def open_teacher(teacher: Teacher, store: Store, *, transport: httpx.AsyncBaseTransport | None = None,
-                       retry: RetryPolicy | None = None) -> AsyncIterator[RemoteClient]:
+async def open_teacher(
+    teacher: Teacher,
+    store: Store,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+) -> AsyncIterator[RemoteClient]:
     """A client for an openai / mlx-server teacher (starts mlx_lm.server when needed)."""
-    async with open_client(_TeacherSource(teacher), teacher.role, store, transport=transport,
-                           retry=retry) as client:
+    async with open_client(_TeacherSource(teacher), teacher.role, store, transport=transport, retry=retry) as client:
         yield client
 
 
@@ -178,8 +186,7 @@ class Slot:
         return self.teacher.style
 
 
-def plan(store: Store, dataset: Dataset, teachers: dict[str, Sequence[Teacher]],
-         only: str | None = None) -> list[Slot]:
+def plan(store: Store, dataset: Dataset, teachers: dict[str, Sequence[Teacher]], only: str | None = None) -> list[Slot]:
     """Every (problem, teacher) pair a teach run covers: an item's style is its route, or
     ``only``; each teacher of that style answers it."""
     check_only(only)
@@ -232,24 +239,43 @@ class FetchOutcome:
 
 def _trace(teacher: Teacher, problem: Problem, variant: int, res: ChatResult) -> Trace:
     return Trace(
-        problem_id=problem.id, role=teacher.style, variant=variant, provider=teacher.name,
-        model=teacher.model, prompt_hash=teacher.prompt_hash,
+        problem_id=problem.id,
+        role=teacher.style,
+        variant=variant,
+        provider=teacher.name,
+        model=teacher.model,
+        prompt_hash=teacher.prompt_hash,
         # the reference teacher makes no call: nothing in api_calls to point at
         api_call_key=None if teacher.name == "reference" else res.key,
-        text=(res.content or "") if res.ok else None, reasoning=res.reasoning, finish_reason=res.finish_reason,
+        text=(res.content or "") if res.ok else None,
+        reasoning=res.reasoning,
+        finish_reason=res.finish_reason,
         reject_reason=f"teacher call failed: {res.error}" if res.error else None,
     )
 
 
 def _same_content(a: Trace, b: Trace) -> bool:
-    return (a.text, a.reasoning, a.finish_reason, a.api_call_key, a.reject_reason if a.text is None else None) == \
-        (b.text, b.reasoning, b.finish_reason, b.api_call_key, b.reject_reason if b.text is None else None)
+    return (a.text, a.reasoning, a.finish_reason, a.api_call_key, a.reject_reason if a.text is None else None) == (
+        b.text,
+        b.reasoning,
+        b.finish_reason,
+        b.api_call_key,
+        b.reject_reason if b.text is None else None,
+    )
 
 
-def _store_results(store: Store, teacher: Teacher, jobs: Sequence[tuple[Problem, int]],
-                   results: Sequence[ChatResult], out: FetchOutcome) -> None:
-    existing = {(t.problem_id, t.variant): t for t in store.traces({p.id for p, _ in jobs}, role=teacher.style)
-                if teacher.owns(t)}
+def _store_results(
+    store: Store,
+    teacher: Teacher,
+    jobs: Sequence[tuple[Problem, int]],
+    results: Sequence[ChatResult],
+    out: FetchOutcome,
+) -> None:
+    existing = {
+        (t.problem_id, t.variant): t
+        for t in store.traces({p.id for p, _ in jobs}, role=teacher.style)
+        if teacher.owns(t)
+    }
     with store.transaction():
         for (problem, variant), res in zip(jobs, results):
             trace = _trace(teacher, problem, variant, res)
@@ -265,10 +291,15 @@ def _store_results(store: Store, teacher: Teacher, jobs: Sequence[tuple[Problem,
             out.truncated += bool(res.truncated)
 
 
-async def fetch_traces(store: Store, events: Events | None, teacher: Teacher,
-                       jobs: Sequence[tuple[Problem, int]], *,
-                       transport: httpx.AsyncBaseTransport | None = None,
-                       retry: RetryPolicy | None = None) -> FetchOutcome:
+async def fetch_traces(
+    store: Store,
+    events: Events | None,
+    teacher: Teacher,
+    jobs: Sequence[tuple[Problem, int]],
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+) -> FetchOutcome:
     """Ask a teacher for (problem, variant) jobs and store the traces as they arrive.
 
     Variant 0 is the first answer; variant v >= 1 is a further sample (a different cache
@@ -287,9 +318,15 @@ async def fetch_traces(store: Store, events: Events | None, teacher: Teacher,
     prompt = teacher.prompt
     assert prompt is not None
     async with open_teacher(teacher, store, transport=transport, retry=retry) as client:
-        requests = [ChatRequest(prompt.render(question=p.question), stage="teach", prompt_hash=prompt.hash,
-                                variant=None if v == 0 else str(v))
-                    for p, v in jobs]
+        requests = [
+            ChatRequest(
+                prompt.render(question=p.question),
+                stage="teach",
+                prompt_hash=prompt.hash,
+                variant=None if v == 0 else str(v),
+            )
+            for p, v in jobs
+        ]
         arrived: list[tuple[int, ChatResult]] = []
 
         def flush() -> None:
@@ -347,22 +384,34 @@ class TeachResult:
         return sum(t.calls for t in self.by_teacher)
 
     def summary(self) -> str:
-        parts = [f"{t.style} {t.label}: {t.slots} problems, {t.new} new, {t.unchanged} unchanged"
-                 + (f", {t.failed} failed" if t.failed else "")
-                 + (f", {t.truncated} truncated" if t.truncated else "")
-                 + f", {t.calls} calls" for t in self.by_teacher]
+        parts = [
+            f"{t.style} {t.label}: {t.slots} problems, {t.new} new, {t.unchanged} unchanged"
+            + (f", {t.failed} failed" if t.failed else "")
+            + (f", {t.truncated} truncated" if t.truncated else "")
+            + f", {t.calls} calls"
+            for t in self.by_teacher
+        ]
         return "; ".join(parts)
 
 
-def teach(cfg: Config, store: Store, events: Events, *, dataset: str, only: str | None = None,
-          teachers: dict[str, Sequence[Teacher]] | None = None,
-          transport: httpx.AsyncBaseTransport | None = None, retry: RetryPolicy | None = None) -> TeachResult:
+def teach(
+    cfg: Config,
+    store: Store,
+    events: Events,
+    *,
+    dataset: str,
+    only: str | None = None,
+    teachers: dict[str, Sequence[Teacher]] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+) -> TeachResult:
     """Teacher traces (variant 0) for every item of a dataset; see the module docstring."""
     check_only(only)
     ds = load_dataset(store, dataset)
     slots = plan(store, ds, teachers if teachers is not None else configured_teachers(cfg), only)
-    result = TeachResult(dataset=ds.name, only=only, items=len(ds.items), slots=len(slots),
-                         by_style=Counter(s.style for s in slots))
+    result = TeachResult(
+        dataset=ds.name, only=only, items=len(ds.items), slots=len(slots), by_style=Counter(s.style for s in slots)
+    )
     title = "teach" + (f" (only {only})" if only else "")
     events.start(title, len(slots))
     if only:

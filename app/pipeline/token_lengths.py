@@ -18,8 +18,13 @@ def measure(cfg: Config, examples: list[dict], model: str, *, job_cls=MlxJob) ->
     """{longest, longest_response, context, max_seq_length, fitted, over_max_seq_length,
     generation_budget, over_generation_budget, examples} for chat examples ({messages})."""
     # offline: the student was loaded by diagnose already; export never waits on a download
-    spec = {"kind": "lengths", "model": model, "thinking": cfg.student.thinking, "offline": True,
-            "items": [{"id": str(i), "messages": ex["messages"]} for i, ex in enumerate(examples)]}
+    spec = {
+        "kind": "lengths",
+        "model": model,
+        "thinking": cfg.student.thinking,
+        "offline": True,
+        "items": [{"id": str(i), "messages": ex["messages"]} for i, ex in enumerate(examples)],
+    }
     got: dict[str, dict] = {}
     start: dict = {}
 
@@ -42,25 +47,38 @@ def measure(cfg: Config, examples: list[dict], model: str, *, job_cls=MlxJob) ->
     longest = max(tokens)
     max_seq = configured or (min(longest, context) if context else longest)
     budget = cfg.student.max_tokens
-    return {"examples": len(tokens), "longest": longest, "longest_response": max(responses), "context": context,
-            "max_seq_length": max_seq, "fitted": configured is None,
-            "over_max_seq_length": sum(n > max_seq for n in tokens),
-            "generation_budget": budget, "over_generation_budget": sum(n > budget for n in responses)}
+    return {
+        "examples": len(tokens),
+        "longest": longest,
+        "longest_response": max(responses),
+        "context": context,
+        "max_seq_length": max_seq,
+        "fitted": configured is None,
+        "over_max_seq_length": sum(n > max_seq for n in tokens),
+        "generation_budget": budget,
+        "over_generation_budget": sum(n > budget for n in responses),
+    }
 
 
 def messages(t: dict) -> list[str]:
     """What export says about a measurement: the sizes, and each limit that examples exceed."""
     fitted = "fitted to the longest" if t["fitted"] else "from [train]"
-    out = [f"{t['examples']} examples in the student's tokens: longest {t['longest']}, longest response "
-           f"{t['longest_response']}; max_seq_length {t['max_seq_length']} ({fitted}"
-           + (f", context {t['context']})" if t["context"] else ")")]
+    out = [
+        f"{t['examples']} examples in the student's tokens: longest {t['longest']}, longest response "
+        f"{t['longest_response']}; max_seq_length {t['max_seq_length']} ({fitted}"
+        + (f", context {t['context']})" if t["context"] else ")")
+    ]
     if t["over_max_seq_length"]:
-        out.append(f"warning: {t['over_max_seq_length']} examples are longer than max_seq_length "
-                   f"{t['max_seq_length']}; training refuses when more than 1 % are (or set truncate = true)")
+        out.append(
+            f"warning: {t['over_max_seq_length']} examples are longer than max_seq_length "
+            f"{t['max_seq_length']}; training refuses when more than 1 % are (or set truncate = true)"
+        )
     if t["over_generation_budget"]:
-        out.append(f"warning: {t['over_generation_budget']} responses are longer than the student's generation "
-                   f"budget ([student] max_tokens = {t['generation_budget']}): a student trained on them is cut "
-                   f"off at evaluation and counted wrong; set max_tokens = {t['longest_response']}")
+        out.append(
+            f"warning: {t['over_generation_budget']} responses are longer than the student's generation "
+            f"budget ([student] max_tokens = {t['generation_budget']}): a student trained on them is cut "
+            f"off at evaluation and counted wrong; set max_tokens = {t['longest_response']}"
+        )
     return out
 
 
@@ -76,6 +94,8 @@ def eval_budget_warning(run, budget: int) -> str | None:
     longest = (manifest.get("tokens") or {}).get("longest_response")
     if not longest or longest <= budget:
         return None
-    return (f"warning: run {run.id} was trained on responses up to {longest} tokens, longer than the "
-            f"evaluation budget ([student] max_tokens = {budget}): its long answers are cut off and counted "
-            f"wrong; set max_tokens = {longest}")
+    return (
+        f"warning: run {run.id} was trained on responses up to {longest} tokens, longer than the "
+        f"evaluation budget ([student] max_tokens = {budget}): its long answers are cut off and counted "
+        f"wrong; set max_tokens = {longest}"
+    )

@@ -51,8 +51,13 @@ from app.records import Run
 from app.store import Store, now
 
 DEFAULT_FIND_STOP_ITERS = 1000
-TRAIN_METRICS = {"train_loss": "train_loss", "lr": "learning_rate", "tokens_per_s": "tokens_per_s",
-                 "peak_memory_gb": "peak_memory_gb", "trained_tokens": "trained_tokens"}
+TRAIN_METRICS = {
+    "train_loss": "train_loss",
+    "lr": "learning_rate",
+    "tokens_per_s": "tokens_per_s",
+    "peak_memory_gb": "peak_memory_gb",
+    "trained_tokens": "trained_tokens",
+}
 
 
 class TrainError(TailorError):
@@ -77,9 +82,15 @@ def parse_overrides(items: Sequence[str]) -> dict:
     return out
 
 
-def resolve_params(cfg: Config, *, profile: str | None = None, overrides: dict | None = None,
-                   iters: int | None = None, patience: int | None = None,
-                   min_delta: float | None = None) -> dict:
+def resolve_params(
+    cfg: Config,
+    *,
+    profile: str | None = None,
+    overrides: dict | None = None,
+    iters: int | None = None,
+    patience: int | None = None,
+    min_delta: float | None = None,
+) -> dict:
     """[train] of tailor.toml, then --profile, --set and the named flags, resolved against the profile."""
     data = cfg.train.model_dump(exclude_unset=True)
     named = {k: v for k, v in (("iters", iters), ("patience", patience), ("min_delta", min_delta)) if v is not None}
@@ -110,7 +121,6 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in f if line.strip())
 
 
-
 @dataclass
 class DataCheck:
     data_dir: Path
@@ -129,12 +139,23 @@ class DataCheck:
     test_problems: int = 0
 
     def record(self) -> dict:
-        return {"dir": str(self.data_dir), "train": str(self.train_path), "valid": str(self.valid_path),
-                "dataset": self.dataset, "train_sha256": self.train_sha256, "valid_sha256": self.valid_sha256,
-                "split_sizes": {"train_examples": self.train_examples, "valid_examples": self.valid_examples,
-                                "train_problems": self.train_problems, "valid_problems": self.valid_problems,
-                                "test_problems": self.test_problems},
-                "valid_disjoint_from_test": self.valid_disjoint_from_test, "valid_check": self.detail}
+        return {
+            "dir": str(self.data_dir),
+            "train": str(self.train_path),
+            "valid": str(self.valid_path),
+            "dataset": self.dataset,
+            "train_sha256": self.train_sha256,
+            "valid_sha256": self.valid_sha256,
+            "split_sizes": {
+                "train_examples": self.train_examples,
+                "valid_examples": self.valid_examples,
+                "train_problems": self.train_problems,
+                "valid_problems": self.valid_problems,
+                "test_problems": self.test_problems,
+            },
+            "valid_disjoint_from_test": self.valid_disjoint_from_test,
+            "valid_check": self.detail,
+        }
 
 
 def dataset_dir(project: Path | str, name: str) -> Path:
@@ -157,24 +178,44 @@ def check_data(store: Store, data_dir: Path) -> DataCheck:
     """
     train_path, valid_path = data_dir / "train.jsonl", data_dir / "valid.jsonl"
     if not valid_path.is_file() or _count_lines(valid_path) == 0:
-        raise TrainError(f"{valid_path}: no validation examples; early stopping needs them "
-                         "(export more problems or a larger --valid-fraction)")
+        raise TrainError(
+            f"{valid_path}: no validation examples; early stopping needs them "
+            "(export more problems or a larger --valid-fraction)"
+        )
     n_train, n_valid = _count_lines(train_path), _count_lines(valid_path)
     train_sha, valid_sha = _sha256(train_path), _sha256(valid_path)
     test = store.problems(split="test")
-    base = dict(data_dir=data_dir, train_path=train_path, valid_path=valid_path, train_examples=n_train,
-                valid_examples=n_valid, train_sha256=train_sha, valid_sha256=valid_sha, test_problems=len(test))
+    base = dict(
+        data_dir=data_dir,
+        train_path=train_path,
+        valid_path=valid_path,
+        train_examples=n_train,
+        valid_examples=n_valid,
+        train_sha256=train_sha,
+        valid_sha256=valid_sha,
+        test_problems=len(test),
+    )
     try:
         manifest = json.loads((data_dir / "manifest.json").read_text("utf-8"))
     except (OSError, ValueError):
-        return DataCheck(**base, dataset=None, dataset_id=None, train_problems=None, valid_problems=None,
-                         valid_disjoint_from_test=None, detail="no manifest.json: cannot tell which problems are in valid.jsonl")
+        return DataCheck(
+            **base,
+            dataset=None,
+            dataset_id=None,
+            train_problems=None,
+            valid_problems=None,
+            valid_disjoint_from_test=None,
+            detail="no manifest.json: cannot tell which problems are in valid.jsonl",
+        )
     name = manifest.get("dataset")
     ds = store.get_dataset(name) if isinstance(name, str) else None
     counts = manifest.get("counts", {})
-    sizes = dict(dataset=name, dataset_id=ds.id if ds else None,
-                 train_problems=counts.get("train", {}).get("problems"),
-                 valid_problems=counts.get("valid", {}).get("problems"))
+    sizes = dict(
+        dataset=name,
+        dataset_id=ds.id if ds else None,
+        train_problems=counts.get("train", {}).get("problems"),
+        valid_problems=counts.get("valid", {}).get("problems"),
+    )
 
     def verdict(ok: bool | None, detail: str) -> DataCheck:
         return DataCheck(**base, **sizes, valid_disjoint_from_test=ok, detail=detail)
@@ -191,13 +232,19 @@ def check_data(store: Store, data_dir: Path) -> DataCheck:
     missing = [pid for pid, p in found.items() if p is None]
     if missing:
         return verdict(None, f"validation problem {missing[0]} is not in the store")
-    clash = [pid for pid, p in found.items()
-             if pid in test_ids or p.split == "test" or normalised(p.question) in test_questions]
+    clash = [
+        pid
+        for pid, p in found.items()
+        if pid in test_ids or p.split == "test" or normalised(p.question) in test_questions
+    ]
     if clash:
         return verdict(False, f"{len(clash)} validation problems are test problems (e.g. {clash[0]})")
     splits = sorted({p.split for p in found.values()})
-    return verdict(True, f"{len(ids)} validation problems ({', '.join(splits)} split), none of them or their "
-                         f"questions among the {len(test_ids)} test problems")
+    return verdict(
+        True,
+        f"{len(ids)} validation problems ({', '.join(splits)} split), none of them or their "
+        f"questions among the {len(test_ids)} test problems",
+    )
 
 
 # -- runs -----------------------------------------------------------------------------
@@ -292,8 +339,10 @@ class _SigtermAsInterrupt:
     def __enter__(self):
         self.old = None
         if threading.current_thread() is threading.main_thread():
+
             def handler(signum, frame):
                 raise KeyboardInterrupt
+
             self.old = signal.signal(signal.SIGTERM, handler)
         return self
 
@@ -304,17 +353,45 @@ class _SigtermAsInterrupt:
 
 def _spec(run: Run, *, resume: bool) -> dict:
     c = run.config
-    keys = ("rank", "scale", "dropout", "learning_rate", "schedule", "warmup", "weight_decay", "batch_size",
-            "grad_accumulation", "iters", "epochs", "max_seq_length", "steps_per_report", "steps_per_eval",
-            "val_batches", "num_layers", "grad_checkpoint", "save_every", "keep_checkpoints", "patience",
-            "min_delta", "keep")
+    keys = (
+        "rank",
+        "scale",
+        "dropout",
+        "learning_rate",
+        "schedule",
+        "warmup",
+        "weight_decay",
+        "batch_size",
+        "grad_accumulation",
+        "iters",
+        "epochs",
+        "max_seq_length",
+        "steps_per_report",
+        "steps_per_eval",
+        "val_batches",
+        "num_layers",
+        "grad_checkpoint",
+        "save_every",
+        "keep_checkpoints",
+        "patience",
+        "min_delta",
+        "keep",
+    )
     params = {k: c["params"][k] for k in keys}
     params["truncate"] = bool(c["params"].get("truncate", False))  # runs from before the key have none
     params["seed"] = run.seed
-    return {"kind": "train", "model": c["model"], "dtype": c.get("dtype", "auto"), "thinking": c.get("thinking"),
-            "run_dir": c["run_dir"],
-            "train": c["data"]["train"], "valid": c["data"]["valid"], "resume": resume,
-            "params": params, "launch": c.get("launch")}
+    return {
+        "kind": "train",
+        "model": c["model"],
+        "dtype": c.get("dtype", "auto"),
+        "thinking": c.get("thinking"),
+        "run_dir": c["run_dir"],
+        "train": c["data"]["train"],
+        "valid": c["data"]["valid"],
+        "resume": resume,
+        "params": params,
+        "launch": c.get("launch"),
+    }
 
 
 def _drive(store: Store, events: Events, run: Run, *, resume: bool, blas: str | None, job_cls) -> RunOutcome:
@@ -347,11 +424,13 @@ def _drive(store: Store, events: Events, run: Run, *, resume: bool, blas: str | 
             events.start(f"train {run.id}", ev.get("iters"))
             events.advance(start_iter)
             progress["done"] = start_iter
-            events.message(f"{run.id}: {ev.get('n_train')} train / {ev.get('n_valid')} valid examples, "
-                           f"{ev.get('iters')} iterations of batch {ev.get('batch_size')}, "
-                           f"{ev.get('trainable_params'):,} LoRA parameters, {ev.get('device')} {ev.get('dtype')}"
-                           + (f", max_seq_length {ev['max_seq_length']}" if ev.get("max_seq_length") else "")
-                           + (f", resuming at iteration {start_iter}" if ev.get("resumed_from") else ""))
+            events.message(
+                f"{run.id}: {ev.get('n_train')} train / {ev.get('n_valid')} valid examples, "
+                f"{ev.get('iters')} iterations of batch {ev.get('batch_size')}, "
+                f"{ev.get('trainable_params'):,} LoRA parameters, {ev.get('device')} {ev.get('dtype')}"
+                + (f", max_seq_length {ev['max_seq_length']}" if ev.get("max_seq_length") else "")
+                + (f", resuming at iteration {start_iter}" if ev.get("resumed_from") else "")
+            )
         elif kind == "progress":
             done = int(ev.get("done", 0))
             if done > progress["done"]:
@@ -421,19 +500,41 @@ def _finish(store: Store, run: Run, outcome: RunOutcome, stats: dict | None) -> 
         outcome.stop_reason = "interrupted"
     else:
         outcome.stop_reason = "error"
-    store.update_run(run.id, status=outcome.status, stop_reason=outcome.stop_reason, best_iter=outcome.best_iter,
-                     best_val_loss=outcome.best_val_loss, adapter_path=outcome.adapter_path, finished_at=now())
+    store.update_run(
+        run.id,
+        status=outcome.status,
+        stop_reason=outcome.stop_reason,
+        best_iter=outcome.best_iter,
+        best_val_loss=outcome.best_val_loss,
+        adapter_path=outcome.adapter_path,
+        finished_at=now(),
+    )
 
 
 # -- the stage ---------------------------------------------------------------------------
 
 
-def train(cfg: Config, store: Store, events: Events, *, project: Path | str = ".", dataset: str | None = None,
-          data_dir: Path | str | None = None, profile: str | None = None, iters: int | None = None,
-          max_iters: int | None = None, find_stop: bool = False, seeds: Sequence[int] | None = None,
-          patience: int | None = None, min_delta: float | None = None, overrides: dict | None = None,
-          resume: str | None = None, label: str | None = None, sweep: str | None = None,
-          job_cls=MlxJob) -> TrainResult:
+def train(
+    cfg: Config,
+    store: Store,
+    events: Events,
+    *,
+    project: Path | str = ".",
+    dataset: str | None = None,
+    data_dir: Path | str | None = None,
+    profile: str | None = None,
+    iters: int | None = None,
+    max_iters: int | None = None,
+    find_stop: bool = False,
+    seeds: Sequence[int] | None = None,
+    patience: int | None = None,
+    min_delta: float | None = None,
+    overrides: dict | None = None,
+    resume: str | None = None,
+    label: str | None = None,
+    sweep: str | None = None,
+    job_cls=MlxJob,
+) -> TrainResult:
     """Train one run per seed (or one find-stop run, or resume one run); see the module docstring.
 
     ``label`` names the configuration these runs are seeds of (default: dataset/profile);
@@ -453,8 +554,9 @@ def train(cfg: Config, store: Store, events: Events, *, project: Path | str = ".
     length = iters if iters is not None else max_iters
     if find_stop and patience is None:
         patience = 0  # the whole curve, as in the study, unless asked otherwise
-    params = resolve_params(cfg, profile=profile, overrides=overrides, iters=length, patience=patience,
-                            min_delta=min_delta)
+    params = resolve_params(
+        cfg, profile=profile, overrides=overrides, iters=length, patience=patience, min_delta=min_delta
+    )
     if find_stop:
         params["keep"] = "best"
     if dataset is None and data_dir is None:
@@ -467,8 +569,10 @@ def train(cfg: Config, store: Store, events: Events, *, project: Path | str = ".
         seed_list = seed_list[:1]
     if len(set(seed_list)) != len(seed_list):
         raise ConfigError(f"--seeds: repeated seed in {seed_list}")
-    events.message(f"validation set {ddir / 'valid.jsonl'}: disjoint from test = "
-                   f"{ {True: 'yes', False: 'NO', None: 'unknown'}[check.valid_disjoint_from_test] } ({check.detail})")
+    events.message(
+        f"validation set {ddir / 'valid.jsonl'}: disjoint from test = "
+        f"{ {True: 'yes', False: 'NO', None: 'unknown'}[check.valid_disjoint_from_test] } ({check.detail})"
+    )
     if check.valid_disjoint_from_test is False:
         events.message("warning: the stopping point would be chosen on test problems; re-export the dataset")
 
@@ -478,28 +582,58 @@ def train(cfg: Config, store: Store, events: Events, *, project: Path | str = ".
         hf = (project / hostfile).resolve() if hostfile and not Path(hostfile).is_absolute() else hostfile
         if hf and not Path(hf).is_file():
             raise ConfigError(f"train.hostfile: {hf} does not exist")
-        launch = {"hostfile": str(hf) if hf else None, "processes": params.get("processes"),
-                  "backend": params.get("backend")}
+        launch = {
+            "hostfile": str(hf) if hf else None,
+            "processes": params.get("processes"),
+            "backend": params.get("backend"),
+        }
     from_find_stop = None
     if iters is not None and not find_stop:
-        prior = [r for r in store.runs(status="done") if r.config.get("find_stop")
-                 and r.config.get("data", {}).get("valid_sha256") == check.valid_sha256 and r.best_iter == iters]
+        prior = [
+            r
+            for r in store.runs(status="done")
+            if r.config.get("find_stop")
+            and r.config.get("data", {}).get("valid_sha256") == check.valid_sha256
+            and r.best_iter == iters
+        ]
         from_find_stop = prior[-1].id if prior else None
 
-    result = TrainResult(find_stop=find_stop, dataset=name, valid_disjoint_from_test=check.valid_disjoint_from_test,
-                         valid_detail=check.detail, profile=params["profile"])
+    result = TrainResult(
+        find_stop=find_stop,
+        dataset=name,
+        valid_disjoint_from_test=check.valid_disjoint_from_test,
+        valid_detail=check.detail,
+        profile=params["profile"],
+    )
     model = student_model(cfg, project, events.message)
     for seed in seed_list:
         run_id = new_run_id(store, project, name, seed, find_stop)
         run_dir = (project / "runs" / run_id).resolve()
         run_dir.mkdir(parents=True)
-        config = {"params": {**params, "seed": seed}, "model": model, "dtype": cfg.student.dtype,
-                  "thinking": cfg.student.thinking,
-                  "run_dir": str(run_dir), "data": check.record(), "find_stop": find_stop,
-                  "iters_from_find_stop": from_find_stop, "launch": launch, "blas": blas}
-        run = Run(id=run_id, dataset_id=check.dataset_id, seed=seed, profile=params["profile"], config=config,
-                  status="running", valid_disjoint_from_test=check.valid_disjoint_from_test, blas=blas,
-                  label=label or f"{name}/{params['profile']}", sweep=sweep)
+        config = {
+            "params": {**params, "seed": seed},
+            "model": model,
+            "dtype": cfg.student.dtype,
+            "thinking": cfg.student.thinking,
+            "run_dir": str(run_dir),
+            "data": check.record(),
+            "find_stop": find_stop,
+            "iters_from_find_stop": from_find_stop,
+            "launch": launch,
+            "blas": blas,
+        }
+        run = Run(
+            id=run_id,
+            dataset_id=check.dataset_id,
+            seed=seed,
+            profile=params["profile"],
+            config=config,
+            status="running",
+            valid_disjoint_from_test=check.valid_disjoint_from_test,
+            blas=blas,
+            label=label or f"{name}/{params['profile']}",
+            sweep=sweep,
+        )
         store.insert_run(run)
         (run_dir / "run.json").write_text(json.dumps(run.model_dump(), indent=2, sort_keys=True) + "\n", "utf-8")
         out = _drive(store, events, run, resume=False, blas=blas, job_cls=job_cls)
@@ -530,9 +664,14 @@ def _resume(store: Store, events: Events, project: Path, ref: str, blas: str | N
     store.update_run(run.id, status="running", stop_reason=None, finished_at=None)
     out = _drive(store, events, run, resume=True, blas=blas, job_cls=job_cls)
     events.done(describe(out))
-    result = TrainResult(runs=[out], find_stop=bool(run.config.get("find_stop")), dataset=data.get("dataset"),
-                         valid_disjoint_from_test=run.valid_disjoint_from_test, valid_detail=data.get("valid_check", ""),
-                         profile=run.profile or "")
+    result = TrainResult(
+        runs=[out],
+        find_stop=bool(run.config.get("find_stop")),
+        dataset=data.get("dataset"),
+        valid_disjoint_from_test=run.valid_disjoint_from_test,
+        valid_detail=data.get("valid_check", ""),
+        profile=run.profile or "",
+    )
     if out.status == "failed":
         raise TrainError(f"run {run.id} failed: {out.error} (log: {Path(run.config['run_dir']) / 'log'})")
     return result
@@ -546,8 +685,11 @@ def _fmt_loss(x: float | None) -> str:
 
 
 def describe(out: RunOutcome) -> str:
-    best = (f"best val loss {_fmt_loss(out.best_val_loss)} at iteration {out.best_iter}"
-            if out.best_iter is not None else "no evaluation")
+    best = (
+        f"best val loss {_fmt_loss(out.best_val_loss)} at iteration {out.best_iter}"
+        if out.best_iter is not None
+        else "no evaluation"
+    )
     what = {"done": f"stopped: {out.stop_reason}", "interrupted": "interrupted", "failed": "failed"}[out.status]
     tail = f"; resume with `tailor train --resume {out.run_id}`" if out.status == "interrupted" else ""
     tps = out.stats.get("tokens_per_s")
@@ -565,8 +707,10 @@ def format_result(result: TrainResult) -> str:
     if result.find_stop and done:
         r = done[0]
         name = result.dataset or "NAME"
-        lines.append(f"validation loss is lowest at iteration {r.best_iter} ({_fmt_loss(r.best_val_loss)}); next: "
-                     f"tailor train --dataset {name} --profile obryan --iters {r.best_iter} --seeds 0,1,2,3,4")
+        lines.append(
+            f"validation loss is lowest at iteration {r.best_iter} ({_fmt_loss(r.best_val_loss)}); next: "
+            f"tailor train --dataset {name} --profile obryan --iters {r.best_iter} --seeds 0,1,2,3,4"
+        )
     elif len(done) > 1:
         its = [r.best_iter for r in done]
         losses = [r.best_val_loss for r in done if r.best_val_loss is not None]

@@ -37,12 +37,6 @@ import httpx
 from app.answers import extract_answer, is_equivalent
 from app.config import OFFLINE_JUDGES, Config
 from app.events import Events
-from app.prompts import load_prompt
-from app.records import Problem, Trace
-from app.replies import json_object
-from app.remote import ChatRequest, ChatResult, RetryPolicy, open_client, split_think
-from app.store import Store
-
 from app.pipeline.teach import (
     DatasetError,
     Slot,
@@ -55,6 +49,11 @@ from app.pipeline.teach import (
     slot_traces,
     teachers_in,
 )
+from app.prompts import load_prompt
+from app.records import Problem, Trace
+from app.remote import ChatRequest, ChatResult, RetryPolicy, open_client, split_think
+from app.replies import json_object
+from app.store import Store
 
 # Kajitsuka et al.: at about this ratio of verified examples, prefer the stronger teacher.
 STRONGER_TEACHER_RATIO = 1.3
@@ -177,23 +176,31 @@ class VerifyResult:
     resample_accepted: int = 0
 
     def lines(self) -> list[str]:
-        out = [f"dataset {self.dataset}" + (f" (only {self.only})" if self.only else "")
-               + f": {self.accepted}/{self.taught} problem-teacher pairs accepted"
-               + f" ({self.traces_checked} traces checked; consistency {self.consistency})"]
+        out = [
+            f"dataset {self.dataset}"
+            + (f" (only {self.only})" if self.only else "")
+            + f": {self.accepted}/{self.taught} problem-teacher pairs accepted"
+            + f" ({self.traces_checked} traces checked; consistency {self.consistency})"
+        ]
         for label, acc in self.by_teacher.items():
             out.append(f"  teacher {label}: {acc.line()}")
         for style, acc in self.by_style.items():
             out.append(f"  style {style}: {acc.line()}")
         if self.size_ratio_teachers is not None:
             big, small = self.size_ratio_teachers
-            out.append(f"  data-size ratio {big} / {small} = {_fmt_ratio(self.size_ratio)} "
-                       f"({self.verified_by_teacher[big]} vs {self.verified_by_teacher[small]} verified)")
+            out.append(
+                f"  data-size ratio {big} / {small} = {_fmt_ratio(self.size_ratio)} "
+                f"({self.verified_by_teacher[big]} vs {self.verified_by_teacher[small]} verified)"
+            )
         for style, r in self.size_ratio_by_style.items():
-            out.append(f"  {style}: problems solved by every {style} teacher: {self.solved_by_all.get(style, 0)}"
-                       + f"; ratio between them {_fmt_ratio(r)}")
+            out.append(
+                f"  {style}: problems solved by every {style} teacher: {self.solved_by_all.get(style, 0)}"
+                + f"; ratio between them {_fmt_ratio(r)}"
+            )
         if self.resample_calls or self.resample_accepted:
-            out.append(f"  rejection sampling: {self.resample_calls} teacher calls, "
-                       f"{self.resample_accepted} problems rescued")
+            out.append(
+                f"  rejection sampling: {self.resample_calls} teacher calls, {self.resample_accepted} problems rescued"
+            )
         return out
 
 
@@ -244,8 +251,7 @@ def _report(result: VerifyResult, slots: Sequence[Slot], traces: dict[int, dict[
     for style in result.by_style:
         team = [t for t in teachers if t.style == style]
         problems = {s.problem.id for s in slots if s.style == style}
-        result.solved_by_all[style] = len(set.intersection(*(solved[t.key] for t in team)) & problems) \
-            if team else 0
+        result.solved_by_all[style] = len(set.intersection(*(solved[t.key] for t in team)) & problems) if team else 0
         if len(team) >= 2:
             result.size_ratio_by_style[style], _ = _ratio({t.label: len(solved[t.key]) for t in team})
 
@@ -253,11 +259,19 @@ def _report(result: VerifyResult, slots: Sequence[Slot], traces: dict[int, dict[
 # -- the stage ---------------------------------------------------------------------
 
 
-def verify(cfg: Config, store: Store, events: Events, *, dataset: str, only: str | None = None,
-           consistency: bool = False, resample: int = 0,
-           teachers: dict[str, Sequence[Teacher]] | None = None,
-           transport: httpx.AsyncBaseTransport | None = None,
-           retry: RetryPolicy | None = None) -> VerifyResult:
+def verify(
+    cfg: Config,
+    store: Store,
+    events: Events,
+    *,
+    dataset: str,
+    only: str | None = None,
+    consistency: bool = False,
+    resample: int = 0,
+    teachers: dict[str, Sequence[Teacher]] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+) -> VerifyResult:
     """Verify the traces `tailor teach` wrote for a dataset (same ``only``); see the module docstring."""
     check_only(only)
     if resample < 0:
@@ -269,18 +283,29 @@ def verify(cfg: Config, store: Store, events: Events, *, dataset: str, only: str
     untaught = [i for i in range(len(slots)) if not traces[i]]
     if len(untaught) == len(slots):
         hint = f" --only {only}" if only else ""
-        extra = ("; its problems have traces of another style, teacher or prompt version: pass the "
-                 "--only you taught with, or teach again") if _other_traces(store, slots) else ""
-        raise DatasetError(f"dataset {ds.name!r} has no teacher traces for this configuration: "
-                           f"run `tailor teach --dataset {ds.name}{hint}` first{extra}")
+        extra = (
+            (
+                "; its problems have traces of another style, teacher or prompt version: pass the "
+                "--only you taught with, or teach again"
+            )
+            if _other_traces(store, slots)
+            else ""
+        )
+        raise DatasetError(
+            f"dataset {ds.name!r} has no teacher traces for this configuration: "
+            f"run `tailor teach --dataset {ds.name}{hint}` first{extra}"
+        )
     if untaught:
-        events.message(f"{len(untaught)} of {len(slots)} problem-teacher pairs have no trace yet "
-                       f"(run `tailor teach` to fill them)")
+        events.message(
+            f"{len(untaught)} of {len(slots)} problem-teacher pairs have no trace yet (run `tailor teach` to fill them)"
+        )
 
     use_judge = consistency
     if consistency and cfg.judge.provider in OFFLINE_JUDGES:
-        events.message(f"consistency check skipped: the judge is the offline stand-in '{cfg.judge.provider}' "
-                       "(configure an openai or mlx-server [judge] to use it)")
+        events.message(
+            f"consistency check skipped: the judge is the offline stand-in '{cfg.judge.provider}' "
+            "(configure an openai or mlx-server [judge] to use it)"
+        )
         result.consistency, use_judge = f"skipped ({cfg.judge.provider} judge)", False
     elif consistency:
         result.consistency = "on"
@@ -294,11 +319,19 @@ def verify(cfg: Config, store: Store, events: Events, *, dataset: str, only: str
             if judge is not None:
                 todo = [(i, t) for i, t in checked if t.verified]
                 if todo:
-                    reqs = [ChatRequest(judge_prompt.render(question=slots[i].problem.question,
-                                                            reference_answer=slots[i].problem.answer,
-                                                            solution=split_think(t.text)[0] or ""),
-                                        stage="verify", prompt_hash=judge_prompt.hash, temperature=0.0)
-                            for i, t in todo]
+                    reqs = [
+                        ChatRequest(
+                            judge_prompt.render(
+                                question=slots[i].problem.question,
+                                reference_answer=slots[i].problem.answer,
+                                solution=split_think(t.text)[0] or "",
+                            ),
+                            stage="verify",
+                            prompt_hash=judge_prompt.hash,
+                            temperature=0.0,
+                        )
+                        for i, t in todo
+                    ]
                     events.start("verify: consistency", len(reqs))
                     before = judge.totals.requests - judge.totals.cached
                     answers = await judge.chat_many(reqs, events)
@@ -322,8 +355,10 @@ def verify(cfg: Config, store: Store, events: Events, *, dataset: str, only: str
             rejected = [i for i in range(len(slots)) if traces[i] and not accepted(i)]
             fixed = [i for i in rejected if slots[i].teacher.name == "reference"]
             if resample and fixed:
-                events.message(f"rejection sampling: {len(fixed)} problems of the reference teacher "
-                               "are not asked again (its answer cannot change)")
+                events.message(
+                    f"rejection sampling: {len(fixed)} problems of the reference teacher "
+                    "are not asked again (its answer cannot change)"
+                )
             pending = [i for i in rejected if slots[i].teacher.name != "reference"]
             for v in range(1, resample + 1):
                 pending = [i for i in pending if not accepted(i)]
@@ -335,8 +370,9 @@ def verify(cfg: Config, store: Store, events: Events, *, dataset: str, only: str
                 fetched: list[tuple[int, Trace]] = []
                 for teacher in teachers_in([slots[i] for i in ask]):
                     mine = [i for i in ask if slots[i].teacher.key == teacher.key]
-                    out = await fetch_traces(store, events, teacher, [(slots[i].problem, v) for i in mine],
-                                             transport=transport, retry=retry)
+                    out = await fetch_traces(
+                        store, events, teacher, [(slots[i].problem, v) for i in mine], transport=transport, retry=retry
+                    )
                     result.resample_calls += out.calls
                     fetched += list(zip(mine, out.traces))
                 events.done(f"{len(ask)} problems asked again")
@@ -353,8 +389,10 @@ def verify(cfg: Config, store: Store, events: Events, *, dataset: str, only: str
     _report(result, slots, traces)
     for style, r in result.size_ratio_by_style.items():
         if r is not None and r >= STRONGER_TEACHER_RATIO:
-            events.message(f"{style} teachers differ a lot in verified data ({_fmt_ratio(r)} >= "
-                           f"{STRONGER_TEACHER_RATIO}x): consider keeping only the stronger one")
+            events.message(
+                f"{style} teachers differ a lot in verified data ({_fmt_ratio(r)} >= "
+                f"{STRONGER_TEACHER_RATIO}x): consider keeping only the stronger one"
+            )
     return result
 
 

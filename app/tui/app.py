@@ -30,9 +30,13 @@ def _lazy(module: str, cls: str) -> Callable[[], Screen]:
 
 class TailorApp(App):
     CSS_PATH = "app.tcss"
-    MODES: ClassVar = {"pipeline": _lazy("pipeline", "PipelineScreen"), "problems": _lazy("problems", "ProblemsScreen"),
-             "runs": _lazy("runs", "RunsScreen"), "results": _lazy("results", "ResultsScreen"),
-             "settings": _lazy("settings", "SettingsScreen")}
+    MODES: ClassVar = {
+        "pipeline": _lazy("pipeline", "PipelineScreen"),
+        "problems": _lazy("problems", "ProblemsScreen"),
+        "runs": _lazy("runs", "RunsScreen"),
+        "results": _lazy("results", "ResultsScreen"),
+        "settings": _lazy("settings", "SettingsScreen"),
+    }
     TITLE = "tailor"
     BINDINGS: ClassVar = [
         Binding("1", "show('pipeline')", "Pipeline"),
@@ -44,8 +48,14 @@ class TailorApp(App):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, project: Path | str, *, job_cls=None,
-                 collect_results: Callable | None = None, ping: Callable | None = None):
+    def __init__(
+        self,
+        project: Path | str,
+        *,
+        job_cls=None,
+        collect_results: Callable | None = None,
+        ping: Callable | None = None,
+    ):
         """job_cls: the MLX job class stages launch (tests pass a fake); collect_results and
         ping default to app.results.collect and app.pipeline.ping.ping."""
         super().__init__()
@@ -104,8 +114,13 @@ class TailorApp(App):
         self.stage_run = run = StageRun(key)
         self.job.begin(key, self.store.tui_usage_totals())
         self._sync_pipeline()
-        self.run_worker(partial(run_stage, self.project, run, stage.make(opts), self.post_message, self.job_cls),
-                        thread=True, group="stage", name=f"stage {key}", exit_on_error=False)
+        self.run_worker(
+            partial(run_stage, self.project, run, stage.make(opts), self.post_message, self.job_cls),
+            thread=True,
+            group="stage",
+            name=f"stage {key}",
+            exit_on_error=False,
+        )
         return True
 
     def cancel_stage(self) -> None:
@@ -148,14 +163,20 @@ class TailorApp(App):
             if not b.description or (b.action, b.description) in seen:
                 continue
             seen.add((b.action, b.description))
-            yield SystemCommand(b.description, f"{b.action} (key {key})",
-                                partial(self.call_later, self.run_action, b.action, active.node))
+            yield SystemCommand(
+                b.description,
+                f"{b.action} (key {key})",
+                partial(self.call_later, self.run_action, b.action, active.node),
+            )
         for name in SCREENS:
             yield SystemCommand(f"Go to {name}", f"show the {name} screen", partial(self.action_show, name))
         for stage in STAGES:
             if stage.make is not None:
-                yield SystemCommand(f"Run stage: {stage.title}", f"start `{stage.key}` with the pipeline screen's options",
-                                    partial(self._run_from_palette, stage.key))
+                yield SystemCommand(
+                    f"Run stage: {stage.title}",
+                    f"start `{stage.key}` with the pipeline screen's options",
+                    partial(self._run_from_palette, stage.key),
+                )
         yield SystemCommand("Cancel running stage", "stop the stage; finished work is kept", self.cancel_stage)
 
     def _run_from_palette(self, key: str) -> None:

@@ -24,8 +24,9 @@ class StageCancelled(Exception):
 class StageUpdate(Message):
     """Progress of the running stage. kind: start | advance | message | done | finished."""
 
-    def __init__(self, key: str, kind: str, *, total: int | None = None, n: int = 0, text: str = "",
-                 status: str = "") -> None:
+    def __init__(
+        self, key: str, kind: str, *, total: int | None = None, n: int = 0, text: str = "", status: str = ""
+    ) -> None:
         super().__init__()
         self.key, self.kind, self.total, self.n, self.text, self.status = key, kind, total, n, text, status
 
@@ -36,8 +37,7 @@ class TuiEvents:
     Advances are coalesced (at most one message per `interval` seconds) so a stage that
     advances per item cannot flood the UI's message queue."""
 
-    def __init__(self, post: Callable[[Message], object], key: str, cancelled: threading.Event,
-                 interval: float = 0.1):
+    def __init__(self, post: Callable[[Message], object], key: str, cancelled: threading.Event, interval: float = 0.1):
         self.post, self.key, self.cancelled, self.interval = post, key, cancelled, interval
         self._pending = 0
         self._last = 0.0
@@ -104,8 +104,9 @@ class StageRun:
             job.cancel()  # thread-safe: sets a flag and signals the child
 
 
-def run_stage(project: Path, run: StageRun, call: Callable, post: Callable[[Message], object],
-              base_job_cls=None) -> None:
+def run_stage(
+    project: Path, run: StageRun, call: Callable, post: Callable[[Message], object], base_job_cls=None
+) -> None:
     """The body of the worker thread: open config and store, run `call`, report the outcome."""
     from app.config import DB_NAME, load_config
     from app.errors import TailorError

@@ -65,9 +65,11 @@ class PipelineScreen(Screen):
         self.reload()
 
     def options(self) -> dict:
-        return {"split": self.query_one("#split", Select).value,
-                "dataset": self.query_one("#dataset", Input).value.strip(),
-                "tiers": self.query_one("#tiers", Checkbox).value}
+        return {
+            "split": self.query_one("#split", Select).value,
+            "dataset": self.query_one("#dataset", Input).value.strip(),
+            "tiers": self.query_one("#tiers", Checkbox).value,
+        }
 
     def _selected_key(self) -> str:
         item = self.query_one("#stages", ListView).highlighted_child
@@ -124,8 +126,10 @@ class PipelineScreen(Screen):
 
     def _show_usage(self) -> None:
         u = self.app.store.tui_usage_totals()
-        text = (f"remote: {u['calls']:,} calls ({u['errors']:,} errors) · "
-                f"{u['prompt_tokens']:,} prompt + {u['completion_tokens']:,} completion tokens · ${u['cost']:.4f}")
+        text = (
+            f"remote: {u['calls']:,} calls ({u['errors']:,} errors) · "
+            f"{u['prompt_tokens']:,} prompt + {u['completion_tokens']:,} completion tokens · ${u['cost']:.4f}"
+        )
         job = self.app.job
         if job.running and job.usage_start:
             s = job.usage_start

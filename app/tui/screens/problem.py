@@ -52,8 +52,12 @@ class ProblemScreen(Screen):
             return
         self.split = p.split
         where = " / ".join(x for x in (p.category, p.section) if x)
-        head = Text.assemble((p.id, "bold"), f"  · {p.split}", f"  · {where}" if where else "",
-                             f"  · difficulty {p.difficulty}" if p.difficulty is not None else "")
+        head = Text.assemble(
+            (p.id, "bold"),
+            f"  · {p.split}",
+            f"  · {where}" if where else "",
+            f"  · difficulty {p.difficulty}" if p.difficulty is not None else "",
+        )
         self.query_one("#problem-head", Static).update(head)
         self.query_one("#question", Static).update(_titled("Question", p.question))
         ref = Text.assemble(("Reference answer: ", "bold"), (p.answer, "bold green"))

@@ -40,10 +40,12 @@ class ProblemsScreen(Screen):
         with Horizontal(classes="filters"):
             yield Select(DISAGREE, prompt="judge/checker", id="f-disagreement", compact=True)
             yield Select([(t, t) for t in store.tui_eval_tiers()], prompt="tier", id="f-tier", compact=True)
-            yield Select([(c, c) for c in store.tui_distinct("category")], prompt="category", id="f-category",
-                         compact=True)
-            yield Select([(s, s) for s in store.tui_distinct("section")], prompt="section", id="f-section",
-                         compact=True)
+            yield Select(
+                [(c, c) for c in store.tui_distinct("category")], prompt="category", id="f-category", compact=True
+            )
+            yield Select(
+                [(s, s) for s in store.tui_distinct("section")], prompt="section", id="f-section", compact=True
+            )
         table = DataTable(id="problem-table", cursor_type="row", zebra_stripes=True)
         table.add_column("id", key="id", width=18)
         table.add_column("split", width=9)
@@ -75,9 +77,16 @@ class ProblemsScreen(Screen):
             return None if v is Select.NULL else v
 
         search = self.query_one("#search", Input).value.strip()
-        return {"split": val("split"), "grade": val("grade"), "correct": val("correct"),
-                "disagreement": val("disagreement"), "tier": val("tier"), "category": val("category"),
-                "section": val("section"), "search": search or None}
+        return {
+            "split": val("split"),
+            "grade": val("grade"),
+            "correct": val("correct"),
+            "disagreement": val("disagreement"),
+            "tier": val("tier"),
+            "category": val("category"),
+            "section": val("section"),
+            "search": search or None,
+        }
 
     def on_select_changed(self, event: Select.Changed) -> None:
         self.row_offset = 0
@@ -124,15 +133,26 @@ class ProblemsScreen(Screen):
         cursor = table.cursor_row
         table.clear()
         for r in rows:
-            table.add_row(r["id"], r["split"], r["category"] or "", r["section"] or "",
-                          grade_text(r["grade"], bool(r["is_override"])), correct_text(r["correct"]),
-                          "!" if r["disagreement"] else "", one_line(r["question"], 44), key=r["id"])
+            table.add_row(
+                r["id"],
+                r["split"],
+                r["category"] or "",
+                r["section"] or "",
+                grade_text(r["grade"], bool(r["is_override"])),
+                correct_text(r["correct"]),
+                "!" if r["disagreement"] else "",
+                one_line(r["question"], 44),
+                key=r["id"],
+            )
         if keep_cursor and rows:
             table.move_cursor(row=min(cursor, len(rows) - 1))
         last = min(self.row_offset + PAGE, self.total)
         pages = max(1, -(-self.total // PAGE))
-        info = (f"rows {self.row_offset + 1:,}–{last:,} of {self.total:,} · page {self.row_offset // PAGE + 1:,}/{pages:,}"
-                if self.total else "no problem matches these filters")
+        info = (
+            f"rows {self.row_offset + 1:,}–{last:,} of {self.total:,} · page {self.row_offset // PAGE + 1:,}/{pages:,}"
+            if self.total
+            else "no problem matches these filters"
+        )
         self.query_one("#page-info", Label).update(info + "   (enter: open · n/p: page · x: clear filters)")
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -40,8 +40,9 @@ class ResultsScreen(Screen):
         yield Header()
         with VerticalScroll(id="results"):
             yield Static(id="results-head", classes="block")
-            yield Label("Distilled vs base, ablations vs main (accuracy %, mean ± std over seeds)",
-                        classes="block-title")
+            yield Label(
+                "Distilled vs base, ablations vs main (accuracy %, mean ± std over seeds)", classes="block-title"
+            )
             yield DataTable(id="configs", cursor_type="row")
             yield Label("Accuracy by response-length tier", classes="block-title")
             with Horizontal(id="tiers-row"):
@@ -82,10 +83,16 @@ class ResultsScreen(Screen):
         if data is None:
             return
         ps = data.get("problem_set", {})
-        head = Text.assemble(("Problem set: ", "bold"), f"split {ps.get('split') or '—'}",
-                             f", benchmark {ps['benchmark']}" if ps.get("benchmark") else "", f", n = {ps.get('n', 0)}",
-                             ("   Base model: ", "bold"), data.get("base_model") or "—",
-                             ("   Judge: ", "bold"), data.get("judge") or "—")
+        head = Text.assemble(
+            ("Problem set: ", "bold"),
+            f"split {ps.get('split') or '—'}",
+            f", benchmark {ps['benchmark']}" if ps.get("benchmark") else "",
+            f", n = {ps.get('n', 0)}",
+            ("   Base model: ", "bold"),
+            data.get("base_model") or "—",
+            ("   Judge: ", "bold"),
+            data.get("judge") or "—",
+        )
         if not data.get("configurations"):
             head.append("\nNo evaluated configuration yet: run evaluate after training.", style="dim")
         self.query_one("#results-head", Static).update(head)
@@ -101,21 +108,53 @@ class ResultsScreen(Screen):
             style = {"DEGRADED": "bold red", "better": "green"}.get(verdict, "")
             mean = f"{pct(c['mean'])} ± {pct(c['std'])}" if c.get("std") is not None else pct(c.get("mean"))
             delta = f"{100 * c['delta']:+.1f}" if c.get("delta") is not None else "—"
-            cells = [c.get("label", ""), c.get("against", "base"), c.get("tier") or "", str(len(c.get("seeds", []))),
-                     mean, pct(c.get("reference_mean")), delta, interval(c.get("delta_ci")), p_value(c.get("p")),
-                     p_value(c.get("p_adjusted")), verdict + (" (expl.)" if c.get("exploratory") else ""),
-                     _num(c.get("cotqs")), _num(c.get("reference_cotqs"))]
+            cells = [
+                c.get("label", ""),
+                c.get("against", "base"),
+                c.get("tier") or "",
+                str(len(c.get("seeds", []))),
+                mean,
+                pct(c.get("reference_mean")),
+                delta,
+                interval(c.get("delta_ci")),
+                p_value(c.get("p")),
+                p_value(c.get("p_adjusted")),
+                verdict + (" (expl.)" if c.get("exploratory") else ""),
+                _num(c.get("cotqs")),
+                _num(c.get("reference_cotqs")),
+            ]
             if c.get("degraded"):
                 cells[0] += " (degraded)"
             rows.append([Text(str(x), style=style) for x in cells])
-        fill_table(self.query_one("#configs", DataTable),
-                   ["configuration", "vs", "tier", "seeds", "accuracy", "ref", "Δ", "Δ 95% CI", "p", "adj p",
-                    "verdict", "CoTQS", "ref CoTQS"], rows)
+        fill_table(
+            self.query_one("#configs", DataTable),
+            [
+                "configuration",
+                "vs",
+                "tier",
+                "seeds",
+                "accuracy",
+                "ref",
+                "Δ",
+                "Δ 95% CI",
+                "p",
+                "adj p",
+                "verdict",
+                "CoTQS",
+                "ref CoTQS",
+            ],
+            rows,
+        )
 
     def _tiers(self, tiers: list[dict]) -> None:
-        fill_table(self.query_one("#tiers", DataTable), ["model", "tier", "acc %", "± std", "words", "n"],
-                   [[t["label"], t["tier"], pct(t["accuracy"]), pct(t.get("std")), f"{t['mean_words']:.0f}", str(t["n"])]
-                    for t in tiers])
+        fill_table(
+            self.query_one("#tiers", DataTable),
+            ["model", "tier", "acc %", "± std", "words", "n"],
+            [
+                [t["label"], t["tier"], pct(t["accuracy"]), pct(t.get("std")), f"{t['mean_words']:.0f}", str(t["n"])]
+                for t in tiers
+            ],
+        )
         plt = self.query_one("#tier-plot", PlotextPlot).plt
         plt.clear_data()
         plt.clear_figure()
@@ -137,9 +176,21 @@ class ResultsScreen(Screen):
         self.query_one("#grade-bars", Static).update(text)
 
     def _categories(self, rows: list[dict]) -> None:
-        fill_table(self.query_one("#categories", DataTable), ["model", "tier", "category", "section", "acc %", "n"],
-                   [[r["label"], r.get("tier") or "", r.get("category") or "—", r.get("section") or "—",
-                     pct(r["accuracy"]), str(r["n"])] for r in rows])
+        fill_table(
+            self.query_one("#categories", DataTable),
+            ["model", "tier", "category", "section", "acc %", "n"],
+            [
+                [
+                    r["label"],
+                    r.get("tier") or "",
+                    r.get("category") or "—",
+                    r.get("section") or "—",
+                    pct(r["accuracy"]),
+                    str(r["n"]),
+                ]
+                for r in rows
+            ],
+        )
 
 
 def _num(x: float | None) -> str:

@@ -22,8 +22,17 @@ class RunsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        for col, width in (("run", 22), ("label", 18), ("seed", 4), ("status", 11), ("best iter", 9),
-                           ("best val", 8), ("stop", 10), ("tok/s", 7), ("peak GB", 7)):
+        for col, width in (
+            ("run", 22),
+            ("label", 18),
+            ("seed", 4),
+            ("status", 11),
+            ("best iter", 9),
+            ("best val", 8),
+            ("stop", 10),
+            ("tok/s", 7),
+            ("peak GB", 7),
+        ):
             table.add_column(col, key=col, width=width)
         yield table
         yield Label("", id="run-stats")
@@ -56,12 +65,18 @@ class RunsScreen(Screen):
         for r in runs:
             tps = store.curve(r.id, "tokens_per_s")
             mem = store.curve(r.id, "peak_memory_gb")
-            table.add_row(r.id, r.label or "", "" if r.seed is None else str(r.seed),
-                          Text(r.status, style=STATUS_STYLE.get(r.status, "")),
-                          "" if r.best_iter is None else str(r.best_iter),
-                          "" if r.best_val_loss is None else f"{r.best_val_loss:.4f}", r.stop_reason or "",
-                          f"{tps[-1][1]:.0f}" if tps else "", f"{max(v for _, v in mem):.2f}" if mem else "",
-                          key=r.id)
+            table.add_row(
+                r.id,
+                r.label or "",
+                "" if r.seed is None else str(r.seed),
+                Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+                "" if r.best_iter is None else str(r.best_iter),
+                "" if r.best_val_loss is None else f"{r.best_val_loss:.4f}",
+                r.stop_reason or "",
+                f"{tps[-1][1]:.0f}" if tps else "",
+                f"{max(v for _, v in mem):.2f}" if mem else "",
+                key=r.id,
+            )
         if runs:
             table.move_cursor(row=min(cursor, len(runs) - 1))
         live = any(r.status == "running" for r in runs) or self.app.job.running

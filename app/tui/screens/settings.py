@@ -75,8 +75,12 @@ class SettingsScreen(Screen):
                 area.move_cursor((line, 0))
                 area.select_line(line)
             return
-        status.update(Text(f"✓ {CONFIG_NAME} is valid · student {self.cfg.student.model} · judge "
-                           f"{self.cfg.judge.provider} · press p to ping the endpoints"))
+        status.update(
+            Text(
+                f"✓ {CONFIG_NAME} is valid · student {self.cfg.student.model} · judge "
+                f"{self.cfg.judge.provider} · press p to ping the endpoints"
+            )
+        )
         status.set_classes("valid")
 
     def action_ping(self) -> None:
@@ -103,5 +107,11 @@ class SettingsScreen(Screen):
         table.clear()
         for r in results:
             lat = f"{r.latency_s * 1000:.0f} ms" if r.latency_s is not None else "—"
-            table.add_row(Text("ok", style="green") if r.ok else Text("FAIL", style="bold red"), r.role, r.provider,
-                          r.model or "—", lat, r.detail)
+            table.add_row(
+                Text("ok", style="green") if r.ok else Text("FAIL", style="bold red"),
+                r.role,
+                r.provider,
+                r.model or "—",
+                lat,
+                r.detail,
+            )

@@ -6,8 +6,9 @@ from textual_plotext import PlotextPlot
 
 
 class LossPlot(PlotextPlot):
-    def show_run(self, run_id: str | None, train: list[tuple[int, float]], val: list[tuple[int, float]],
-                 best_iter: int | None) -> None:
+    def show_run(
+        self, run_id: str | None, train: list[tuple[int, float]], val: list[tuple[int, float]], best_iter: int | None
+    ) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()

@@ -7,8 +7,13 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Button, Label, ListItem, ProgressBar
 
-STATUS_STYLE = {"running": "bold $accent", "cancelling": "bold $warning", "done": "$success",
-                "cancelled": "$warning", "error": "bold $error"}
+STATUS_STYLE = {
+    "running": "bold $accent",
+    "cancelling": "bold $warning",
+    "done": "$success",
+    "cancelled": "$warning",
+    "error": "bold $error",
+}
 
 
 class StageRow(ListItem):
@@ -29,8 +34,9 @@ class StageRow(ListItem):
             yield Label("", classes="stage-counts")
             yield Label("", classes="stage-status")
             yield ProgressBar(total=None, show_eta=True, classes="stage-bar")
-            button = Button("run" if self.runnable else "—", classes="stage-button", compact=True,
-                            disabled=not self.runnable)
+            button = Button(
+                "run" if self.runnable else "—", classes="stage-button", compact=True, disabled=not self.runnable
+            )
             button.can_focus = False  # the list owns the keyboard; the button is for the mouse
             yield button
 
