@@ -41,7 +41,7 @@ import signal
 import sys
 import time
 
-from .errors import JobError, ModelLoadError
+from .errors import BadJobError, ModelLoadError
 from .errors import one_line as _one_line
 
 KINDS = ("generate", "score", "lengths")  # and "train": see train.py
@@ -52,7 +52,7 @@ class _Interrupted(Exception):
     pass
 
 
-class Events:
+class EventStream:
     """JSON lines on a private copy of the real stdout; fd 1 itself is pointed at stderr."""
 
     def __init__(self) -> None:
@@ -76,27 +76,27 @@ def read_job(path: str) -> dict:
         with open(path, encoding="utf-8") as f:
             job = json.load(f)
     except FileNotFoundError:
-        raise JobError(f"job file not found: {path}") from None
+        raise BadJobError(f"job file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise JobError(f"cannot read job file {path}: {_one_line(e)}") from None
+        raise BadJobError(f"cannot read job file {path}: {_one_line(e)}") from None
     except json.JSONDecodeError as e:
-        raise JobError(f"job file {path} is not valid JSON: line {e.lineno} column {e.colno}: {e.msg}") from None
+        raise BadJobError(f"job file {path} is not valid JSON: line {e.lineno} column {e.colno}: {e.msg}") from None
     if not isinstance(job, dict):
-        raise JobError(f"job file {path}: top level must be an object")
+        raise BadJobError(f"job file {path}: top level must be an object")
     if job.get("kind") not in KINDS:
-        raise JobError(f"job file {path}: kind must be one of {', '.join(KINDS)}, got {job.get('kind')!r}")
+        raise BadJobError(f"job file {path}: kind must be one of {', '.join(KINDS)}, got {job.get('kind')!r}")
     if not isinstance(job.get("model"), str) or not job["model"]:
-        raise JobError(f"job file {path}: model must be a non-empty string")
+        raise BadJobError(f"job file {path}: model must be a non-empty string")
     if job.get("adapter") is not None and not isinstance(job["adapter"], str):
-        raise JobError(f"job file {path}: adapter must be a string or null")
+        raise BadJobError(f"job file {path}: adapter must be a string or null")
     if not isinstance(job.get("params", {}), dict):
-        raise JobError(f"job file {path}: params must be an object")
+        raise BadJobError(f"job file {path}: params must be an object")
     items = job.get("items")
     if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i for i in items):
-        raise JobError(f"job file {path}: items must be a list of objects with an id")
+        raise BadJobError(f"job file {path}: items must be a list of objects with an id")
     ids = [str(i["id"]) for i in items]
     if len(set(ids)) != len(ids):
-        raise JobError(f"job file {path}: item ids must be unique")
+        raise BadJobError(f"job file {path}: item ids must be unique")
     return job
 
 
@@ -110,7 +110,7 @@ def _params(job: dict) -> dict:
     }[kind]
     unknown = sorted(set(p) - allowed)
     if unknown:
-        raise JobError(f"unknown {kind} params: {', '.join(unknown)}")
+        raise BadJobError(f"unknown {kind} params: {', '.join(unknown)}")
     checks = {
         "temperature": lambda v: isinstance(v, (int, float)) and v >= 0,
         "top_p": lambda v: isinstance(v, (int, float)) and 0 < v <= 1,
@@ -119,11 +119,11 @@ def _params(job: dict) -> dict:
     for k, v in p.items():
         ok = checks.get(k, lambda v: v is None or isinstance(v, int) and v >= 1)(v)
         if not ok or isinstance(v, bool):
-            raise JobError(f"bad value for params.{k}: {v!r}")
+            raise BadJobError(f"bad value for params.{k}: {v!r}")
     return {k: v for k, v in p.items() if v is not None}
 
 
-def run(job: dict, events: Events, state: dict) -> int:
+def run(job: dict, events: EventStream, state: dict) -> int:
     import mlx.core as mx
 
     from .generate import Cancelled, generate
@@ -188,7 +188,7 @@ def run(job: dict, events: Events, state: dict) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    events = Events()
+    events = EventStream()
     state = {"stop": False, "loading": True, "done": 0}
 
     def on_signal(signum, frame):
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     except _Interrupted:
         events.emit("cancelled", done=state["done"])
         return EXIT_CANCELLED
-    except (JobError, ModelLoadError) as e:
+    except (BadJobError, ModelLoadError) as e:
         events.emit("error", message=_one_line(e))
         return EXIT_USER
     except Exception as e:

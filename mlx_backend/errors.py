@@ -4,7 +4,7 @@ Kept free of mlx imports so the job runner can catch them before mlx is loaded.
 """
 
 
-class JobError(Exception):
+class BadJobError(Exception):
     """The job file is unusable."""
 
 

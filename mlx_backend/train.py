@@ -64,7 +64,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import JobError
+from .errors import BadJobError
 
 EXIT_OK, EXIT_CANCELLED = 0, 130
 
@@ -139,26 +139,26 @@ def read_train_job(path: str) -> dict:
         job = json.load(f)
     for key in ("model", "run_dir", "train", "valid"):
         if not isinstance(job.get(key), str) or not job[key]:
-            raise JobError(f"job file {path}: {key} must be a non-empty string")
+            raise BadJobError(f"job file {path}: {key} must be a non-empty string")
     if not isinstance(job.get("params", {}), dict):
-        raise JobError(f"job file {path}: params must be an object")
+        raise BadJobError(f"job file {path}: params must be an object")
     job["params"] = check_params(job.get("params") or {})
     launch = job.get("launch")
     if launch is not None and not isinstance(launch, dict):
-        raise JobError(f"job file {path}: launch must be an object or null")
+        raise BadJobError(f"job file {path}: launch must be an object or null")
     return job
 
 
 def check_params(params: dict) -> dict:
     unknown = sorted(set(params) - set(PARAMS))
     if unknown:
-        raise JobError(f"unknown train params: {', '.join(unknown)}")
+        raise BadJobError(f"unknown train params: {', '.join(unknown)}")
     out = {}
     for name, (types, default) in PARAMS.items():
         v = params.get(name, default)
         bad = not isinstance(v, types) or (isinstance(v, bool) and types is not bool)
         if bad:
-            raise JobError(f"bad value for params.{name}: {v!r}")
+            raise BadJobError(f"bad value for params.{name}: {v!r}")
         out[name] = v
     positive = (
         "rank",
@@ -171,21 +171,21 @@ def check_params(params: dict) -> dict:
     )
     for name in positive:
         if out[name] is not None and out[name] < 1:
-            raise JobError(f"params.{name} must be at least 1, got {out[name]}")
+            raise BadJobError(f"params.{name} must be at least 1, got {out[name]}")
     if out["iters"] is None and out["epochs"] is None:
-        raise JobError("params: give iters or epochs")
+        raise BadJobError("params: give iters or epochs")
     if out["iters"] is not None and out["iters"] < 1 or out["epochs"] is not None and out["epochs"] <= 0:
-        raise JobError("params.iters / params.epochs must be positive")
+        raise BadJobError("params.iters / params.epochs must be positive")
     if out["schedule"] not in ("cosine", "constant"):
-        raise JobError(f"params.schedule must be cosine or constant, got {out['schedule']!r}")
+        raise BadJobError(f"params.schedule must be cosine or constant, got {out['schedule']!r}")
     if out["keep"] not in ("best", "last"):
-        raise JobError(f"params.keep must be best or last, got {out['keep']!r}")
+        raise BadJobError(f"params.keep must be best or last, got {out['keep']!r}")
     if out["val_batches"] == 0 or out["val_batches"] < -1:
-        raise JobError("params.val_batches must be -1 (all) or at least 1")
+        raise BadJobError("params.val_batches must be -1 (all) or at least 1")
     if not 0 <= out["dropout"] < 1:
-        raise JobError("params.dropout must be in [0, 1)")
+        raise BadJobError("params.dropout must be in [0, 1)")
     if out["save_every"] % out["grad_accumulation"]:
-        raise JobError("params.save_every must be a multiple of params.grad_accumulation")
+        raise BadJobError("params.save_every must be a multiple of params.grad_accumulation")
     return out
 
 
@@ -204,7 +204,7 @@ def read_chat_jsonl(path: str) -> list[dict]:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise JobError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+                    raise BadJobError(f"{path}:{n}: not valid JSON ({e.msg})") from None
                 msgs = row.get("messages") if isinstance(row, dict) else None
                 if (
                     not isinstance(msgs, list)
@@ -215,12 +215,12 @@ def read_chat_jsonl(path: str) -> list[dict]:
                     )
                     or msgs[-1]["role"] != "assistant"
                 ):
-                    raise JobError(f'{path}:{n}: expected {{"messages": [..., {{"role": "assistant", ...}}]}}')
+                    raise BadJobError(f'{path}:{n}: expected {{"messages": [..., {{"role": "assistant", ...}}]}}')
                 rows.append({"messages": msgs})
     except FileNotFoundError:
-        raise JobError(f"data file not found: {path}") from None
+        raise BadJobError(f"data file not found: {path}") from None
     except UnicodeDecodeError:
-        raise JobError(f"{path}: not valid UTF-8") from None
+        raise BadJobError(f"{path}: not valid UTF-8") from None
     return rows
 
 
@@ -353,7 +353,7 @@ class Controller:
         self.peak_memory = 0.0
         n_valid = len(valid_set) - len(valid_set) % self.size
         if n_valid < 1:
-            raise JobError(f"{len(valid_set)} validation examples for {self.size} distributed processes")
+            raise BadJobError(f"{len(valid_set)} validation examples for {self.size} distributed processes")
         self.eval_batch = min(p["batch_size"], n_valid)
         self.eval_rng = _NumpyRng()
 
@@ -662,7 +662,7 @@ def run_train(path: str, events, state: dict) -> int:
     try:
         job = read_train_job(path)
     except FileNotFoundError:
-        raise JobError(f"job file not found: {path}") from None
+        raise BadJobError(f"job file not found: {path}") from None
     _coalesce_signals(state)
     if job.get("launch") and "MLX_RANK" not in os.environ:
         return _relay(job, events, state)
@@ -689,9 +689,9 @@ def _train(job: dict, events, state: dict) -> int:
 
     train_rows, valid_rows = read_chat_jsonl(job["train"]), read_chat_jsonl(job["valid"])
     if not train_rows:
-        raise JobError(f"{job['train']}: no training examples")
+        raise BadJobError(f"{job['train']}: no training examples")
     if not valid_rows:
-        raise JobError(f"{job['valid']}: no validation examples (early stopping needs a validation set)")
+        raise BadJobError(f"{job['valid']}: no validation examples (early stopping needs a validation set)")
 
     model, tokenizer, info = load_model(job["model"], None, job.get("dtype") or "auto", job.get("thinking"))
     train_set = CacheDataset(ChatDataset(train_rows, tokenizer, mask_prompt=True))
@@ -703,7 +703,7 @@ def _train(job: dict, events, state: dict) -> int:
     if too_long > MAX_TRUNCATED_SHARE * len(lengths) and not p["truncate"]:
         context = info.get("context")
         fit = f" (the model's context is {context})" if context else ""
-        raise JobError(
+        raise BadJobError(
             f"{too_long} of {len(lengths)} examples ({100 * too_long / len(lengths):.1f} %) are longer "
             f"than max_seq_length {p['max_seq_length']} tokens; the longest is {max(lengths)}{fit}. "
             f"Set [train] max_seq_length = {max(lengths)}, or truncate = true to train on cut examples"
@@ -722,7 +722,7 @@ def _train(job: dict, events, state: dict) -> int:
             "message", text=f"only {len(train_set)} training examples: batch size {p['batch_size']} -> {batch_size}"
         )
     if batch_size % size:
-        raise JobError(f"batch size {batch_size} is not divisible by the {size} distributed processes")
+        raise BadJobError(f"batch size {batch_size} is not divisible by the {size} distributed processes")
     p["batch_size"] = batch_size
     iters = plan_iters(p, len(train_set), batch_size)
     n_layers = len(model.layers)
@@ -734,7 +734,7 @@ def _train(job: dict, events, state: dict) -> int:
     if ckpt is not None:
         resume_state = json.loads((ckpt / "state.json").read_text("utf-8"))
         if resume_state.get("params_hash") != phash:
-            raise JobError(f"{ckpt}: checkpoint was made with other hyperparameters; cannot resume")
+            raise BadJobError(f"{ckpt}: checkpoint was made with other hyperparameters; cannot resume")
         start_iter = int(resume_state["iter"])
         iters = int(resume_state.get("iters", iters))
     elif job.get("resume"):
