@@ -573,17 +573,47 @@ def _finite(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _write_adapter_config(directory: Path, p: dict, num_layers: int, model: str) -> None:
+def _write_adapter_config(directory: Path, p: dict, num_layers: int, model: str, iters: int, data: str) -> None:
+    """The argument record `mlx_lm lora` writes (the same keys, tailor's values), so mlx_lm's
+    generate, fuse and lora --resume-adapter-file read it as one of their own; "tailor"
+    keeps tailor's own parameters besides."""
     directory.mkdir(parents=True, exist_ok=True)
+    optimizer = "adamw"  # AdamW with weight_decay 0 is Adam
     _write_json(
         directory / "adapter_config.json",
         {
-            "fine_tune_type": "lora",
-            "num_layers": num_layers,
             "model": model,
-            "lora_parameters": {"rank": p["rank"], "scale": p["scale"], "dropout": p["dropout"]},
-            "trained_by": "tailor",
+            "train": True,
+            "fine_tune_type": "lora",
+            "optimizer": optimizer,
+            "optimizer_config": {optimizer: {"weight_decay": p["weight_decay"]}},
+            "data": data,
             "seed": p["seed"],
+            "num_layers": num_layers,
+            "batch_size": p["batch_size"],
+            "iters": iters,
+            "val_batches": p["val_batches"],
+            "learning_rate": p["learning_rate"],
+            "steps_per_report": p["steps_per_report"],
+            "steps_per_eval": p["steps_per_eval"],
+            "resume_adapter_file": None,
+            "adapter_path": str(directory),
+            "save_every": p["save_every"],
+            "test": False,
+            "test_batches": 500,
+            "max_seq_length": p["max_seq_length"],
+            "config": None,
+            "grad_checkpoint": p["grad_checkpoint"],
+            "grad_accumulation_steps": p["grad_accumulation"],
+            "clear_cache_threshold": 0,
+            "lr_schedule": lr_schedule(p, iters),
+            "lora_parameters": {"rank": p["rank"], "scale": p["scale"], "dropout": p["dropout"]},
+            "mask_prompt": True,
+            "report_to": None,
+            "project_name": None,
+            "trust_remote_code": False,
+            "trained_by": "tailor",
+            "tailor": dict(sorted(p.items())),
         },
     )
 
@@ -595,32 +625,33 @@ def plan_iters(p: dict, n_train: int, batch_size: int) -> int:
     return max(1, int(round(p["epochs"] * per_epoch)))
 
 
-def build_optimizer(p: dict, iters: int):
-    import mlx.optimizers as optim
-    from mlx_lm.tuner.utils import build_schedule
-
+def lr_schedule(p: dict, iters: int) -> dict | None:
+    """The learning-rate schedule as mlx_lm's config describes one (None = constant)."""
     updates = max(1, iters // p["grad_accumulation"])
     warmup = p["warmup"]
     warmup_steps = int(round(warmup * updates)) if warmup < 1 else int(warmup)
     warmup_steps = min(warmup_steps, max(0, updates - 1))
     if p["schedule"] == "cosine":
-        lr = build_schedule(
-            {
-                "name": "cosine_decay",
-                "arguments": [p["learning_rate"], max(1, updates - warmup_steps), 0.0],
-                "warmup": warmup_steps,
-            }
-        )
-    elif warmup_steps:
-        lr = build_schedule(
-            {
-                "name": "linear_schedule",
-                "arguments": [p["learning_rate"], p["learning_rate"], 1],
-                "warmup": warmup_steps,
-            }
-        )
-    else:
-        lr = p["learning_rate"]
+        return {
+            "name": "cosine_decay",
+            "arguments": [p["learning_rate"], max(1, updates - warmup_steps), 0.0],
+            "warmup": warmup_steps,
+        }
+    if warmup_steps:
+        return {
+            "name": "linear_schedule",
+            "arguments": [p["learning_rate"], p["learning_rate"], 1],
+            "warmup": warmup_steps,
+        }
+    return None
+
+
+def build_optimizer(p: dict, iters: int):
+    import mlx.optimizers as optim
+    from mlx_lm.tuner.utils import build_schedule
+
+    schedule = lr_schedule(p, iters)
+    lr = build_schedule(schedule) if schedule else p["learning_rate"]
     return optim.AdamW(learning_rate=lr, weight_decay=p["weight_decay"])
 
 
@@ -750,7 +781,7 @@ def _train(job: dict, events, state: dict) -> int:
         mx.eval(model.parameters(), optimizer.state)
     if rank == 0:
         for d in ("adapters", "last"):
-            _write_adapter_config(run_dir / d, p, num_layers, info["model"])
+            _write_adapter_config(run_dir / d, p, num_layers, info["model"], iters, str(Path(job["train"]).parent))
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
 
     ctl = Controller(

@@ -96,9 +96,22 @@ def test_export_writes_the_student_template_split_by_problem_with_a_matching_man
         ("short", "openai", "teacher-a", 7),
         ("long", "openai", "teacher-b", 3),
     ]
-    for name in ("train.jsonl", "valid.jsonl"):
+    for name in ("train.jsonl", "valid.jsonl", "test.jsonl"):
         assert m["files"][name]["sha256"] == hashlib.sha256((res.out_dir / name).read_bytes()).hexdigest()
-    assert sorted(p.name for p in res.out_dir.iterdir()) == ["manifest.json", "train.jsonl", "valid.jsonl"]
+    assert sorted(p.name for p in res.out_dir.iterdir()) == [
+        "manifest.json",
+        "test.jsonl",
+        "train.jsonl",
+        "valid.jsonl",
+    ]
+    # test.jsonl: the test split in the same format (for `mlx_lm lora --test`), reference answers last
+    tests = [json.loads(line)["messages"] for line in (res.out_dir / "test.jsonl").read_text().splitlines()]
+    test_split = {p.question: p for p in store.problems(split="test")}
+    assert len(tests) == len(test_split) == m["files"]["test.jsonl"]["examples"] > 0
+    for msgs in tests:
+        p = test_split[msgs[1]["content"].split("Problem: ", 1)[1]]
+        assert msgs[:-1] == student.render(question=p.question)
+        assert msgs[-1]["content"].endswith(f"The answer is \\boxed{{{p.answer}}}.")
 
     again = export(cfg, store, RecordingEvents(), dataset="ds", project=project)  # deterministic
     assert again.train_path.read_bytes() == res.train_path.read_bytes()

@@ -205,6 +205,9 @@ def test_early_stopping_on_a_rising_validation_curve_keeps_the_best_adapter(
     assert not all(mx.array_equal(final[k], last[k]) for k in final)
     config = json.loads((run_dir / "adapters" / "adapter_config.json").read_text())
     assert config["lora_parameters"] == {"rank": 16, "scale": 10.0, "dropout": 0.0} and config["num_layers"] == 1
+    from mlx_lm.lora import CONFIG_DEFAULTS  # the record `mlx_lm lora` writes: every one of its keys
+
+    assert set(CONFIG_DEFAULTS) <= set(config) and config["mask_prompt"] and config["tailor"]["patience"] == patience
 
 
 class StopAfter(MlxJob):

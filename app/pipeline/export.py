@@ -171,13 +171,78 @@ def export(
     measure_tokens: bool = True,
     job_cls=MlxJob,
 ) -> ExportResult:
-    """Write train.jsonl / valid.jsonl / manifest.json for a dataset; see the module docstring."""
+    """Write train/valid/test JSONL and manifest.json for a dataset; see the module docstring.
+
+    The steps: choose one verified trace per slot, filter (the intersect ablation, held-out
+    duplicates, contamination; a selection such as DMC belongs here too), split by
+    problem, render, measure in tokens, write the manifest and the files."""
     check_only(only)
     if not 0 < valid_fraction < 1:
         raise ExportError(f"--valid-fraction must be between 0 and 1 (exclusive), not {valid_fraction}")
     ds = load_dataset(store, dataset)
     slots = plan(store, ds, teachers if teachers is not None else configured_teachers(cfg), only)
+    chosen = _choose(store, events, ds, slots, only)
+    kept = _filter(store, events, ds, slots, chosen, intersect=intersect, decontaminate=decontaminate)
+    train_ids, valid_ids = split_problems([slots[i].problem.id for i in kept.chosen], valid_fraction)
+    if not valid_ids:
+        events.message("only one problem to export: valid.jsonl is empty (mlx_lm training needs a validation set)")
+    student = load_prompt("student_solve")
+    r = _render(student, slots, kept.chosen, set(valid_ids))
+    r.lines["test"] = _test_lines(student, store)
+    for part, ids in (("train", train_ids), ("valid", valid_ids)):
+        r.counts[part]["problems"] = len(ids)
 
+    tokens = None
+    if measure_tokens:
+        try:
+            tokens = token_lengths.measure(cfg, r.examples, student_model(cfg, project), job_cls=job_cls)
+        except TailorError as e:
+            events.message(f"token lengths not measured ({e}); training fits max_seq_length itself")
+        else:
+            for line in token_lengths.messages(tokens):
+                events.message(line)
+    data = {part: "".join(line + "\n" for line in lines).encode("utf-8") for part, lines in r.lines.items()}
+    manifest = _manifest(
+        ds,
+        slots,
+        student,
+        kept,
+        r,
+        data,
+        train_ids,
+        valid_ids,
+        tokens,
+        only=only,
+        intersect=intersect,
+        valid_fraction=valid_fraction,
+        decontaminate=decontaminate,
+    )
+    out_dir = Path(out) if out is not None else default_out_dir(project, ds.name, only, intersect)
+    paths = {part: out_dir / f"{part}.jsonl" for part in data}
+    manifest_path = out_dir / "manifest.json"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        _write_atomic({**{paths[part]: data[part] for part in data}, manifest_path: manifest_bytes})
+    except OSError as e:
+        raise ExportError(f"{out_dir}: cannot write the export ({e.strerror or e})") from None
+    result = ExportResult(
+        out_dir=out_dir,
+        train_path=paths["train"],
+        valid_path=paths["valid"],
+        manifest_path=manifest_path,
+        train_examples=r.counts["train"]["examples"],
+        valid_examples=r.counts["valid"]["examples"],
+        train_problems=len(train_ids),
+        valid_problems=len(valid_ids),
+        manifest=manifest,
+    )
+    events.message(f"export: {result.summary()}")
+    return result
+
+
+def _choose(store: Store, events: Events, ds, slots, only: str | None) -> dict[int, Trace]:
+    """{slot index: its trace}: the lowest accepted variant of each slot's teacher."""
     held_out = sorted({(s.problem.id, s.problem.split) for s in slots if s.problem.split != "train"})
     if held_out:
         shown = ", ".join(f"{pid} ({split})" for pid, split in held_out[:3])
@@ -185,7 +250,6 @@ def export(
             f"dataset {ds.name!r} holds {len(held_out)} problem(s) outside the train split "
             f"({shown}{', ...' if len(held_out) > 3 else ''}); refusing to export them for training"
         )
-
     traces = slot_traces(store, slots)
     only_flag = f" --only {only}" if only else ""
     unverified = sum(1 for v in traces.values() for t in v.values() if t.verified is None)
@@ -212,7 +276,22 @@ def export(
         raise ExportError(
             f"dataset {ds.name!r}" + (f" (only {only})" if only else "") + f" has no verified traces to export: {hint}"
         )
+    return chosen
 
+
+@dataclass
+class _Kept:
+    """What the filters left, and what they took out (for the manifest)."""
+
+    chosen: dict[int, Trace]
+    verified_problems: set[str]
+    leaked: set[str]
+    near: set[str]
+
+
+def _filter(
+    store: Store, events: Events, ds, slots, chosen: dict[int, Trace], *, intersect: bool, decontaminate: bool
+) -> _Kept:
     verified_problems = {slots[i].problem.id for i in chosen}
     if intersect:
         team = {style: {t.key for t in teachers_in(slots) if t.style == style} for style in STYLES}
@@ -229,9 +308,7 @@ def export(
     held_questions = {
         normalised(p.question) for split in ("valid", "test", "placement") for p in store.problems(split=split)
     }
-    leaked = {
-        s.problem.id for i, s in enumerate(slots) if i in chosen and normalised(s.problem.question) in held_questions
-    }
+    leaked = {slots[i].problem.id for i in chosen if normalised(slots[i].problem.question) in held_questions}
     if leaked:
         events.message(
             f"{len(leaked)} problems left out: their question is also a valid/test/placement "
@@ -257,21 +334,33 @@ def export(
             f"warning: {len(near)} exported problems overlap a test or benchmark question (exact or "
             f"13-gram); `tailor contamination` lists them, `export --decontaminate` leaves them out"
         )
-    train_ids, valid_ids = split_problems([slots[i].problem.id for i in chosen], valid_fraction)
-    if not valid_ids:
-        events.message("only one problem to export: valid.jsonl is empty (mlx_lm training needs a validation set)")
-    student = load_prompt("student_solve")
-    valid_set = set(valid_ids)
-    lines: dict[str, list[str]] = {"train": [], "valid": []}
-    examples: list[dict] = []
-    counts = {
-        part: {"examples": 0, "problems": 0, "by_grade": Counter(), "by_style": Counter()}
-        for part in ("train", "valid")
-    }
-    by_teacher: Counter = Counter()
-    with_reasoning: Counter = Counter()  # examples whose teacher's reasoning leads the CoT
-    exported_trace_ids: list[int] = []
-    consistency_checked = False
+    return _Kept(chosen, verified_problems, leaked, near)
+
+
+@dataclass
+class _Rendered:
+    lines: dict[str, list[str]]
+    examples: list[dict]  # train and valid, as chat rows (what the token count measures)
+    counts: dict[str, dict]
+    by_teacher: Counter
+    with_reasoning: Counter  # examples whose teacher's reasoning leads the CoT
+    trace_ids: list[int]
+    consistency_checked: bool
+
+
+def _render(student, slots, chosen: dict[int, Trace], valid_set: set[str]) -> _Rendered:
+    """Each chosen trace as the chat example the student is trained on."""
+    r = _Rendered(
+        lines={"train": [], "valid": []},
+        examples=[],
+        counts={
+            p: {"examples": 0, "problems": 0, "by_grade": Counter(), "by_style": Counter()} for p in ("train", "valid")
+        },
+        by_teacher=Counter(),
+        with_reasoning=Counter(),
+        trace_ids=[],
+        consistency_checked=False,
+    )
     for i in sorted(chosen, key=lambda i: (slots[i].problem.id, slots[i].teacher.label)):
         s, trace = slots[i], chosen[i]
         part = "valid" if s.problem.id in valid_set else "train"
@@ -279,41 +368,56 @@ def export(
         cot = trace.text or ""
         if s.teacher.keeps_reasoning and (trace.reasoning or "").strip():
             cot = f"{trace.reasoning.strip()}\n\n{split_think(cot)[0] or ''}"
-            with_reasoning[s.teacher.label] += 1
+            r.with_reasoning[s.teacher.label] += 1
         messages.append({"role": "assistant", "content": format_cot(cot, s.problem.answer)})
-        examples.append({"messages": messages})
-        lines[part].append(json.dumps(examples[-1], ensure_ascii=False))
-        c = counts[part]
+        r.examples.append({"messages": messages})
+        r.lines[part].append(json.dumps(r.examples[-1], ensure_ascii=False))
+        c = r.counts[part]
         c["examples"] += 1
         c["by_grade"][s.grade or "ungraded"] += 1
         c["by_style"][s.style] += 1
-        by_teacher[(s.style, s.teacher.label)] += 1
+        r.by_teacher[(s.style, s.teacher.label)] += 1
         if trace.id is not None:
-            exported_trace_ids.append(trace.id)
-        consistency_checked |= trace.consistent is not None
-    for part, ids in (("train", train_ids), ("valid", valid_ids)):
-        counts[part]["problems"] = len(ids)
+            r.trace_ids.append(trace.id)
+        r.consistency_checked |= trace.consistent is not None
+    return r
 
-    tokens = None
-    if measure_tokens:
-        try:
-            tokens = token_lengths.measure(cfg, examples, student_model(cfg, project), job_cls=job_cls)
-        except TailorError as e:
-            events.message(f"token lengths not measured ({e}); training fits max_seq_length itself")
-        else:
-            for line in token_lengths.messages(tokens):
-                events.message(line)
-    data = {part: "".join(line + "\n" for line in lines[part]).encode("utf-8") for part in lines}
-    out_dir = Path(out) if out is not None else default_out_dir(project, ds.name, only, intersect)
+
+def _test_lines(student, store: Store) -> list[str]:
+    """The test split in the same chat format, the reference solution as the answer, so that
+    `mlx_lm lora --test --data DIR` reports a test loss. Never used for training."""
+    out = []
+    for p in sorted(store.problems(split="test"), key=lambda p: p.id):
+        messages = student.render(question=p.question)
+        messages.append({"role": "assistant", "content": format_cot(p.solution or "", p.answer)})
+        out.append(json.dumps({"messages": messages}, ensure_ascii=False))
+    return out
+
+
+def _manifest(
+    ds,
+    slots,
+    student,
+    kept: _Kept,
+    r: _Rendered,
+    data: dict[str, bytes],
+    train_ids,
+    valid_ids,
+    tokens,
+    *,
+    only,
+    intersect,
+    valid_fraction,
+    decontaminate,
+) -> dict:
     prompts = {"student_solve": student.hash}
     for t in teachers_in(slots):
         if t.prompt is not None:
             prompts[f"teach_{t.style}"] = t.prompt_hash
-    if consistency_checked:
+    if r.consistency_checked:
         prompts["verify"] = load_prompt("verify").hash
-    total_grade = counts["train"]["by_grade"] + counts["valid"]["by_grade"]
-    total_style = counts["train"]["by_style"] + counts["valid"]["by_style"]
-    manifest = {
+    counts = r.counts
+    return {
         "dataset": ds.name,
         "strategy": ds.strategy,
         "k": ds.k,
@@ -321,7 +425,7 @@ def export(
         "only": only,
         "intersect": intersect,
         "valid_fraction": valid_fraction,
-        "contamination": {"decontaminated": decontaminate, "overlapping_problems": sorted(near)},
+        "contamination": {"decontaminated": decontaminate, "overlapping_problems": sorted(kept.near)},
         # Per stratum: what was sampled (with refills), and what verification let through.
         "sampled_by_grade": dict(Counter(item.grade or "ungraded" for item in ds.items)),
         "refill": ds.params.get("refill"),
@@ -332,12 +436,12 @@ def export(
             "items_by_grade": dict(Counter(item.grade or "ungraded" for item in ds.items)),
             "items_by_route": dict(Counter(item.route for item in ds.items)),
             "problems_exported": len(train_ids) + len(valid_ids),
-            "items_without_verified_trace": len(ds.items) - len(verified_problems),
-            "left_out_by_intersect": len(verified_problems - leaked) - len(train_ids) - len(valid_ids),
-            "left_out_duplicate_of_held_out": len(leaked),
+            "items_without_verified_trace": len(ds.items) - len(kept.verified_problems),
+            "left_out_by_intersect": len(kept.verified_problems - kept.leaked) - len(train_ids) - len(valid_ids),
+            "left_out_duplicate_of_held_out": len(kept.leaked),
             "examples": counts["train"]["examples"] + counts["valid"]["examples"],
-            "by_grade": dict(total_grade),
-            "by_style": dict(total_style),
+            "by_grade": dict(counts["train"]["by_grade"] + counts["valid"]["by_grade"]),
+            "by_style": dict(counts["train"]["by_style"] + counts["valid"]["by_style"]),
             **{part: {k: dict(v) if isinstance(v, Counter) else v for k, v in c.items()} for part, c in counts.items()},
         },
         "tokens": tokens,  # in the student's tokens; see app/pipeline/token_lengths.py
@@ -349,42 +453,16 @@ def export(
                 "model": t.model,
                 "role": t.role,
                 "prompt_hash": t.prompt_hash or None,
-                "examples": by_teacher[(t.style, t.label)],
+                "examples": r.by_teacher[(t.style, t.label)],
                 "keep_reasoning": "as-cot" if t.keeps_reasoning else "drop",
-                "examples_with_reasoning": with_reasoning[t.label],
+                "examples_with_reasoning": r.with_reasoning[t.label],
             }
             for t in teachers_in(slots)
         ],
         "valid_problem_ids": valid_ids,
-        "trace_ids": sorted(exported_trace_ids),
+        "trace_ids": sorted(r.trace_ids),
         "files": {
-            "train.jsonl": {"examples": len(lines["train"]), "sha256": hashlib.sha256(data["train"]).hexdigest()},
-            "valid.jsonl": {"examples": len(lines["valid"]), "sha256": hashlib.sha256(data["valid"]).hexdigest()},
+            f"{part}.jsonl": {"examples": len(r.lines[part]), "sha256": hashlib.sha256(data[part]).hexdigest()}
+            for part in data
         },
     }
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = {part: out_dir / f"{part}.jsonl" for part in ("train", "valid")}
-        manifest_path = out_dir / "manifest.json"
-        _write_atomic(
-            {
-                paths["train"]: data["train"],
-                paths["valid"]: data["valid"],
-                manifest_path: (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
-            }
-        )
-    except OSError as e:
-        raise ExportError(f"{out_dir}: cannot write the export ({e.strerror or e})") from None
-    result = ExportResult(
-        out_dir=out_dir,
-        train_path=paths["train"],
-        valid_path=paths["valid"],
-        manifest_path=manifest_path,
-        train_examples=counts["train"]["examples"],
-        valid_examples=counts["valid"]["examples"],
-        train_problems=len(train_ids),
-        valid_problems=len(valid_ids),
-        manifest=manifest,
-    )
-    events.message(f"export: {result.summary()}")
-    return result
