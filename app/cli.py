@@ -89,8 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", nargs="?", type=Path, help="project directory (default: --project or .)")
     p.add_argument("--with-bundled", action="store_true", help="also import the bundled problem set")
 
-    p = sub.add_parser("import", parents=[parent], help="import problems from a file")
-    p.add_argument("file", type=Path)
+    p = sub.add_parser(
+        "import",
+        parents=[parent],
+        help="import problems from a file (JSONL, JSON, CSV, Parquet) or a dataset directory",
+    )
+    p.add_argument("file", type=Path, help="a file, or a directory of them (a Hugging Face dataset download)")
     p.add_argument("--format", choices=["jsonl", "csv", "gsm8k", "math", "math500", "aime"])
     p.add_argument(
         "--split",

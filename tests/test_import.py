@@ -279,3 +279,63 @@ def test_init_with_bundled_imports_the_bundled_set(tmp_path, capsys):
 
     assert main(["init", "--with-bundled", "--project", str(tmp_path / "p")]) == 0
     assert "600 new" in capsys.readouterr().out
+
+
+def _parquet(path, rows):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def test_parquet_imports_with_format_detection_and_row_errors(tmp_path, store):
+    from app.pipeline.importing import import_file
+
+    gsm = [
+        {"question": f"Tom has {i} apples and gets 2 more. How many?", "answer": f"{i} + 2 = {i + 2}\n#### {i + 2}"}
+        for i in range(3)
+    ]
+    res = import_file(store, _parquet(tmp_path / "gsm.parquet", gsm))
+    assert (res.format, res.rows, res.new) == ("gsm8k", 3, 3)
+    assert sorted(p.answer for p in store.problems()) == ["2", "3", "4"]
+    bad = _parquet(tmp_path / "bad.parquet", [{"question": "Fine?", "answer": "1"}, {"question": "", "answer": "2"}])
+    with pytest.raises(ImportFileError, match=r"bad.parquet:2: "):
+        import_file(store, bad)
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"not parquet at all")
+    with pytest.raises(ImportFileError, match="junk.parquet: not a readable Parquet file"):
+        import_file(store, junk)
+    assert store.count("problems") == 3
+
+
+def test_a_dataset_directory_imports_each_file_with_the_split_its_name_gives(tmp_path, store):
+    from app.pipeline.importing import import_file
+
+    root = tmp_path / "hf-dataset"
+
+    def rows(tag, n):
+        return [
+            {
+                "problem": f"{tag} problem {i}: what is {i} + {i}?",
+                "answer": str(2 * i),
+                "subject": "Algebra",
+                "level": 1,
+            }
+            for i in range(n)
+        ]
+
+    _parquet(root / "data" / "train-00000-of-00001.parquet", rows("train", 4))
+    _parquet(root / "data" / "test-00000-of-00001.parquet", rows("test", 2))
+    (root / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows("valid", 1)))
+    (root / "README.md").write_text("a dataset card is not a problem file")
+    res = import_file(store, root)
+    assert res.rows == res.new == 7 and res.format == "math500"
+    assert store.problem_counts() == {"train": 4, "test": 2, "valid": 1}
+    assert {p.source for p in store.problems()} == {"hf-dataset"}
+    # One bad file: nothing of the directory is written.
+    (root / "test-extra.jsonl").write_text('{"problem": "no answer here"}\n')
+    with pytest.raises(ImportFileError, match="test-extra.jsonl:1"):
+        import_file(store, tmp_path / "hf-dataset", resplit=False)
+    assert store.count("problems") == 7

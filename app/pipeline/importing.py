@@ -3,8 +3,11 @@
 Formats: GSM8K (question, answer ending in `#### x`), MATH (problem, solution with
 \\boxed{}, level, type), MATH-500 (problem, answer, solution, subject, level), AIME
 (problem/Problem, answer/Answer, year/Year) and plain JSONL/CSV (question, answer, optional
-solution, category, section, year, difficulty, split). A problem's id is a hash of its
-content, so importing the same file twice adds nothing.
+solution, category, section, year, difficulty, split), as JSONL, a JSON array, CSV or
+Parquet (how Hugging Face datasets ship). A directory (a Hugging Face dataset download)
+imports every such file in it, each file's split from its name (train-…, test-…,
+validation-…) unless --split says otherwise, all in one transaction. A problem's id is a
+hash of its content, so importing the same file twice adds nothing.
 """
 
 from __future__ import annotations
@@ -113,7 +116,9 @@ def _split(row: dict, default: str | None, override: str | None) -> str:
     return split
 
 
-def to_problem(raw: dict, fmt: str, source: str, split_override: str | None) -> Problem:
+def to_problem(
+    raw: dict, fmt: str, source: str, split_override: str | None, default_split: str | None = None
+) -> Problem:
     row = _lower_keys(raw)
     if fmt == "gsm8k":
         question = _text(row, "question")
@@ -165,7 +170,7 @@ def to_problem(raw: dict, fmt: str, source: str, split_override: str | None) -> 
             year=_int(row.get("year"), "year"),
             difficulty=_int(row.get("difficulty", row.get("level")), "difficulty"),
         )
-    split = _split(row, None, split_override)
+    split = _split(row, default_split, split_override)
     return Problem(
         id=problem_id(fields["question"], fields["answer"]),
         split=split,
@@ -290,16 +295,63 @@ def _csv_rows(path: Path) -> list[tuple[int, dict]]:
     return rows
 
 
+def _parquet_rows(path: Path) -> list[tuple[int, dict]]:
+    """Rows of a Parquet file (how Hugging Face datasets ship), numbered from 1."""
+    try:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+    except ImportError:
+        raise ImportFileError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    except Exception as e:  # pyarrow's errors for a truncated or non-Parquet file
+        raise ImportFileError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())[:200]})") from None
+    return list(enumerate(table.to_pylist(), start=1))
+
+
+def split_of_file(path: Path) -> str | None:
+    """The split a Hugging Face dataset file's name gives ("train-00000-of-00001.parquet",
+    "test.jsonl", "validation-…"), else None."""
+    stem = path.name.lower()
+    for prefix, split in (
+        ("train", "train"),
+        ("test", "test"),
+        ("validation", "valid"),
+        ("valid", "valid"),
+        ("dev", "valid"),
+    ):
+        if stem.startswith(prefix) and (len(stem) == len(prefix) or not stem[len(prefix)].isalpha()):
+            return split
+    return None
+
+
+DATASET_FILES = ("*.parquet", "*.jsonl", "*.json", "*.csv")
+
+
+def dataset_files(directory: Path) -> list[Path]:
+    """The problem files of a dataset directory (a Hugging Face dataset download), recursively."""
+    files = sorted({f for pattern in DATASET_FILES for f in directory.rglob(pattern) if not f.name.startswith(".")})
+    if not files:
+        raise ImportFileError(f"{directory}: no {', '.join(DATASET_FILES)} files in this directory")
+    return files
+
+
 def read_problems(
-    path: Path, fmt: str | None = None, split: str | None = None, source: str | None = None
+    path: Path,
+    fmt: str | None = None,
+    split: str | None = None,
+    source: str | None = None,
+    default_split: str | None = None,
 ) -> tuple[str, list[Problem]]:
-    """Parse and validate a whole file. Raises ImportFileError naming FILE:LINE."""
+    """Parse and validate a whole file. Raises ImportFileError naming FILE:LINE (a row
+    number for Parquet)."""
     path = Path(path)
     if fmt is not None and fmt not in FORMATS:
         raise ImportFileError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if split is not None and split not in SPLITS:
         raise ImportFileError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
-    if fmt == "csv" or (fmt is None and path.suffix.lower() == ".csv"):
+    if path.suffix.lower() == ".parquet":
+        rows = _parquet_rows(path)
+    elif fmt == "csv" or (fmt is None and path.suffix.lower() == ".csv"):
         rows = _csv_rows(path)
     elif path.suffix.lower() == ".json":
         rows = _json_array_rows(path)
@@ -312,7 +364,7 @@ def read_problems(
     problems = []
     for n, row in rows:
         try:
-            problems.append(to_problem(row, fmt, source, split))
+            problems.append(to_problem(row, fmt, source, split, default_split))
         except RowError as e:
             raise ImportFileError(f"{path}:{n}: {e}") from None
     return fmt, problems
@@ -326,8 +378,17 @@ def import_file(
     source: str | None = None,
     resplit: bool = False,
 ) -> ImportResult:
-    fmt, problems = read_problems(Path(path), fmt, split, source)
-    moves = cross_split(store.problems(), problems, Path(path), resplit)
+    path = Path(path)
+    if path.is_dir():  # every file of a dataset directory, each split from its file name; one transaction
+        formats, problems = set(), []
+        for f in dataset_files(path):
+            got_fmt, got = read_problems(f, fmt, split, source or path.name, default_split=split_of_file(f))
+            formats.add(got_fmt)
+            problems += got
+        fmt = "+".join(sorted(formats))
+    else:
+        fmt, problems = read_problems(path, fmt, split, source)
+    moves = cross_split(store.problems(), problems, path, resplit)
     with store.transaction():
         for old_id, new_split in moves.items():
             store.set_split(old_id, new_split)
