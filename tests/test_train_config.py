@@ -179,3 +179,16 @@ def test_a_run_left_running_by_a_dead_process_is_marked_interrupted(project, sto
         held.release()
     assert store.get_run("gone").status == "interrupted" and store.get_run("gone").stop_reason == "interrupted"
     assert store.get_run("alive").status == "running"
+
+
+def test_one_list_of_training_parameters():
+    """mlx_backend.train.PARAMS is the list: the job spec sends exactly its keys, and every
+    one of them is a [train] key that both profiles set (the seed comes from `seeds`)."""
+    from app.config import TRAIN_PROFILES, TrainConfig
+    from mlx_backend.train import PARAMS
+
+    child = set(PARAMS) - {"seed"}
+    assert child <= set(TrainConfig.model_fields)
+    for name in TRAIN_PROFILES:
+        resolved = TrainConfig(profile=name).resolved()  # alpha becomes scale here
+        assert child <= set(resolved), f"profile {name} lacks {sorted(child - set(resolved))}"

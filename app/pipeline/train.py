@@ -49,6 +49,7 @@ from app.jobs import JobOutcome, MlxJob
 from app.pipeline.diagnose import student_model
 from app.records import Run
 from app.store import Store, now
+from mlx_backend.train import PARAMS as TRAIN_PARAMS
 
 DEFAULT_FIND_STOP_ITERS = 1000
 TRAIN_METRICS = {
@@ -353,32 +354,9 @@ class _SigtermAsInterrupt:
 
 def _spec(run: Run, *, resume: bool) -> dict:
     c = run.config
-    keys = (
-        "rank",
-        "scale",
-        "dropout",
-        "learning_rate",
-        "schedule",
-        "warmup",
-        "weight_decay",
-        "batch_size",
-        "grad_accumulation",
-        "iters",
-        "epochs",
-        "max_seq_length",
-        "steps_per_report",
-        "steps_per_eval",
-        "val_batches",
-        "num_layers",
-        "grad_checkpoint",
-        "save_every",
-        "keep_checkpoints",
-        "patience",
-        "min_delta",
-        "keep",
-    )
-    params = {k: c["params"][k] for k in keys}
-    params["truncate"] = bool(c["params"].get("truncate", False))  # runs from before the key have none
+    # The child's parameter table is the one list: every key it checks is sent, a key an
+    # older run lacks (truncate, say) gets the child's default.
+    params = {k: c["params"].get(k, default) for k, (_, default) in TRAIN_PARAMS.items() if k != "seed"}
     params["seed"] = run.seed
     return {
         "kind": "train",
