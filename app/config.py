@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -22,19 +22,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class OpenAIProvider(_Section):
-    """Any OpenAI-compatible chat-completions endpoint."""
+class _Provider(_Section):
+    """What the rest of tailor asks of a judge or teacher, instead of comparing names."""
 
-    provider: Literal["openai"]
-    base_url: str
+    offline: ClassVar[bool] = False  # a deterministic stand-in: no calls, no model
+    stand_in: ClassVar[str | None] = None  # what an offline stand-in does, for labels and reports
+
+
+class _RemoteModel(_Provider):
+    """A model behind an OpenAI-compatible endpoint, as the judge or a teacher."""
+
     model: str
-    # Local servers (Ollama, LM Studio, vLLM) often need no key, so it is optional.
-    api_key_env: str | None = None
     concurrency: int = Field(8, ge=1, le=512)
-    timeout: float = Field(120.0, gt=0)
-    price_in: float | None = Field(None, ge=0, description="USD per million prompt tokens")
-    price_out: float | None = Field(None, ge=0, description="USD per million completion tokens")
-    max_tokens: int = Field(4096, ge=1)
     temperature: float = Field(0.6, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
     # As a teacher: what export does with the model's reasoning (reasoning_content or <think>):
@@ -44,6 +43,19 @@ class OpenAIProvider(_Section):
     # As the judge: how many times in all a problem is asked (one per `tailor grade` run)
     # while its reply cannot be read even after the repair call; then it stays ungraded.
     grade_tries: int = Field(3, ge=1)
+
+
+class OpenAIProvider(_RemoteModel):
+    """Any OpenAI-compatible chat-completions endpoint."""
+
+    provider: Literal["openai"]
+    base_url: str
+    # Local servers (Ollama, LM Studio, vLLM) often need no key, so it is optional.
+    api_key_env: str | None = None
+    timeout: float = Field(120.0, gt=0)
+    price_in: float | None = Field(None, ge=0, description="USD per million prompt tokens")
+    price_out: float | None = Field(None, ge=0, description="USD per million completion tokens")
+    max_tokens: int = Field(4096, ge=1)
 
     @field_validator("base_url")
     @classmethod
@@ -53,51 +65,48 @@ class OpenAIProvider(_Section):
         return v.rstrip("/")
 
 
-class MlxServerProvider(_Section):
+class MlxServerProvider(_RemoteModel):
     """A local model served by mlx_lm.server on a free loopback port."""
 
     provider: Literal["mlx-server"]
-    model: str
     adapter: str | None = None
-    concurrency: int = Field(8, ge=1, le=512)
     timeout: float = Field(600.0, gt=0)
     max_tokens: int = Field(2048, ge=1)
-    temperature: float = Field(0.6, ge=0)
-    top_p: float = Field(0.95, gt=0, le=1)
-    # As a teacher: what export does with the model's reasoning (reasoning_content or <think>):
-    # "as-cot" puts it before the final solution, "drop" leaves it out. Unset: as-cot for the
-    # long-CoT teacher (the long CoT ACoTD's teacher B and the O'Bryan study train on), drop for short.
-    keep_reasoning: Literal["as-cot", "drop"] | None = None
-    # As the judge: how many times in all a problem is asked (one per `tailor grade` run)
-    # while its reply cannot be read even after the repair call; then it stays ungraded.
-    grade_tries: int = Field(3, ge=1)
 
 
-class ReferenceProvider(_Section):
+# The offline providers are deterministic stand-ins: no calls, and they do not read
+# reasoning, so CoT quality and the consistency check are skipped with them and every
+# label says "stand-in". A new one is a class here (and, for a judge, its rule in
+# app/remote.py).
+
+
+class ReferenceProvider(_Provider):
     """Teacher only: the problem's reference solution is the CoT."""
 
     provider: Literal["reference"]
+    offline: ClassVar[bool] = True
+    stand_in: ClassVar[str] = "the problem's reference solution"
 
 
-class RulesProvider(_Section):
+class RulesProvider(_Provider):
     """Judge only: grades from answer correctness alone."""
 
     provider: Literal["rules"]
+    offline: ClassVar[bool] = True
+    stand_in: ClassVar[str] = "answer check only"
 
 
-class StepsProvider(_Section):
+class StepsProvider(_Provider):
     """Judge only: grades from answer correctness and the reference solution's steps the CoT reaches."""
 
     provider: Literal["steps"]
+    offline: ClassVar[bool] = True
+    stand_in: ClassVar[str] = "answer check + reference steps found in the CoT"
 
 
-# The offline judges are deterministic stand-ins for an LLM judge: no calls, and they do
-# not read reasoning, so CoT quality and the consistency check are skipped with them and
-# every label says "stand-in". The value is what they check, for those labels. A new
-# offline judge is one entry here, its provider model above and its rule in app/remote.py.
+# The offline judges by name: what their stored rows are labelled with.
 OFFLINE_JUDGES: dict[str, str] = {
-    "rules": "answer check only",
-    "steps": "answer check + reference steps found in the CoT",
+    cls.model_fields["provider"].annotation.__args__[0]: cls.stand_in for cls in (RulesProvider, StepsProvider)
 }
 
 JudgeConfig = Annotated[

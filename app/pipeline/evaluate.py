@@ -27,7 +27,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from app.blas import find_blas, hint_once
-from app.config import OFFLINE_JUDGES, Config, thinking_params
+from app.config import Config, thinking_params
 from app.errors import TailorError
 from app.events import Events
 from app.jobs import JobError, MlxJob
@@ -470,10 +470,10 @@ def _rate(
     mode = cfg.eval.cot_quality
     if mode == "none":
         return
-    if cfg.judge.provider in OFFLINE_JUDGES:
+    if cfg.judge.offline:
         result.notes.append(
             f"CoT quality not rated: the {cfg.judge.provider} judge is an offline stand-in "
-            f"({OFFLINE_JUDGES[cfg.judge.provider]}) that does not rate reasoning"
+            f"({cfg.judge.stand_in}) that does not rate reasoning"
         )
         events.message(result.notes[-1])
         return

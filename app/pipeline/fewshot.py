@@ -71,8 +71,10 @@ def remote_teachers(cfg: Config) -> tuple[list, list[str]]:
     chosen, notes, seen = [], [], set()
     for style, teachers in configured_teachers(cfg).items():
         for t in teachers:
-            if t.name == "reference":
-                notes.append(f"teachers.{style} is the offline reference stand-in, not a model: not evaluated")
+            if t.offline:
+                notes.append(
+                    f"teachers.{style} is an offline stand-in ({t.provider.stand_in}), not a model: not evaluated"
+                )
             elif (t.name, t.model) not in seen:
                 seen.add((t.name, t.model))
                 chosen.append(t)

@@ -45,7 +45,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from app.answers import is_equivalent
-from app.config import OFFLINE_JUDGES, Config
+from app.config import Config
 from app.errors import TailorError
 from app.events import Events
 from app.pipeline.diagnose import spread_limit
@@ -274,17 +274,18 @@ class _Judge:
     provider: str
     model: str
     prompt_hash: str | None
+    stand_in: str | None = None  # what an offline judge checks; None for a model
 
     def label(self) -> str:
-        if self.provider in OFFLINE_JUDGES:
-            return f"{self.provider} ({OFFLINE_JUDGES[self.provider]}; offline stand-in)"
+        if self.stand_in:
+            return f"{self.provider} ({self.stand_in}; offline stand-in)"
         return f"{self.provider} {self.model} (prompt grade {self.prompt_hash})"
 
 
 def judge_of(cfg: Config, prompt_hash: str) -> _Judge:
     prov = cfg.judge
-    if prov.provider in OFFLINE_JUDGES:
-        return _Judge(prov.provider, prov.provider, None)
+    if prov.offline:
+        return _Judge(prov.provider, prov.provider, None, prov.stand_in)
     model = prov.model + (f"+{prov.adapter}" if getattr(prov, "adapter", None) else "")
     return _Judge(prov.provider, model, prompt_hash)
 
@@ -426,7 +427,7 @@ def grade(
 
     if failed:
         events.advance(len(failed))
-    if todo and judge.provider not in OFFLINE_JUDGES:
+    if todo and not judge.stand_in:
         # The failed diagnoses go with the first chunk: a judge that cannot even start
         # (missing key, server that will not start) leaves the store as it was.
         asyncio.run(_grade_remote(cfg, store, events, prompt, judge, todo, failed, write, transport, retry))

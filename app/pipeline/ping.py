@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 
-from app.config import OFFLINE_JUDGES
 from app.errors import TailorError
 from app.remote import RemoteClient, RemoteFatalError, RetryPolicy
 
@@ -46,13 +45,10 @@ async def _ping_one(
     config: Any, role: str, *, transport: httpx.AsyncBaseTransport | None, retry: RetryPolicy
 ) -> PingResult:
     prov = config.role(role)
-    if prov.provider == "reference" or prov.provider in OFFLINE_JUDGES:
-        what = (
-            "reference solutions as CoT"
-            if prov.provider == "reference"
-            else f"judge stand-in: {OFFLINE_JUDGES[prov.provider]}"
+    if prov.offline:
+        return PingResult(
+            role, prov.provider, None, True, None, f"offline provider, a stand-in ({prov.stand_in}); no call needed"
         )
-        return PingResult(role, prov.provider, None, True, None, f"offline provider ({what}); no call needed")
     base = PingResult(
         role, prov.provider, prov.model, False, endpoint=getattr(prov, "base_url", None) or f"mlx-server:{prov.model}"
     )

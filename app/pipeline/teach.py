@@ -71,10 +71,15 @@ class Teacher:
         return self.provider.provider
 
     @property
+    def offline(self) -> bool:
+        """The reference stand-in: it makes no call and is given no prompt."""
+        return self.provider.offline
+
+    @property
     def model(self) -> str:
         """The model stored with its traces (an mlx-server adapter is part of it)."""
-        if self.name == "reference":
-            return "reference"
+        if self.offline:
+            return self.name
         adapter = getattr(self.provider, "adapter", None)
         return self.provider.model + (f"+{adapter}" if adapter else "")
 
@@ -85,7 +90,7 @@ class Teacher:
 
     @property
     def label(self) -> str:
-        return "reference" if self.name == "reference" else f"{self.name}/{self.model}"
+        return self.name if self.offline else f"{self.name}/{self.model}"
 
     @property
     def keeps_reasoning(self) -> bool:
@@ -96,7 +101,7 @@ class Teacher:
     @property
     def prompt(self) -> Prompt | None:
         """The teach prompt; None for the reference teacher (it is given no prompt)."""
-        return None if self.name == "reference" else load_prompt(f"teach_{self.style}")
+        return None if self.offline else load_prompt(f"teach_{self.style}")
 
     @property
     def prompt_hash(self) -> str:
@@ -246,7 +251,7 @@ def _trace(teacher: Teacher, problem: Problem, variant: int, res: ChatResult) ->
         model=teacher.model,
         prompt_hash=teacher.prompt_hash,
         # the reference teacher makes no call: nothing in api_calls to point at
-        api_call_key=None if teacher.name == "reference" else res.key,
+        api_call_key=None if teacher.offline else res.key,
         text=(res.content or "") if res.ok else None,
         reasoning=res.reasoning,
         finish_reason=res.finish_reason,
@@ -309,7 +314,7 @@ async def fetch_traces(
     out = FetchOutcome()
     if not jobs:
         return out
-    if teacher.name == "reference":
+    if teacher.offline:
         results = [reference_result(p, teacher.role) for p, _ in jobs]
         _store_results(store, teacher, jobs, results, out)
         if events is not None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from app.answers import extract_answer, is_equivalent
-from app.config import OFFLINE_JUDGES, Config
+from app.config import Config
 from app.events import Events
 from app.pipeline.teach import (
     DatasetError,
@@ -301,7 +301,7 @@ def verify(
         )
 
     use_judge = consistency
-    if consistency and cfg.judge.provider in OFFLINE_JUDGES:
+    if consistency and cfg.judge.offline:
         events.message(
             f"consistency check skipped: the judge is the offline stand-in '{cfg.judge.provider}' "
             "(configure an openai or mlx-server [judge] to use it)"
@@ -353,13 +353,13 @@ def verify(
             first = {i for i in range(len(slots)) if accepted(i)}
             events.message(f"verify: {len(first)} of {len(slots) - len(untaught)} problem-teacher pairs accepted")
             rejected = [i for i in range(len(slots)) if traces[i] and not accepted(i)]
-            fixed = [i for i in rejected if slots[i].teacher.name == "reference"]
+            fixed = [i for i in rejected if slots[i].teacher.offline]
             if resample and fixed:
                 events.message(
                     f"rejection sampling: {len(fixed)} problems of the reference teacher "
                     "are not asked again (its answer cannot change)"
                 )
-            pending = [i for i in rejected if slots[i].teacher.name != "reference"]
+            pending = [i for i in rejected if not slots[i].teacher.offline]
             for v in range(1, resample + 1):
                 pending = [i for i in pending if not accepted(i)]
                 if not pending:
