@@ -68,6 +68,27 @@ class Judge:
         threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True).start()
 
 
+def diagnosed(store: Store, n: int) -> None:
+    """n train problems, each with a diagnosis attempt to grade."""
+    store.insert_problems(
+        [Problem(id=f"p{i:04d}", question=f"Q{i:04d}: what is {i} + 1?", answer=str(i + 1)) for i in range(n)]
+    )
+    with store.transaction():
+        for i in range(n):
+            store.insert_attempt(
+                Attempt(
+                    key=f"k{i}",
+                    problem_id=f"p{i:04d}",
+                    purpose="diagnose",
+                    model="student",
+                    prompt_hash="sp",
+                    params={},
+                    text=f"The answer is \\boxed{{{i + 1}}}.",
+                    extracted=str(i + 1),
+                )
+            )
+
+
 def tailor(project: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "--project", str(project), *args],
@@ -98,23 +119,7 @@ def test_grade_beside_imports_loses_nothing(project, judge, tmp_path):
     )
     n = 240
     with Store(project / "tailor.db") as store:
-        store.insert_problems(
-            [Problem(id=f"p{i:04d}", question=f"What is {i} + 1?", answer=str(i + 1)) for i in range(n)]
-        )
-        with store.transaction():
-            for i in range(n):
-                store.insert_attempt(
-                    Attempt(
-                        key=f"k{i}",
-                        problem_id=f"p{i:04d}",
-                        purpose="diagnose",
-                        model="student",
-                        prompt_hash="sp",
-                        params={},
-                        text=f"The answer is \\boxed{{{i + 1}}}.",
-                        extracted=str(i + 1),
-                    )
-                )
+        diagnosed(store, n)
     files = []
     for f in range(4):
         path = tmp_path / f"more{f}.jsonl"
@@ -162,27 +167,14 @@ def test_one_slow_request_does_not_hold_up_the_others(store):
     from app.remote import RetryPolicy
 
     n = 60
-    for i in range(n):
-        store.insert_problems([Problem(id=f"p{i:02d}", question=f"Q{i:02d}: 1 + {i}?", answer=str(i + 1))])
-        store.insert_attempt(
-            Attempt(
-                key=f"k{i}",
-                problem_id=f"p{i:02d}",
-                purpose="diagnose",
-                model="student",
-                prompt_hash="sp",
-                params={},
-                text=f"The answer is \\boxed{{{i + 1}}}.",
-                extracted=str(i + 1),
-            )
-        )
+    diagnosed(store, n)
     others_done = threading.Event()
     answered = []
     lock = threading.Lock()
 
     def handler(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
-        slow = "Q00:" in body["messages"][-1]["content"]
+        slow = "Q0000:" in body["messages"][-1]["content"]
         if slow:
             assert others_done.wait(timeout=20), "the other requests were not sent while one was slow"
         with lock:
