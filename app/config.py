@@ -30,9 +30,9 @@ class _Provider(_Section):
 
 
 class _RemoteModel(_Provider):
-    """A model behind an OpenAI-compatible endpoint, as the judge or a teacher."""
+    """A model behind an OpenAI-compatible endpoint, as the judge or a teacher (each
+    subclass names its `model` after where it is, so a missing URL is reported first)."""
 
-    model: str
     concurrency: int = Field(8, ge=1, le=512)
     temperature: float = Field(0.6, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
@@ -50,6 +50,7 @@ class OpenAIProvider(_RemoteModel):
 
     provider: Literal["openai"]
     base_url: str
+    model: str
     # Local servers (Ollama, LM Studio, vLLM) often need no key, so it is optional.
     api_key_env: str | None = None
     timeout: float = Field(120.0, gt=0)
@@ -69,6 +70,7 @@ class MlxServerProvider(_RemoteModel):
     """A local model served by mlx_lm.server on a free loopback port."""
 
     provider: Literal["mlx-server"]
+    model: str
     adapter: str | None = None
     timeout: float = Field(600.0, gt=0)
     max_tokens: int = Field(2048, ge=1)
