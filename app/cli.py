@@ -336,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: PROJECT/report)")
     p.add_argument("--json", action="store_true", help="also print the report's JSON (every number) to stdout")
     _problem_set_args(p)
+    # Each subcommand carries its handler: `tailor NAME` runs cmd_NAME of this module.
+    for name, command in sub.choices.items():
+        handler = globals().get(f"cmd_{name}")
+        if handler is None:
+            raise RuntimeError(f"subcommand {name!r} has no cmd_{name} function")
+        command.set_defaults(run=handler)
     return parser
 
 
@@ -794,30 +800,6 @@ def cmd_gap(args) -> int:
     return 0
 
 
-COMMANDS = {
-    "contamination": cmd_contamination,
-    "model": cmd_model,
-    "runs": cmd_runs,
-    "tui": cmd_tui,
-    "report": cmd_report,
-    "demo": cmd_demo,
-    "eval": cmd_eval,
-    "train": cmd_train,
-    "gap": cmd_gap,
-    "teach": cmd_teach,
-    "verify": cmd_verify,
-    "export": cmd_export,
-    "grade": cmd_grade,
-    "sample": cmd_sample,
-    "ping": cmd_ping,
-    "doctor": cmd_doctor,
-    "init": cmd_init,
-    "import": cmd_import,
-    "status": cmd_status,
-    "diagnose": cmd_diagnose,
-}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -831,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None and not (args.project / CONFIG_NAME).exists() and args.project == Path("."):
             parser.print_help()  # a bare `tailor` outside a project: help, not an error
             return 0
-        return cmd_tui(args) if args.command is None else COMMANDS[args.command](args)
+        return cmd_tui(args) if args.command is None else args.run(args)
     except TailorError as e:
         print(f"tailor: error: {e}", file=sys.stderr)
         return e.exit_code
