@@ -25,6 +25,33 @@ def _is_read_only(e: sqlite3.Error) -> bool:
     return "readonly" in msg or "read-only" in msg or "unable to open" in msg
 
 
+class Batched:
+    """Rows stored as they arrive, a few per call of ``write`` (one transaction each), so a
+    crash keeps what finished without a commit per row; what is left is written when the
+    block ends, error or not."""
+
+    EVERY = 16
+
+    def __init__(self, write: Callable[[list], None], every: int = EVERY):
+        self.write, self.every, self.rows = write, every, []
+
+    def add(self, row) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            rows, self.rows = self.rows, []
+            self.write(rows)
+
+    def __enter__(self) -> "Batched":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -496,6 +523,12 @@ class Store:
                 self.db["attempts"].update(found[0], row)
                 return found[0]
             return self.db["attempts"].insert(row).last_pk
+
+    def insert_attempts(self, attempts: Iterable[Attempt]) -> None:
+        """Several attempts in one transaction."""
+        with self.transaction():
+            for a in attempts:
+                self.insert_attempt(a)
 
     def attempts(self, purpose: str | None = None, problem_id: str | None = None) -> list[Attempt]:
         where, args = _where(purpose=purpose, problem_id=problem_id)

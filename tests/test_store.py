@@ -224,3 +224,17 @@ def test_migration_7_collapses_the_rows_earlier_retries_added(tmp_path):
     with Store(path) as store:
         got = [(r["problem_id"], r["grade"], r["tries"]) for r in store.db.query("SELECT * FROM grades ORDER BY id")]
         assert got == [("a", None, 3), ("b", "easy", 1)]
+
+
+def test_batched_writes_every_n_and_what_is_left_even_on_an_error():
+    import pytest as _pytest
+
+    from app.store import Batched
+
+    written = []
+    with _pytest.raises(RuntimeError):
+        with Batched(written.append, every=3) as b:
+            for i in range(7):
+                b.add(i)
+            raise RuntimeError("a fatal error mid-stage")
+    assert written == [[0, 1, 2], [3, 4, 5], [6]]

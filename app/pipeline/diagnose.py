@@ -20,9 +20,7 @@ from app.jobs import JobError, MlxJob
 from app.pipeline.sample import largest_remainder, pick
 from app.prompts import load_prompt
 from app.records import Attempt, Problem
-from app.store import Store
-
-FLUSH_EVERY = 16
+from app.store import Batched, Store
 
 
 @dataclass
@@ -114,15 +112,7 @@ def answer_fields(ev: dict, problem: Problem, tally) -> dict:
 def stream_attempts(store: Store, events: Events, job, make, *, announce: bool = False):
     """Run a generate job, turning each result event into an attempt with ``make(event, dtype)``
     and storing them in small transactions as they arrive (a crash keeps what finished)."""
-    pending: list[Attempt] = []
     dtype = None
-
-    def flush() -> None:
-        if pending:
-            with store.transaction():
-                for a in pending:
-                    store.insert_attempt(a)
-            pending.clear()
 
     def on_event(ev: dict) -> None:
         nonlocal dtype
@@ -132,15 +122,11 @@ def stream_attempts(store: Store, events: Events, job, make, *, announce: bool =
             if announce:
                 events.message(f"student {ev.get('model')} on {ev.get('device')} ({dtype})")
         elif kind == "result":
-            pending.append(make(ev, dtype))
+            pending.add(make(ev, dtype))
             events.advance()
-            if len(pending) >= FLUSH_EVERY:
-                flush()
 
-    try:
+    with Batched(store.insert_attempts) as pending:
         return job.run(on_event)
-    finally:
-        flush()
 
 
 def diagnose(

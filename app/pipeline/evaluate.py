@@ -38,11 +38,10 @@ from app.prompts import Prompt, load_prompt
 from app.records import Attempt, Problem, Run
 from app.remote import ChatRequest, open_client, repair_request
 from app.replies import json_object
-from app.store import Store
+from app.store import Batched, Store
 
 PURPOSE = "eval"
 RATING_KEYS = ("coherence", "completeness", "factual")
-WRITE_EVERY = 16  # ratings stored per transaction as they arrive
 RATING_REPAIR = (
     "Your reply could not be used: {reason}. Reply again with only the JSON object "
     '{{"coherence": 1-5, "completeness": 1-5, "factual": 1-5, "rationale": "..."}}.'
@@ -512,13 +511,10 @@ async def _rate_remote(
     retry,
 ) -> None:
     """A sliding window over every rating; each is stored as it arrives, a few at a time."""
-    rows: list[dict] = []
 
-    def flush() -> None:
-        if rows:
-            store.put_eval_ratings(rows[:])
-            result.rated += len(rows)
-            rows.clear()
+    def write(batch: list[dict]) -> None:
+        store.put_eval_ratings(batch)
+        result.rated += len(batch)
 
     async with open_client(cfg, "judge", store, transport=transport, retry=retry) as client:
         reqs = [
@@ -541,22 +537,18 @@ async def _rate_remote(
                 result.unrated += 1
                 return
             try:
-                rows.append(_row(a, parse_rating(res.content), cfg, model, prompt, res.key))
+                rows.add(_row(a, parse_rating(res.content), cfg, model, prompt, res.key))
             except ValueError as e:
                 (fix,) = await client.chat_many([repair_request(reqs[i], res, RATING_REPAIR.format(reason=e))])
                 try:
                     if fix.error:
                         raise ValueError(fix.error)
-                    rows.append(_row(a, parse_rating(fix.content), cfg, model, prompt, fix.key))
+                    rows.add(_row(a, parse_rating(fix.content), cfg, model, prompt, fix.key))
                 except ValueError:
                     result.unrated += 1
-            if len(rows) >= WRITE_EVERY:
-                flush()
 
-        try:
+        with Batched(write) as rows:
             await client.chat_many(reqs, events, then=then)
-        finally:
-            flush()
 
 
 def _row(a: Attempt, r: Rating, cfg: Config, model: str, prompt: Prompt, key: str | None) -> dict:

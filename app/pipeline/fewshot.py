@@ -23,7 +23,7 @@ from app.errors import TailorError
 from app.events import Events
 from app.prompts import Prompt
 from app.records import Problem
-from app.store import Store
+from app.store import Batched, Store
 
 PURPOSE = "fewshot"
 SHOTS_SEED = 0
@@ -81,26 +81,25 @@ def remote_teachers(cfg: Config) -> tuple[list, list[str]]:
     return chosen, notes
 
 
-def ask_teachers(cfg: Config, store: Store, events: Events, plan: dict, make, *, transport=None, retry=None) -> int:
+def ask_teachers(cfg: Config, store: Store, events: Events, plan: dict, make, *, transport=None, retry=None) -> None:
     """Send every (teacher, problem) of `plan` ({key: (teacher, problem, messages, params)})
     not yet answered; store each answer as an attempt via ``make(teacher, problem, params,
-    key, result)``. Returns the number of new answers."""
+    key, result)`` as it arrives."""
     done = store.attempt_keys(plan)
     todo = {k: v for k, v in plan.items() if k not in done}
     if not todo:
-        return 0
+        return
     by_teacher: dict = defaultdict(list)  # (provider, model) -> [(teacher, key, problem, messages, params)]
     for key, (teacher, problem, messages, params) in todo.items():
         by_teacher[(teacher.name, teacher.model)].append((teacher, key, problem, messages, params))
     events.start("eval teachers", len(todo))
-    return asyncio.run(_ask(cfg, store, events, list(by_teacher.values()), make, transport, retry))
+    asyncio.run(_ask(cfg, store, events, list(by_teacher.values()), make, transport, retry))
 
 
-async def _ask(cfg, store, events, groups, make, transport, retry) -> int:
+async def _ask(cfg, store, events, groups, make, transport, retry) -> None:
     from app.pipeline.teach import open_teacher
     from app.remote import ChatRequest
 
-    new = 0
     for group in groups:
         teacher = group[0][0]
         rows = [row[1:] for row in group]
@@ -116,14 +115,12 @@ async def _ask(cfg, store, events, groups, make, transport, retry) -> int:
                 for _key, _p, messages, params in rows
             ]
 
-            async def then(i: int, res, rows=rows, teacher=teacher) -> None:  # stored as each arrives
-                nonlocal new
+            async def then(i: int, res, rows=rows, teacher=teacher) -> None:
                 key, problem, _m, params = rows[i]
-                store.insert_attempt(make(teacher, problem, params, key, res))
-                new += 1
+                answers.add(make(teacher, problem, params, key, res))
 
-            await client.chat_many(reqs, events, then=then)
-    return new
+            with Batched(store.insert_attempts) as answers:
+                await client.chat_many(reqs, events, then=then)
 
 
 # -- what `tailor gap --from-store` reads ------------------------------------------------

@@ -53,7 +53,7 @@ from app.prompts import load_prompt
 from app.records import Attempt, GradeRecord, Problem
 from app.remote import ChatRequest, open_client, repair_request, rules_grade, steps_grade
 from app.replies import json_object
-from app.store import Store
+from app.store import Batched, Store
 
 GRADES: tuple[str, ...] = ("easy", "medium", "hard")
 PROMPT_NAME = "grade"
@@ -61,7 +61,6 @@ STAGE = "grade"
 MAX_RATIONALE_CHARS = 1000
 MAX_SHOWN_REASONS = 5
 UNREADABLE = "unreadable even after one repair call"  # the ungraded reason that counts towards grade_tries
-WRITE_EVERY = 16  # verdicts written per transaction as they arrive
 REPAIR_INSTRUCTION = (
     "Your reply could not be used: {reason}. Reply again with only the JSON object "
     '{{"answer_correct": ..., "logical": ..., "complete": ..., "minor_error": ..., '
@@ -464,13 +463,6 @@ async def _grade_remote(cfg, store, events, prompt, judge: _Judge, todo, failed,
     each verdict is written as it arrives, a few at a time. An ungraded problem asked again
     gets a new request (its try number is part of the cache key: the unreadable reply and
     its repair are cached) and keeps its one grade row."""
-    pending = list(failed)  # with the first write: a judge that cannot start leaves no rows
-
-    def flush() -> None:
-        if pending:
-            write(pending[:])
-            pending.clear()
-
     async with open_client(cfg, "judge", store, transport=transport, retry=retry) as client:
         reqs = [
             ChatRequest(
@@ -488,14 +480,14 @@ async def _grade_remote(cfg, store, events, prompt, judge: _Judge, todo, failed,
             rec = await _verdict(client, judge, reqs[i], res, p, a, correct)
             if prior is not None:
                 rec = rec.model_copy(update={"id": prior.id, "tries": prior.tries + 1})
-            pending.append(rec)
-            if len(pending) >= WRITE_EVERY:
-                flush()
+            pending.add(rec)
 
-        try:
+        # Opened only once the judge is reachable: a judge that cannot start leaves no rows.
+        # What arrived before a fatal error is kept.
+        with Batched(write) as pending:
+            for rec in failed:
+                pending.add(rec)
             await client.chat_many(reqs, events, then=then)
-        finally:
-            flush()  # what arrived before a fatal error is kept
 
 
 async def _verdict(client, judge: _Judge, req, res, p: Problem, a: Attempt, correct: bool) -> GradeRecord:

@@ -38,10 +38,9 @@ from app.events import Events
 from app.prompts import Prompt, load_prompt
 from app.records import Dataset, Problem, Trace
 from app.remote import ChatRequest, ChatResult, RemoteClient, RetryPolicy, open_client, reference_result
-from app.store import Store
+from app.store import Batched, Store
 
 STYLES = ("short", "long")
-WRITE_EVERY = 16  # traces stored per transaction as they arrive
 
 
 class DatasetError(TailorError):
@@ -332,22 +331,15 @@ async def fetch_traces(
             )
             for p, v in jobs
         ]
-        arrived: list[tuple[int, ChatResult]] = []
 
-        def flush() -> None:
-            if arrived:
-                _store_results(store, teacher, [jobs[i] for i, _ in arrived], [r for _, r in arrived], out)
-                arrived.clear()
+        def write(arrived: list[tuple[int, ChatResult]]) -> None:
+            _store_results(store, teacher, [jobs[i] for i, _ in arrived], [r for _, r in arrived], out)
 
         async def then(i: int, res: ChatResult) -> None:
-            arrived.append((i, res))
-            if len(arrived) >= WRITE_EVERY:
-                flush()
+            arrived.add((i, res))
 
-        try:  # a sliding window over every job; traces are stored as they arrive
+        with Batched(write) as arrived:  # a sliding window over every job; traces stored as they arrive
             await client.chat_many(requests, events, then=then)
-        finally:
-            flush()
         out.calls = client.totals.requests - client.totals.cached
     return out
 
