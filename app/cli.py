@@ -520,7 +520,7 @@ def _run_sweep(project: Path, sweep_path: Path) -> int:
     from app.store import Store
 
     sweep = open_sweep(project, sweep_path)
-    with _reconciled(Store(project / DB_NAME), project) as store:
+    with Store(project / DB_NAME) as store:  # run_sweep reconciles stale runs itself
         res = run_sweep(sweep, store, ConsoleEvents(), project=project, color=sys.stdout.isatty())
     print(f"\nsweep {res.name}: " + ", ".join(f"{label} {status}" for label, status in res.cells.items()))
     print(res.table)

@@ -84,8 +84,13 @@ def run_sweep(
     retry=None,
     color: bool = False,
 ) -> SweepResult:
+    from app.pipeline.train import reconcile_stale_runs
+
     project = Path(project)
     cfg, sec = sweep.config, sweep.section
+    # A run left "running" by a killed process is marked interrupted before any cell looks,
+    # so that it is resumed from its checkpoint instead of trained again from iteration 0.
+    reconcile_stale_runs(store, project)
     stages = set(sec.stages)
     result = SweepResult(sweep.name)
     previous = store.cells(sweep.name)
@@ -293,13 +298,10 @@ def _sample(cfg, store: Store, events: Events, name: str, keys, replicate_seed: 
 
 
 def _train(sweep: Sweep, cell: Cell, store: Store, events: Events, project: Path, datasets: dict, job_cls) -> None:
-    from app.pipeline.train import reconcile_stale_runs, train
+    from app.pipeline.train import train
 
     keys = cell.keys
     dataset_for = (lambda seed: datasets[None]) if None in datasets else datasets.__getitem__  # noqa: E731
-    # A run left "running" by a killed process is marked interrupted first, so that it is
-    # resumed from its checkpoint below instead of being trained again from iteration 0.
-    reconcile_stale_runs(store, project)
     mine = [r for r in store.runs() if r.sweep == sweep.name and r.label == cell.label]
     iters = keys.iters
     if keys.find_stop:
