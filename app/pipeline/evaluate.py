@@ -181,9 +181,10 @@ def tier_params(cfg: Config, tier: str, eval_seed: int) -> dict:
     }
 
 
-def tier_messages(prompt: Prompt, question: str, instruction: str) -> list[dict]:
-    """The student prompt with the tier's length instruction appended to the user turn."""
-    messages = prompt.render(question=question)
+def tier_messages(prompt: Prompt, question: str, instruction: str, shots: list[Problem] | None = None) -> list[dict]:
+    """The student prompt (after the worked examples, with ``shots``) with the tier's length
+    instruction appended to the last user turn."""
+    messages = prompt.render(question=question) if shots is None else fewshot.shot_messages(prompt, question, shots)
     if instruction:
         last = messages[-1]
         messages[-1] = {**last, "content": f"{last['content'].rstrip()}\n\n{instruction}"}
@@ -271,15 +272,6 @@ def _shot_params(shots: list[Problem] | None) -> dict:
     return {} if shots is None else {"shots": len(shots), "shots_hash": fewshot.shots_hash(shots)}
 
 
-def _messages(prompt: Prompt, question: str, instruction: str, shots: list[Problem] | None) -> list[dict]:
-    if shots is None:
-        return tier_messages(prompt, question, instruction)
-    messages = fewshot.shot_messages(prompt, question, shots)
-    if instruction:
-        messages[-1] = {**messages[-1], "content": f"{messages[-1]['content'].rstrip()}\n\n{instruction}"}
-    return messages
-
-
 def _plan(
     cfg: Config,
     prompt: Prompt,
@@ -317,7 +309,7 @@ def _generate(
     items = [
         {
             "id": key,
-            "messages": _messages(prompt, p.question, params["instruction"], shots),
+            "messages": tier_messages(prompt, p.question, params["instruction"], shots),
             "max_tokens": params["max_tokens"],
             "seed": seed,
         }
@@ -388,7 +380,7 @@ def _ask_teachers(
         }
         for p in problems:
             key = attempt_key(p.id, fewshot.PURPOSE, t.model, None, prompt.hash, params, 0, tier)
-            plan[key] = (t, p, _messages(prompt, p.question, instruction, shots), params)
+            plan[key] = (t, p, tier_messages(prompt, p.question, instruction, shots), params)
 
     def make(teacher, problem: Problem, params: dict, key: str, res) -> Attempt:
         ev = {
