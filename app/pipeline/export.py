@@ -150,6 +150,15 @@ class ExportResult:
         )
 
 
+def read_manifest(data_dir: Path | str) -> dict | None:
+    """An export directory's manifest.json, or None when it is missing or unreadable."""
+    try:
+        manifest = json.loads((Path(data_dir) / "manifest.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
 def default_out_dir(project: Path | str, dataset: str, only: str | None = None, intersect: bool = False) -> Path:
     name = re.sub(r"[^\w.+-]", "_", dataset) + (f"-only-{only}" if only else "") + ("-intersect" if intersect else "")
     return Path(project) / "runs" / "datasets" / name
@@ -292,43 +301,53 @@ class _Kept:
 def _filter(
     store: Store, events: Events, ds, slots, chosen: dict[int, Trace], *, intersect: bool, decontaminate: bool
 ) -> _Kept:
+    """The filters in turn, each dropping slots with one message; none may leave nothing."""
+
+    def drop(out: set[int], said: str, empty: str) -> dict[int, Trace]:
+        if out:
+            events.message(said)
+        kept = {i: t for i, t in chosen.items() if i not in out}
+        if not kept:
+            raise ExportError(f"dataset {ds.name!r}: {empty}")
+        return kept
+
+    def slots_of(problem_ids: set[str]) -> set[int]:
+        return {i for i in chosen if slots[i].problem.id in problem_ids}
+
     verified_problems = {slots[i].problem.id for i in chosen}
     if intersect:
         team = {style: {t.key for t in teachers_in(slots) if t.style == style} for style in STYLES}
         solved: dict[tuple[str, str], set] = {}
         for i in chosen:
             solved.setdefault((slots[i].style, slots[i].problem.id), set()).add(slots[i].teacher.key)
-        dropped = {i for i in chosen if solved[(slots[i].style, slots[i].problem.id)] != team[slots[i].style]}
-        if dropped:
-            events.message(f"--intersect: {len(dropped)} traces left out (problems not solved by every teacher)")
-        chosen = {i: t for i, t in chosen.items() if i not in dropped}
-        if not chosen:
-            raise ExportError(f"dataset {ds.name!r}: no problem was solved by every teacher (--intersect)")
+        out = {i for i in chosen if solved[(slots[i].style, slots[i].problem.id)] != team[slots[i].style]}
+        chosen = drop(
+            out,
+            f"--intersect: {len(out)} traces left out (problems not solved by every teacher)",
+            "no problem was solved by every teacher (--intersect)",
+        )
 
     held_questions = {
         normalised(p.question) for split in ("valid", "test", "placement") for p in store.problems(split=split)
     }
     leaked = {slots[i].problem.id for i in chosen if normalised(slots[i].problem.question) in held_questions}
-    if leaked:
-        events.message(
-            f"{len(leaked)} problems left out: their question is also a valid/test/placement "
-            f"problem's (e.g. {sorted(leaked)[0]})"
-        )
-        chosen = {i: t for i, t in chosen.items() if slots[i].problem.id not in leaked}
-        if not chosen:
-            raise ExportError(f"dataset {ds.name!r}: every verified problem duplicates a held-out question")
+    chosen = drop(
+        slots_of(leaked),
+        f"{len(leaked)} problems left out: their question is also a valid/test/placement "
+        f"problem's (e.g. {min(leaked, default='')})",
+        "every verified problem duplicates a held-out question",
+    )
 
     from app.contamination import contaminated_ids, find_contamination
 
     near = contaminated_ids(find_contamination(store.problems())) & {slots[i].problem.id for i in chosen}
-    if near and decontaminate:
-        events.message(
-            f"--decontaminate: {len(near)} problems left out: they overlap a test or benchmark "
-            f"question (exact or 13-gram; `tailor contamination` lists the pairs)"
+    if decontaminate:
+        chosen = drop(
+            slots_of(near),
+            f"--decontaminate: {len(near)} problems left out: they overlap a test or "
+            "benchmark question (exact or 13-gram; `tailor contamination` lists the pairs)",
+            "every verified problem overlaps a test or benchmark question",
         )
-        chosen = {i: t for i, t in chosen.items() if slots[i].problem.id not in near}
-        if not chosen:
-            raise ExportError(f"dataset {ds.name!r}: every verified problem overlaps a test or benchmark question")
     elif near:
         events.message(
             f"warning: {len(near)} exported problems overlap a test or benchmark question (exact or "

@@ -84,14 +84,13 @@ def messages(t: dict) -> list[str]:
 
 def eval_budget_warning(run, budget: int) -> str | None:
     """A line when `run` was trained on responses its evaluation budget would cut off."""
-    import json
     from pathlib import Path
 
-    try:
-        manifest = json.loads((Path(run.config["data"]["train"]).parent / "manifest.json").read_text("utf-8"))
-    except (OSError, KeyError, TypeError, ValueError):
-        return None
-    longest = (manifest.get("tokens") or {}).get("longest_response")
+    from app.pipeline.export import read_manifest
+
+    train = (run.config.get("data") or {}).get("train")
+    manifest = read_manifest(Path(train).parent) if train else None
+    longest = ((manifest or {}).get("tokens") or {}).get("longest_response")
     if not longest or longest <= budget:
         return None
     return (

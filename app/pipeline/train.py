@@ -47,6 +47,7 @@ from app.errors import ConfigError, TailorError
 from app.events import Events
 from app.jobs import JobOutcome, MlxJob
 from app.pipeline.diagnose import student_model
+from app.pipeline.export import read_manifest
 from app.records import Run
 from app.store import Store, now
 from mlx_backend.train import PARAMS as TRAIN_PARAMS
@@ -196,9 +197,8 @@ def check_data(store: Store, data_dir: Path) -> DataCheck:
         valid_sha256=valid_sha,
         test_problems=len(test),
     )
-    try:
-        manifest = json.loads((data_dir / "manifest.json").read_text("utf-8"))
-    except (OSError, ValueError):
+    manifest = read_manifest(data_dir)
+    if manifest is None:
         return DataCheck(
             **base,
             dataset=None,
