@@ -12,11 +12,12 @@ def lengths(tokenizer, items: list[dict], should_stop: Callable[[], bool], stats
 
     from .generate import Cancelled
 
+    render = ChatDataset([], tokenizer, mask_prompt=True).process
     for item in items:
         if should_stop():
             raise Cancelled()
         try:
-            tokens, offset = ChatDataset([], tokenizer, mask_prompt=True).process({"messages": item["messages"]})
+            tokens, offset = render({"messages": item["messages"]})
         except Exception as e:  # one malformed example does not hide the others' lengths
             yield {"id": item["id"], "error": " ".join(str(e).split()) or type(e).__name__}
             continue
