@@ -146,6 +146,19 @@ class ChatRequest:
     variant: str | None = None  # part of the cache key only: tells repeated samples apart
 
 
+UNREADABLE = "unreadable even after one repair call"
+
+
+@dataclass
+class Parsed:
+    """What `RemoteClient.parse_or_repair` made of a reply: the value, or why there is none,
+    and the reply it comes from (the repair's when one was needed)."""
+
+    value: Any
+    result: "ChatResult"
+    error: str | None
+
+
 def repair_request(req: ChatRequest, bad: ChatResult, instruction: str) -> ChatRequest:
     """The one retry for an unusable reply: the bad reply and an instruction appended (so
     its cache key differs from the first call's; a retried request's repair is its own)."""
@@ -464,6 +477,30 @@ class RemoteClient:
         api_calls (for `tailor ping`)."""
         req = ChatRequest(messages, stage, prompt_hash, temperature, top_p, max_tokens, json_mode, variant)
         return await self._chat(req, cache=cache)
+
+    async def parse_or_repair(
+        self,
+        req: ChatRequest,
+        res: ChatResult,
+        parse: Callable[[str | None], Any],
+        instruction: str,
+        errors: tuple[type[Exception], ...] = (ValueError,),
+    ) -> "Parsed":
+        """``parse`` of a reply, after one repair call (the bad reply and ``instruction``, with
+        its ``{reason}``, appended) when it raises one of ``errors``; else why not."""
+        if res.error:
+            return Parsed(None, res, f"{self.role} call failed: {res.error}")
+        try:
+            return Parsed(parse(res.content), res, None)
+        except errors as e:
+            why = str(e)
+        (fix,) = await self.chat_many([repair_request(req, res, instruction.format(reason=why))])
+        if fix.error:
+            return Parsed(None, res, f"{why}; the repair call failed: {fix.error}")
+        try:
+            return Parsed(parse(fix.content), fix, None)
+        except errors as e2:
+            return Parsed(None, fix, f"{UNREADABLE}: {e2}")
 
     async def chat_many(
         self,

@@ -36,7 +36,7 @@ from app.pipeline.diagnose import answer_fields, attempt_key, item_seed, spread_
 from app.pipeline.grade import judge_of
 from app.prompts import Prompt, load_prompt
 from app.records import Attempt, Problem, Run
-from app.remote import ChatRequest, open_client, repair_request
+from app.remote import ChatRequest, open_client
 from app.replies import json_object
 from app.store import Batched, Store
 
@@ -524,20 +524,11 @@ async def _rate_remote(
         ]
 
         async def then(i: int, res) -> None:
-            a = todo[i]
-            if res.error:
+            got = await client.parse_or_repair(reqs[i], res, parse_rating, RATING_REPAIR)
+            if got.error:
                 result.unrated += 1
-                return
-            try:
-                rows.add(_row(a, parse_rating(res.content), cfg, model, prompt, res.key))
-            except ValueError as e:
-                (fix,) = await client.chat_many([repair_request(reqs[i], res, RATING_REPAIR.format(reason=e))])
-                try:
-                    if fix.error:
-                        raise ValueError(fix.error)
-                    rows.add(_row(a, parse_rating(fix.content), cfg, model, prompt, fix.key))
-                except ValueError:
-                    result.unrated += 1
+            else:
+                rows.add(_row(todo[i], got.value, cfg, model, prompt, got.result.key))
 
         with Batched(write) as rows:
             await client.chat_many(reqs, events, then=then)

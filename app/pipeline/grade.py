@@ -51,7 +51,7 @@ from app.events import Events
 from app.pipeline.diagnose import spread_limit
 from app.prompts import load_prompt
 from app.records import Attempt, GradeRecord, Problem
-from app.remote import ChatRequest, open_client, repair_request, rules_grade, steps_grade
+from app.remote import UNREADABLE, ChatRequest, open_client, rules_grade, steps_grade
 from app.replies import json_object
 from app.store import Batched, Store
 
@@ -60,7 +60,6 @@ PROMPT_NAME = "grade"
 STAGE = "grade"
 MAX_RATIONALE_CHARS = 1000
 MAX_SHOWN_REASONS = 5
-UNREADABLE = "unreadable even after one repair call"  # the ungraded reason that counts towards grade_tries
 REPAIR_INSTRUCTION = (
     "Your reply could not be used: {reason}. Reply again with only the JSON object "
     '{{"answer_correct": ..., "logical": ..., "complete": ..., "minor_error": ..., '
@@ -492,19 +491,10 @@ async def _grade_remote(cfg, store, events, prompt, judge: _Judge, todo, failed,
 
 async def _verdict(client, judge: _Judge, req, res, p: Problem, a: Attempt, correct: bool) -> GradeRecord:
     """The grade record for one judge reply, after one repair call when it cannot be read."""
-    if res.error:
-        return _ungraded(judge, p, a, correct, f"judge call failed: {res.error}", res.key)
-    try:
-        return _graded(judge, p, a, correct, parse_judge_output(res.content), res.key)
-    except JudgeOutputError as e:
-        why = str(e)
-    (fix,) = await client.chat_many([repair_request(req, res, REPAIR_INSTRUCTION.format(reason=why))])
-    if fix.error:
-        return _ungraded(judge, p, a, correct, f"{why}; the repair call failed: {fix.error}", res.key)
-    try:
-        return _graded(judge, p, a, correct, parse_judge_output(fix.content), fix.key)
-    except JudgeOutputError as e2:
-        return _ungraded(judge, p, a, correct, f"{UNREADABLE}: {e2}", fix.key)
+    got = await client.parse_or_repair(req, res, parse_judge_output, REPAIR_INSTRUCTION, (JudgeOutputError,))
+    if got.error:
+        return _ungraded(judge, p, a, correct, got.error, got.result.key)
+    return _graded(judge, p, a, correct, got.value, got.result.key)
 
 
 # -- manual overrides ----------------------------------------------------------------
