@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Union
 
@@ -27,6 +28,12 @@ class _Provider(_Section):
 
     offline: ClassVar[bool] = False  # a deterministic stand-in: no calls, no model
     stand_in: ClassVar[str | None] = None  # what an offline stand-in does, for labels and reports
+    # What it can do: grade (judge), teach (teacher), rate (CoT quality, the consistency check).
+    can: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def name(cls) -> str:
+        return cls.model_fields["provider"].annotation.__args__[0]
 
 
 class _RemoteModel(_Provider):
@@ -44,6 +51,29 @@ class _RemoteModel(_Provider):
     # while its reply cannot be read even after the repair call; then it stays ungraded.
     grade_tries: int = Field(3, ge=1)
 
+    can: ClassVar[frozenset[str]] = frozenset({"grade", "teach", "rate"})
+    uses_key: ClassVar[bool] = False  # whether api_key_env names a key to send
+
+    def endpoint_id(self) -> tuple:
+        """What makes two roles the same endpoint (ping calls it once)."""
+        raise NotImplementedError
+
+    def cache_endpoint(self, base_url: str | None) -> str:
+        """The endpoint as request-cache keys name it: stable across runs."""
+        raise NotImplementedError
+
+    def wire_model(self) -> str:
+        """The model name sent in each request."""
+        return self.model
+
+    @asynccontextmanager
+    async def connect(self, role: str, store, api_key: str | None, **client_kw):
+        """A ready `app.remote.RemoteClient` for this endpoint (a local one is started first)."""
+        from app.remote import RemoteClient
+
+        async with RemoteClient(self, role, store, api_key, **client_kw) as client:
+            yield client
+
 
 class OpenAIProvider(_RemoteModel):
     """Any OpenAI-compatible chat-completions endpoint."""
@@ -57,6 +87,13 @@ class OpenAIProvider(_RemoteModel):
     price_in: float | None = Field(None, ge=0, description="USD per million prompt tokens")
     price_out: float | None = Field(None, ge=0, description="USD per million completion tokens")
     max_tokens: int = Field(4096, ge=1)
+    uses_key: ClassVar[bool] = True
+
+    def endpoint_id(self) -> tuple:
+        return (self.name(), self.base_url, self.model, self.api_key_env)
+
+    def cache_endpoint(self, base_url: str | None) -> str:
+        return self.base_url
 
     @field_validator("base_url")
     @classmethod
@@ -75,11 +112,37 @@ class MlxServerProvider(_RemoteModel):
     timeout: float = Field(600.0, gt=0)
     max_tokens: int = Field(2048, ge=1)
 
+    def endpoint_id(self) -> tuple:
+        return (self.name(), self.model, self.adapter)
+
+    def cache_endpoint(self, base_url: str | None) -> str:
+        if not base_url:
+            raise ValueError("an mlx-server client needs the running server's base_url")
+        # The server's port changes every run; the cache key must not.
+        return f"mlx-server:{self.model}" + (f"+{self.adapter}" if self.adapter else "")
+
+    def wire_model(self) -> str:
+        return "default_model"  # mlx_lm.server maps it to its --model and --adapter-path
+
+    @asynccontextmanager
+    async def connect(self, role: str, store, api_key: str | None, **client_kw):
+        import asyncio
+
+        from app.mlx_server import MlxServer
+        from app.remote import RemoteClient
+
+        server = MlxServer(self.model, self.adapter)
+        await asyncio.to_thread(server.start)
+        try:
+            async with RemoteClient(self, role, store, None, base_url=server.base_url, **client_kw) as client:
+                yield client
+        finally:
+            server.stop()
+
 
 # The offline providers are deterministic stand-ins: no calls, and they do not read
 # reasoning, so CoT quality and the consistency check are skipped with them and every
-# label says "stand-in". A new one is a class here (and, for a judge, its rule in
-# app/remote.py).
+# label says "stand-in". A new one is a class here, listed in PROVIDERS.
 
 
 class ReferenceProvider(_Provider):
@@ -88,6 +151,12 @@ class ReferenceProvider(_Provider):
     provider: Literal["reference"]
     offline: ClassVar[bool] = True
     stand_in: ClassVar[str] = "the problem's reference solution"
+    can: ClassVar[frozenset[str]] = frozenset({"teach"})
+
+    def offline_teach(self, problem, role: str):
+        from app.remote import reference_result
+
+        return reference_result(problem, role)
 
 
 class RulesProvider(_Provider):
@@ -96,6 +165,12 @@ class RulesProvider(_Provider):
     provider: Literal["rules"]
     offline: ClassVar[bool] = True
     stand_in: ClassVar[str] = "answer check only"
+    can: ClassVar[frozenset[str]] = frozenset({"grade"})
+
+    def offline_grade(self, problem, cot: str | None, answer_correct: bool | None):
+        from app.remote import rules_grade
+
+        return rules_grade(answer_correct)
 
 
 class StepsProvider(_Provider):
@@ -104,12 +179,29 @@ class StepsProvider(_Provider):
     provider: Literal["steps"]
     offline: ClassVar[bool] = True
     stand_in: ClassVar[str] = "answer check + reference steps found in the CoT"
+    can: ClassVar[frozenset[str]] = frozenset({"grade"})
+
+    def offline_grade(self, problem, cot: str | None, answer_correct: bool | None):
+        from app.remote import steps_grade
+
+        return steps_grade(problem, cot, answer_correct)
 
 
+# Every provider by the name tailor.toml and stored rows use.
+PROVIDERS: dict[str, type[_Provider]] = {
+    cls.name(): cls for cls in (OpenAIProvider, MlxServerProvider, ReferenceProvider, RulesProvider, StepsProvider)
+}
 # The offline judges by name: what their stored rows are labelled with.
 OFFLINE_JUDGES: dict[str, str] = {
-    cls.model_fields["provider"].annotation.__args__[0]: cls.stand_in for cls in (RulesProvider, StepsProvider)
+    name: cls.stand_in for name, cls in PROVIDERS.items() if cls.offline and "grade" in cls.can
 }
+
+
+def is_offline(name: str) -> bool:
+    """Whether stored rows labelled with this provider name came from an offline stand-in."""
+    cls = PROVIDERS.get(name)
+    return cls is not None and cls.offline
+
 
 JudgeConfig = Annotated[
     Union[RulesProvider, StepsProvider, OpenAIProvider, MlxServerProvider], Field(discriminator="provider")
@@ -380,7 +472,7 @@ class Config(_Section):
 
 def _loc(loc: tuple) -> str:
     # Discriminated unions put the tag ("openai") into the location; users never wrote it.
-    tags = {"openai", "mlx-server", "reference", *OFFLINE_JUDGES}
+    tags = set(PROVIDERS)
     return ".".join(str(p) for p in loc if p not in tags)
 
 

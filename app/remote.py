@@ -371,18 +371,10 @@ class RemoteClient:
         self.provider: str = provider_cfg.provider
         self.model: str = provider_cfg.model
         self.adapter: str | None = getattr(provider_cfg, "adapter", None)
-        if self.provider == "mlx-server":
-            if not base_url:
-                raise ValueError("an mlx-server client needs the running server's base_url")
-            # The server's port changes every run; the cache key must not.
-            self.endpoint = f"mlx-server:{self.model}" + (f"+{self.adapter}" if self.adapter else "")
-            # mlx_lm.server maps "default_model" to its --model and --adapter-path.
-            self.wire_model = "default_model"
-        elif self.provider == "openai":
-            self.endpoint = provider_cfg.base_url
-            self.wire_model = self.model
-        else:
+        if provider_cfg.offline:
             raise ConfigError(f"{role}: provider {self.provider!r} makes no HTTP calls")
+        self.endpoint = provider_cfg.cache_endpoint(base_url)
+        self.wire_model = provider_cfg.wire_model()
         self.base_url = (base_url or provider_cfg.base_url).rstrip("/")
         self.retry = retry or RetryPolicy()
         self.concurrency = concurrency or provider_cfg.concurrency
@@ -824,24 +816,11 @@ async def open_client(
     missing key.
     """
     prov = config.role(role)
-    if prov.provider == "openai":
-        key = config.api_key(role)
-        async with RemoteClient(prov, role, store, key, transport=transport, retry=retry) as client:
-            yield client
-    elif prov.provider == "mlx-server":
-        from app.mlx_server import MlxServer
-
-        server = MlxServer(prov.model, prov.adapter)
-        await asyncio.to_thread(server.start)
-        try:
-            async with RemoteClient(
-                prov, role, store, None, base_url=server.base_url, transport=transport, retry=retry
-            ) as client:
-                yield client
-        finally:
-            server.stop()
-    else:
+    if prov.offline:
         raise ConfigError(f"{role} uses the offline provider {prov.provider!r}; it makes no remote calls")
+    key = config.api_key(role) if prov.uses_key else None
+    async with prov.connect(role, store, key, transport=transport, retry=retry) as client:
+        yield client
 
 
 # -- offline providers ---------------------------------------------------------------

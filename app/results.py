@@ -25,6 +25,7 @@ import statistics
 from collections import defaultdict
 
 from app.comparison import Comparison, compare
+from app.config import is_offline
 from app.records import Attempt, Problem, Run
 from app.stats import StatsError, benjamini_hochberg, holm
 from app.store import Store
@@ -382,8 +383,8 @@ def teachers(store: Store) -> dict:
     given: dict[tuple, set[str]] = defaultdict(set)
     solved: dict[tuple, set[str]] = defaultdict(set)
     for t in store.traces():
-        if t.provider == "reference":
-            continue  # reference solutions are not a teacher to choose
+        if is_offline(t.provider):
+            continue  # a stand-in (the reference solutions) is not a teacher to choose
         key = (t.role, f"{t.provider} {t.model}".strip())
         given[key].add(t.problem_id)
         if t.verified:

@@ -461,7 +461,7 @@ def _rate(
     mode = cfg.eval.cot_quality
     if mode == "none":
         return
-    if cfg.judge.offline:
+    if "rate" not in cfg.judge.can:
         result.notes.append(
             f"CoT quality not rated: the {cfg.judge.provider} judge is an offline stand-in "
             f"({cfg.judge.stand_in}) that does not rate reasoning"

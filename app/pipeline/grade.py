@@ -51,7 +51,7 @@ from app.events import Events
 from app.pipeline.diagnose import spread_limit
 from app.prompts import load_prompt
 from app.records import Attempt, GradeRecord, Problem
-from app.remote import UNREADABLE, ChatRequest, open_client, rules_grade, steps_grade
+from app.remote import UNREADABLE, ChatRequest, open_client
 from app.replies import json_object
 from app.store import Batched, Store
 
@@ -332,8 +332,8 @@ def _graded(judge: _Judge, problem: Problem, attempt: Attempt, correct: bool, v:
     )
 
 
-def _offline(judge: _Judge, problem: Problem, attempt: Attempt, correct: bool) -> GradeRecord:
-    r = steps_grade(problem, attempt.text, correct) if judge.provider == "steps" else rules_grade(correct)
+def _offline(cfg: Config, judge: _Judge, problem: Problem, attempt: Attempt, correct: bool) -> GradeRecord:
+    r = cfg.judge.offline_grade(problem, attempt.text, correct)
     return GradeRecord(
         problem_id=problem.id,
         attempt_id=attempt.id,
@@ -435,7 +435,7 @@ def grade(
         for chunk in _chunks(todo, 64):
             write(
                 [
-                    _offline(judge, p, a, c).model_copy(update={"id": prior.id if prior else None})
+                    _offline(cfg, judge, p, a, c).model_copy(update={"id": prior.id if prior else None})
                     for p, a, c, prior in chunk
                 ]
             )

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from app.errors import TailorError
-from app.remote import RemoteClient, RemoteFatalError, RetryPolicy
+from app.remote import RetryPolicy
 
 ROLES = ("judge", "teachers.short", "teachers.long")
 PING_MESSAGES = [{"role": "user", "content": "Reply with OK."}]
@@ -33,14 +33,6 @@ class PingResult:
     endpoint: str | None = None
 
 
-def _endpoint_id(prov: Any) -> tuple:
-    if prov.provider == "openai":
-        return ("openai", prov.base_url, prov.model, prov.api_key_env)
-    if prov.provider == "mlx-server":
-        return ("mlx-server", prov.model, prov.adapter)
-    return (prov.provider, id(prov))
-
-
 async def _ping_one(
     config: Any, role: str, *, transport: httpx.AsyncBaseTransport | None, retry: RetryPolicy
 ) -> PingResult:
@@ -52,40 +44,24 @@ async def _ping_one(
     base = PingResult(
         role, prov.provider, prov.model, False, endpoint=getattr(prov, "base_url", None) or f"mlx-server:{prov.model}"
     )
-    server = None
-    startup = ""
+    key, startup = None, ""
     try:
-        if prov.provider == "openai":
-            key = config.api_key(role)
-            client = RemoteClient(prov, role, None, key, transport=transport, retry=retry, concurrency=1)
-        else:
-            from app.mlx_server import MlxServer
-
-            server = MlxServer(prov.model, prov.adapter)
-            t0 = time.perf_counter()
-            await asyncio.to_thread(server.start)
-            startup = f"; server started in {time.perf_counter() - t0:.1f}s"
-            client = RemoteClient(
-                prov, role, None, None, base_url=server.base_url, transport=transport, retry=retry, concurrency=1
-            )
-            key = None
-        async with client:
+        key = config.api_key(role) if prov.uses_key else None
+        t0 = time.perf_counter()
+        async with prov.connect(role, None, key, transport=transport, retry=retry, concurrency=1) as client:
+            started = time.perf_counter() - t0
+            if not prov.uses_key:  # a local server was started for the call
+                startup = f"; server started in {started:.1f}s"
             res = await client.chat(PING_MESSAGES, stage="ping", temperature=0.0, max_tokens=1, cache=False)
-    except RemoteFatalError as e:
+    except TailorError as e:  # a rejected key, a missing env var, a server that failed to start, ...
         base.detail = str(e)
         return base
-    except TailorError as e:  # missing env var, server failed to start, ...
-        base.detail = str(e)
-        return base
-    finally:
-        if server is not None:
-            server.stop()
     base.latency_s = res.latency_s
     if res.error:
         base.detail = res.error + startup
         return base
     base.ok = True
-    if prov.provider == "openai":
+    if prov.uses_key:
         auth = "key accepted" if key else "no key configured; endpoint answered"
     else:
         auth = "local server, no key"
@@ -112,7 +88,8 @@ async def ping_async(
     seen: dict[tuple, PingResult] = {}
     results: list[PingResult] = []
     for role in roles:
-        ident = _endpoint_id(config.role(role))
+        prov = config.role(role)
+        ident = (prov.provider, id(prov)) if prov.offline else prov.endpoint_id()
         if ident in seen:
             first = seen[ident]
             results.append(

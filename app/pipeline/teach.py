@@ -37,7 +37,7 @@ from app.errors import ConfigError, TailorError
 from app.events import Events
 from app.prompts import Prompt, load_prompt
 from app.records import Dataset, Problem, Trace
-from app.remote import ChatRequest, ChatResult, RemoteClient, RetryPolicy, open_client, reference_result
+from app.remote import ChatRequest, ChatResult, RemoteClient, RetryPolicy, open_client
 from app.store import Batched, Store
 
 STYLES = ("short", "long")
@@ -314,7 +314,7 @@ async def fetch_traces(
     if not jobs:
         return out
     if teacher.offline:
-        results = [reference_result(p, teacher.role) for p, _ in jobs]
+        results = [teacher.provider.offline_teach(p, teacher.role) for p, _ in jobs]
         _store_results(store, teacher, jobs, results, out)
         if events is not None:
             events.advance(len(jobs))

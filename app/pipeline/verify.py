@@ -301,7 +301,7 @@ def verify(
         )
 
     use_judge = consistency
-    if consistency and cfg.judge.offline:
+    if consistency and "rate" not in cfg.judge.can:
         events.message(
             f"consistency check skipped: the judge is the offline stand-in '{cfg.judge.provider}' "
             "(configure an openai or mlx-server [judge] to use it)"
