@@ -7,9 +7,10 @@ import os
 import sqlite3
 import sys
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
-from app import BUNDLED
+from app import BUNDLED, stages
 from app.errors import TailorError
 from app.models import GGUF_DTYPES
 
@@ -89,116 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", nargs="?", type=Path, help="project directory (default: --project or .)")
     p.add_argument("--with-bundled", action="store_true", help="also import the bundled problem set")
 
-    p = sub.add_parser(
-        "import",
-        parents=[parent],
-        help="import problems from a file (JSONL, JSON, CSV, Parquet) or a dataset directory",
-    )
-    p.add_argument("file", type=Path, help="a file, or a directory of them (a Hugging Face dataset download)")
-    p.add_argument("--format", choices=["jsonl", "csv", "gsm8k", "math", "math500", "aime"])
-    p.add_argument(
-        "--split",
-        choices=["train", "valid", "test", "placement"],
-        help="split for every row (default: the row's own 'split', else train)",
-    )
-    p.add_argument("--source", help="source label (default: the file name)")
-    p.add_argument(
-        "--resplit",
-        action="store_true",
-        help="move a problem already in another split to this file's split (else refused)",
-    )
-
     sub.add_parser("status", parents=[parent], help="counts of what the project holds")
 
     p = sub.add_parser("doctor", parents=[parent], help="check this machine and the config before a long run")
     p.add_argument("--no-ping", action="store_true", help="skip the endpoint pings")
 
-    p = sub.add_parser("grade", parents=[parent], help="the judge grades each diagnosed problem easy / medium / hard")
-    p.add_argument("--split", default="train", choices=["train", "valid", "test", "placement"])
-    p.add_argument(
-        "--limit", type=int, help="only N diagnosed problems of the split (a seeded draw stratified over categories)"
-    )
-    p.add_argument(
-        "--override",
-        action="append",
-        default=[],
-        metavar="PROBLEM_ID=GRADE",
-        help="record a manual grade (easy, medium or hard) instead of running the judge; "
-        "repeatable; an override always wins",
-    )
-
-    p = sub.add_parser("sample", parents=[parent], help="draw a named distillation set from the graded train problems")
-    p.add_argument("--name", required=True, help="dataset name (an existing name is an error)")
-    p.add_argument(
-        "--strategy", choices=["adaptive", "random", "fixed", "all"], help="default: [sampling] strategy in tailor.toml"
-    )
-    p.add_argument("--k", type=int, help="dataset size K (default: [sampling] k; ignored by --strategy all)")
-    p.add_argument("--ratio", help="E:M:H for --strategy fixed (default: [sampling] ratio)")
-    p.add_argument("--seed", type=int, help="sampling seed (default: [sampling] seed)")
-    p.add_argument(
-        "--allow-short",
-        action="store_true",
-        help="fill a stratum smaller than its quota from the other strata instead of failing",
-    )
-    p.add_argument(
-        "--routing",
-        choices=["graded", "blind"],
-        default="graded",
-        help="graded: Easy/Medium -> short CoT, Hard -> long (default); blind: the pool's short share "
-        "at random, ignoring grades (ACoTD's random-sampling ablation)",
-    )
-
-    p = sub.add_parser("teach", parents=[parent], help="teachers write short / long CoT for a dataset's problems")
-    p.add_argument("--dataset", required=True, metavar="NAME", help="a dataset made by `tailor sample`")
-    p.add_argument(
-        "--only",
-        choices=["short", "long"],
-        help="ablation: every item gets this CoT style and its teacher (default: by difficulty)",
-    )
-
-    p = sub.add_parser(
-        "verify", parents=[parent], help="accept teacher traces whose final answer matches the reference"
-    )
-    p.add_argument("--dataset", required=True, metavar="NAME")
-    p.add_argument("--only", choices=["short", "long"], help="the --only the dataset was taught with")
-    p.add_argument(
-        "--consistency",
-        action="store_true",
-        help="also ask the judge whether each accepted solution is consistent (prompts/verify.md)",
-    )
-    p.add_argument(
-        "--resample",
-        type=int,
-        default=0,
-        metavar="N",
-        help="ask the teacher up to N more times for a rejected problem (default 0)",
-    )
-    p.add_argument(
-        "--refill",
-        action="store_true",
-        help="replace rejected problems with new ones from the same stratum (taught and verified) "
-        "until K and E:M:H hold or the stratum runs out (on by default in sweeps)",
-    )
-
-    p = sub.add_parser("export", parents=[parent], help="write mlx_lm train/valid JSONL of the verified traces")
-    p.add_argument("--dataset", required=True, metavar="NAME")
-    p.add_argument("--only", choices=["short", "long"], help="the --only the dataset was taught with")
-    p.add_argument(
-        "--intersect", action="store_true", help="ablation: keep only problems every teacher of the style solved"
-    )
-    p.add_argument("--out", type=Path, help="output directory (default: PROJECT/runs/datasets/NAME)")
-    p.add_argument(
-        "--valid-fraction",
-        type=float,
-        default=0.1,
-        metavar="F",
-        help="share of problems in valid.jsonl, split by problem (default 0.1)",
-    )
-    p.add_argument(
-        "--decontaminate",
-        action="store_true",
-        help="leave out problems whose question overlaps a test or benchmark one (see `tailor contamination`)",
-    )
+    # The pipeline, in order: each stage brings its own options (app/stages.py).
+    for stage in stages.STAGES:
+        stage.options(sub.add_parser(stage.name, parents=[parent], help=stage.help, description=stage.help))
 
     p = sub.add_parser(
         "contamination",
@@ -211,53 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.5,
         metavar="F",
         help="13-gram overlap at or above which a pair counts (default 0.5)",
-    )
-
-    p = sub.add_parser(
-        "train", parents=[parent], help="LoRA-train the student on an exported dataset, one run per seed"
-    )
-    p.add_argument("--dataset", metavar="NAME", help="an export in PROJECT/runs/datasets/NAME (`tailor export`)")
-    p.add_argument("--profile", choices=["acotd", "obryan"], help="hyperparameter set (default: [train] profile)")
-    p.add_argument("--iters", type=int, metavar="N", help="train exactly N iterations (wins over the profile's epochs)")
-    p.add_argument(
-        "--max-iters",
-        type=int,
-        metavar="N",
-        help="at most N iterations (early stopping may end sooner); --find-stop: default 1000",
-    )
-    p.add_argument(
-        "--find-stop",
-        action="store_true",
-        help="O'Bryan protocol: one run with evaluations, then report where the validation loss is lowest",
-    )
-    p.add_argument(
-        "--seeds",
-        type=_seed_list,
-        metavar="S,S,...",
-        help="one run per seed, run one after another, e.g. 0,1,2,3,4 (default: [train] seeds)",
-    )
-    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")
-    p.add_argument(
-        "--patience", type=int, metavar="N", help="stop after N evaluations without improvement (0 = no early stopping)"
-    )
-    p.add_argument(
-        "--min-delta",
-        type=float,
-        metavar="D",
-        help="a validation-loss drop smaller than D is not an improvement (default 0)",
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any [train] key, e.g. --set rank=16 --set learning_rate=1e-4 (repeatable)",
-    )
-    p.add_argument(
-        "--label",
-        metavar="NAME",
-        help="the configuration these runs are seeds of, as reports name it (default: DATASET/PROFILE)",
     )
 
     p = sub.add_parser(
@@ -288,32 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ping", parents=[parent], help="one cheap call per configured endpoint (latency, model, key)")
     p.add_argument("roles", nargs="*", metavar="ROLE", help="judge, teachers.short, teachers.long (default: all)")
 
-    p = sub.add_parser("diagnose", parents=[parent], help="the student answers every problem with CoT")
-    p.add_argument("--split", default="train", choices=["train", "valid", "test", "placement"])
-    p.add_argument("--limit", type=int, help="only N problems of the split (a seeded draw stratified over categories)")
-    p.add_argument("--seed", type=int, default=0, help="base sampling seed (default 0)")
-
     sub.add_parser("runs", parents=[parent], help="list the training runs: configuration, seed, status, best iteration")
-
-    p = sub.add_parser(
-        "eval", parents=[parent], help="evaluate the base student and trained adapters on the same problems"
-    )
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("--runs", type=_csv, metavar="RUN,...", help="these runs (ids or unique prefixes)")
-    which.add_argument("--sweep", metavar="NAME", help="the finished runs of one sweep")
-    _problem_set_args(p)
-    p.add_argument("--tiers", action="store_true", help="also the response-length tiers R2..R6 ([eval.tiers])")
-    p.add_argument("--limit", type=int, help="only N problems (a seeded draw stratified over categories)")
-    p.add_argument(
-        "--shots",
-        type=int,
-        metavar="N",
-        help="capacity-gap evaluation: N worked train examples before each problem, the same for "
-        "every model (read by `tailor gap --from-store`)",
-    )
-    p.add_argument(
-        "--teachers", action="store_true", help="also ask the remote teachers, with the same prompt (use with --shots)"
-    )
 
     p = sub.add_parser("model", help="students that are not mlx_lm directories: fetch by name, import a GGUF")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
@@ -330,39 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     msub.add_parser("list", help="fetchable models and converted models in the cache")
 
-    p = sub.add_parser(
-        "report", parents=[parent], help="Markdown report with PNG plots and a JSON file holding every number"
-    )
-    p.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: PROJECT/report)")
-    p.add_argument("--json", action="store_true", help="also print the report's JSON (every number) to stdout")
-    _problem_set_args(p)
     # Each subcommand carries its handler: `tailor NAME` runs cmd_NAME of this module.
+    # A stage with no cmd_NAME runs through its registry entry and prints its result's summary.
     for name, command in sub.choices.items():
         handler = globals().get(f"cmd_{name}")
+        if handler is None and name in {s.name for s in stages.STAGES}:
+            handler = partial(_cmd_stage, stages.by_name(name))
         if handler is None:
             raise RuntimeError(f"subcommand {name!r} has no cmd_{name} function")
         command.set_defaults(run=handler)
     return parser
-
-
-def _problem_set_args(p: argparse.ArgumentParser) -> None:
-    """--split | --benchmark: which evaluated problems (eval and report)."""
-    where = p.add_mutually_exclusive_group()
-    where.add_argument(
-        "--split",
-        choices=["train", "valid", "test", "placement"],
-        help="problems of this split (default: [eval] split, test)",
-    )
-    where.add_argument(
-        "--benchmark", metavar="SOURCE", help="every problem imported with --source SOURCE, e.g. math500"
-    )
-
-
-def _csv(text: str) -> list[str]:
-    items = [x.strip() for x in text.split(",") if x.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("expected one or more comma-separated names")
-    return items
 
 
 def cmd_init(args) -> int:
@@ -423,6 +227,15 @@ def _stage(args):
     cfg = load_config(args.project)
     with _reconciled(Store(args.project / DB_NAME), args.project) as store:
         yield cfg, store, ConsoleEvents(summaries=False)  # each command prints its result
+
+
+def _cmd_stage(stage, args) -> int:
+    options = {k: v for k, v in vars(args).items() if k not in ("run", "command", "project", "batch")}
+    with _stage(args) as (cfg, store, events):
+        res = stage.run(cfg, store, events, project=args.project, **options)
+    summary = getattr(res, "summary", None)
+    print(f"{stage.name}: {summary() if callable(summary) else 'done'}")
+    return 130 if getattr(res, "status", None) == "cancelled" else 0
 
 
 def cmd_import(args) -> int:
@@ -738,16 +551,6 @@ def cmd_contamination(args) -> int:
         + ("" if not n else "; `tailor export --decontaminate` leaves them out")
     )
     return 0
-
-
-def _seed_list(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError("give at least one seed")
-    return seeds
 
 
 def cmd_train(args) -> int:

@@ -36,12 +36,12 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from app import stages
 from app.config import Config, format_validation_error
 from app.errors import ConfigError
 
-STAGES = ("diagnose", "grade", "sample", "teach", "verify", "export", "train", "eval", "report")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -79,7 +79,7 @@ class CellKeys(_Strict):
 
 class SweepSection(_Strict):
     name: str
-    stages: list[Literal[STAGES]] = Field(default_factory=lambda: list(STAGES), min_length=1)
+    stages: list[str] = Field(default_factory=lambda: list(stages.sweep_stages()), min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     tiers: bool = False
     main: str | None = Field(None, description="the cell every other cell is also compared with (default: the first)")
@@ -93,6 +93,15 @@ class SweepSection(_Strict):
     )
     valid_fraction: float = Field(0.1, gt=0, lt=1)
     refill: bool = Field(True, description="replace rejected traces' problems within their stratum (verify --refill)")
+
+    @field_validator("stages")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        known = stages.sweep_stages()
+        for name in names:
+            if name not in known:
+                raise ValueError(f"unknown stage {name!r} (expected one of {', '.join(known)})")
+        return names
 
     @model_validator(mode="after")
     def _check(self):

@@ -68,7 +68,7 @@ def test_one_default_cell_is_named_after_the_sweep(tmp_path):
     "text, message",
     [
         ('[sweep]\nname = "x"\nspeed = 1\n', "sweep.speed: unknown key"),
-        ('[sweep]\nname = "x"\nstages = ["train", "dance"]\n', "sweep.stages.1:"),
+        ('[sweep]\nname = "x"\nstages = ["train", "dance"]\n', "sweep.stages: unknown stage 'dance'"),
         ('[sweep]\nname = "x"\nseeds = []\n', "sweep.seeds:"),
         ('[sweep]\nname = "x"\nseeds = [1, 1]\n', "repeated seed"),
         ('[sweep]\nname = "x"\n[grid]\nk = []\n', "grid.k: an empty list makes an empty grid"),

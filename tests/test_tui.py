@@ -349,7 +349,7 @@ async def test_evaluate_from_the_pipeline_then_read_the_results(demo):
         await pilot.press(*["down"] * 8, "r")  # import ... train, evaluate
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert app.job.key == "evaluate" and app.job.status == "done", app.job.log
+        assert app.job.key == "eval" and app.job.status == "done", app.job.log
         await pilot.press("4")
         await pilot.pause()
         tiers = app.screen.query_one("#tiers", DataTable)

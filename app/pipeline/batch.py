@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import stages as registry
 from app.config import CONFIG_NAME, load_config
 from app.errors import TailorError
 from app.events import Events
@@ -87,7 +88,7 @@ def run_sweep(
     from app.pipeline.train import reconcile_stale_runs
 
     project = Path(project)
-    cfg, sec = sweep.config, sweep.section
+    sec = sweep.section
     # A run left "running" by a killed process is marked interrupted before any cell looks,
     # so that it is resumed from its checkpoint instead of trained again from iteration 0.
     reconcile_stale_runs(store, project)
@@ -103,25 +104,14 @@ def run_sweep(
             store.set_cell(sweep.name, cell.label, "pending", keys=wanted[cell.label])
     store.set_sweep_main(sweep.name, sweep.main)
     n = len(sweep.cells)
-    cell_stages = [s for s in ("sample", "teach", "verify", "export", "train") if s in stages]
-    shared = [s for s in ("diagnose", "grade", "eval", "report") if s in stages]
-    events = OverallEvents(events, len(shared) + n * len(cell_stages))
+    before, after = (tuple(s for s in names if s in stages) for names in registry.shared_stages())
+    cell_stages = [s for s in registry.cell_stages() if s in stages]
+    events = OverallEvents(events, len(before) + len(after) + n * len(cell_stages))
     events.message(f"sweep {sweep.name}: {n} cells × seeds {sec.seeds}; stages {', '.join(sec.stages)}")
+    run = _SweepRun(sweep, store, events, project, job_cls, transport, retry, result)
 
-    if "diagnose" in stages:
-        from app.pipeline.diagnose import diagnose
-
-        _check(
-            diagnose(
-                cfg, store, events, project=project, split="train", limit=sec.diagnose_limit, job_cls=job_cls
-            ).status,
-            "diagnose",
-        )
-        events.finish_step()
-    if "grade" in stages:
-        from app.pipeline.grade import grade
-
-        grade(cfg, store, events, split="train", transport=transport, retry=retry)
+    for stage in before:
+        _shared_stage(stage, run)
         events.finish_step()
 
     for i, cell in enumerate(sweep.cells, 1):
@@ -152,57 +142,114 @@ def run_sweep(
         store.set_cell(sweep.name, cell.label, "done")
         result.cells[cell.label] = "done"
 
-    trained = any(r.sweep == sweep.name and r.status == "done" for r in store.runs())
-    if "eval" in stages and not trained:
-        events.message(f"eval: skipped, sweep {sweep.name} has no finished runs")
-    elif "eval" in stages:
-        from app.pipeline.evaluate import evaluate
-
-        _check(
-            evaluate(
-                cfg,
-                store,
-                events,
-                project=project,
-                sweep=sweep.name,
-                split=sec.split,
-                tiers=sec.tiers,
-                limit=sec.eval_limit,
-                job_cls=job_cls,
-                transport=transport,
-                retry=retry,
-            ).status,
-            "eval",
-        )
-        if sec.benchmark:
-            _check(
-                evaluate(
-                    cfg,
-                    store,
-                    events,
-                    project=project,
-                    sweep=sweep.name,
-                    benchmark=sec.benchmark,
-                    tiers=False,
-                    limit=sec.eval_limit,
-                    job_cls=job_cls,
-                    transport=transport,
-                    retry=retry,
-                ).status,
-                "eval",
-            )
-    if "eval" in stages:
+    for stage in after:
+        _shared_stage(stage, run)
         events.finish_step()
-    split = sec.split or cfg.eval.split
-    if "report" in stages:
-        from app.report import write_report
-
-        files = write_report(store, project / "reports" / sweep.name, split=split)
-        result.report = str(files.markdown)
-        if sec.benchmark and trained:
-            write_report(store, project / "reports" / sweep.name / sec.benchmark, split=None, benchmark=sec.benchmark)
-    result.table = results_table(store, sweep, split=split, color=color)
+    result.table = results_table(store, sweep, split=run.split, color=color)
     return result
+
+
+@dataclass
+class _SweepRun:
+    """What a shared stage of one sweep run is given."""
+
+    sweep: Sweep
+    store: Store
+    events: Events
+    project: Path
+    job_cls: type
+    transport: object
+    retry: object
+    result: SweepResult
+
+    @property
+    def split(self) -> str:
+        return self.sweep.section.split or self.sweep.config.eval.split
+
+    def trained(self) -> bool:
+        return any(r.sweep == self.sweep.name and r.status == "done" for r in self.store.runs())
+
+
+def _shared_stage(stage: str, run: _SweepRun) -> None:
+    """A stage run once for the whole sweep: its own handler, or the registry's generic call."""
+    handler = _SHARED.get(stage)
+    if handler is not None:
+        handler(run)
+        return
+    sec = run.sweep.section
+    res = registry.by_name(stage).run(
+        run.sweep.config,
+        run.store,
+        run.events,
+        project=run.project,
+        sweep=run.sweep.name,
+        split=sec.split,
+        job_cls=run.job_cls,
+        transport=run.transport,
+        retry=run.retry,
+    )
+    _check(getattr(res, "status", "done"), stage)
+
+
+def _diagnose_all(run: _SweepRun) -> None:
+    from app.pipeline.diagnose import diagnose
+
+    sec = run.sweep.section
+    res = diagnose(
+        run.sweep.config,
+        run.store,
+        run.events,
+        project=run.project,
+        split="train",
+        limit=sec.diagnose_limit,
+        job_cls=run.job_cls,
+    )
+    _check(res.status, "diagnose")
+
+
+def _grade_all(run: _SweepRun) -> None:
+    from app.pipeline.grade import grade
+
+    grade(run.sweep.config, run.store, run.events, split="train", transport=run.transport, retry=run.retry)
+
+
+def _eval_all(run: _SweepRun) -> None:
+    sweep, sec = run.sweep, run.sweep.section
+    if not run.trained():
+        run.events.message(f"eval: skipped, sweep {sweep.name} has no finished runs")
+        return
+    from app.pipeline.evaluate import evaluate
+
+    sets = [{"split": sec.split, "tiers": sec.tiers}] + (
+        [{"benchmark": sec.benchmark, "tiers": False}] * bool(sec.benchmark)
+    )
+    for problems in sets:
+        res = evaluate(
+            sweep.config,
+            run.store,
+            run.events,
+            project=run.project,
+            sweep=sweep.name,
+            limit=sec.eval_limit,
+            job_cls=run.job_cls,
+            transport=run.transport,
+            retry=run.retry,
+            **problems,
+        )
+        _check(res.status, "eval")
+
+
+def _report(run: _SweepRun) -> None:
+    from app.report import write_report
+
+    sweep, sec = run.sweep, run.sweep.section
+    out = run.project / "reports" / sweep.name
+    run.result.report = str(write_report(run.store, out, split=run.split).markdown)
+    if sec.benchmark and run.trained():
+        write_report(run.store, out / sec.benchmark, split=None, benchmark=sec.benchmark)
+
+
+_SHARED = {"diagnose": _diagnose_all, "grade": _grade_all, "eval": _eval_all, "report": _report}
 
 
 def _check(status: str, stage: str) -> None:
@@ -235,10 +282,6 @@ def _cell_stage(
     for seed, name in datasets.items():
         if stage == "sample":
             _sample(cfg, store, events, name, keys, seed)
-        elif stage == "teach":
-            from app.pipeline.teach import teach
-
-            teach(cfg, store, events, dataset=name, only=only, transport=transport, retry=retry)
         elif stage == "verify":
             from app.pipeline.verify import verify
 
@@ -261,6 +304,19 @@ def _cell_stage(
                 only=only,
                 valid_fraction=sweep.section.valid_fraction,
             )
+        else:  # teach, and any cell stage that needs only what every cell stage is offered
+            res = registry.by_name(stage).run(
+                cfg,
+                store,
+                events,
+                dataset=name,
+                only=only,
+                project=project,
+                job_cls=job_cls,
+                transport=transport,
+                retry=retry,
+            )
+            _check(getattr(res, "status", "done"), stage)
 
 
 def _sample(cfg, store: Store, events: Events, name: str, keys, replicate_seed: int | None) -> None:
