@@ -515,6 +515,35 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    from app.pipeline.score import capabilities, score
+
+    if args.capability:
+        from app.config import load_config
+
+        cfg = load_config(args.project)
+        with _open_store(args.project) as store:
+            rows = capabilities(cfg, store)
+            n = store.count("placement")
+        if not rows:
+            print("no student state is measured on a placement test yet (`tailor score --dataset NAME`)")
+            return 0
+        mapping = "linear in [dmc] capability_bounds" if cfg.dmc.capability_bounds else "exp(mean log-likelihood)"
+        print(f"placement test: {n} traces; relative capability = {mapping}")
+        print(f"{'state':<72} {'log-lik/token':>13}  {'relative':>8}")
+        for r in rows:
+            print(f"{r['state']:<72} {r['absolute']:>13.4f}  {r['relative']:>8.4f}")
+        return 0
+    if not args.dataset:
+        raise TailorError("score: give --dataset NAME (or --capability)")
+    with _stage(args) as (cfg, store, events):
+        res = score(
+            cfg, store, events, dataset=args.dataset, project=args.project, adapter=args.adapter, only=args.only
+        )
+    print(f"score: {res.summary()}")
+    return 130 if res.status == "cancelled" else 0
+
+
 def cmd_export(args) -> int:
     from app.pipeline.export import export
 
@@ -530,6 +559,9 @@ def cmd_export(args) -> int:
             intersect=args.intersect,
             valid_fraction=args.valid_fraction,
             decontaminate=args.decontaminate,
+            select=args.select,
+            top=args.top,
+            adapter=args.adapter,
         )
     print(f"exported {args.dataset}: {res.summary()}")
     print(f"manifest: {res.manifest_path}")

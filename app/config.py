@@ -442,6 +442,35 @@ class EvalConfig(_Section):
         return merged
 
 
+class DmcConfig(_Section):
+    """Data-model compatibility (app/dmc.py): tailor's form of the metric. The paper's
+    fitted functional forms are not in our copy of it; every constant here is tailor's."""
+
+    # Relative difficulty D: which likelihood score, as a percentile rank in the pool (0 easy, 1 hard).
+    difficulty: Literal["ifd", "cppl", "ppl"] = "ifd"
+    quality_power: float = Field(1.0, gt=0, description="f_low and f_high weight quality as q**quality_power")
+    moderate: float = Field(0.5, ge=0, le=1, description="the difficulty percentile where f_high peaks")
+    width: float = Field(0.2, gt=0, description="how wide f_high's peak is (a Gaussian's sd, in percentiles)")
+    phi_slope: float = Field(10.0, gt=0, description="steepness of phi(c), the shift from f_low to f_high")
+    phi_mid: float = Field(0.5, ge=0, le=1, description="the capability where phi(c) = 1/2")
+    # Capability C = mean log-likelihood per token of the placement traces. Mapped to [0, 1]:
+    # linearly between these bounds when set, else exp(C), the per-token likelihood.
+    capability_bounds: tuple[float, float] | None = None
+    placement_size: int = Field(100, ge=1)
+    placement_top: float = Field(10.0, gt=0, le=100, description="percent of the pool, by quality, it is drawn from")
+    seed: int = 0
+    # The offline judges' quality stand-in: a trace's words must fall within these bounds.
+    min_words: int = Field(10, ge=0)
+    max_words: int = Field(2000, ge=1)
+
+    @field_validator("capability_bounds")
+    @classmethod
+    def _bounds(cls, v):
+        if v is not None and not v[0] < v[1]:
+            raise ValueError("must be [low, high] with low < high (mean log-likelihoods per token, <= 0)")
+        return v
+
+
 class Config(_Section):
     student: StudentConfig = Field(default_factory=StudentConfig)
     judge: JudgeConfig = Field(default_factory=lambda: RulesProvider(provider="rules"))
@@ -449,6 +478,7 @@ class Config(_Section):
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    dmc: DmcConfig = Field(default_factory=DmcConfig)
 
     def role(self, name: str):
         """The provider config for a role name: judge, teachers.short, teachers.long."""

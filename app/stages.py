@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from app.dmc import DEFAULT_TOP, METHODS
 from app.records import SPLITS
 
 
@@ -175,9 +176,32 @@ def _verify_options(p) -> None:
     )
 
 
+def _score_options(p) -> None:
+    _dataset(p, False, "a verified dataset (`tailor verify`); required unless --capability")
+    _only(p)
+    p.add_argument("--adapter", metavar="RUN", help="score for the base student + this run's adapter (default: base)")
+    p.add_argument(
+        "--capability", action="store_true", help="show every scored student state's capability; score nothing"
+    )
+
+
 def _export_options(p) -> None:
     _dataset(p)
     _only(p)
+    p.add_argument(
+        "--select",
+        choices=METHODS,
+        help="keep the top --top %% of the traces by quality, difficulty, CAR (quality x difficulty) "
+        "or DMC (`tailor score` first); full keeps all",
+    )
+    p.add_argument(
+        "--top",
+        type=float,
+        default=DEFAULT_TOP,
+        metavar="P",
+        help=f"percent kept by --select (default {DEFAULT_TOP:g})",
+    )
+    p.add_argument("--adapter", metavar="RUN", help="the student state whose scores --select uses (default: base)")
     p.add_argument(
         "--intersect", action="store_true", help="ablation: keep only problems every teacher of the style solved"
     )
@@ -327,6 +351,16 @@ STAGES: tuple[Stage, ...] = (
         _verify_options,
         sweep="cell",
         counts=lambda c: f"{c['verified']:,} verified, {c['rejected']:,} rejected",
+        tui=("dataset",),
+        needs_dataset=True,
+    ),
+    Stage(
+        "score",
+        "data-model compatibility: quality, difficulty (PPL, CPPL, IFD) and capability for a dataset's traces",
+        "app.pipeline.score:score",
+        _score_options,
+        sweep="cell",
+        counts=lambda c: f"{c['scored']:,} scores, {c['rated_traces']:,} rated traces",
         tui=("dataset",),
         needs_dataset=True,
     ),

@@ -325,6 +325,66 @@ def _m008_grades_in_force(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m009_dmc(db: sqlite_utils.Database) -> None:
+    """Data-model compatibility: each trace's likelihood scores per student state, its
+    quality per judge, the frozen placement test, and what each selection kept."""
+    db["trace_scores"].create(
+        {
+            "id": int,
+            "trace_id": int,
+            "state": str,  # the student: model, or model+adapter
+            "prompt_hash": str,  # of the rendering the trace was scored in (student_solve)
+            "cond_logprob": float,
+            "uncond_logprob": float,
+            "ppl": float,
+            "cppl": float,
+            "ifd": float,
+            "n_tokens": int,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("trace_id", "traces", "id")],
+    )
+    db["trace_scores"].create_index(["trace_id", "state", "prompt_hash"], unique=True)
+    db["trace_quality"].create(
+        {
+            "id": int,
+            "trace_id": int,
+            "provider": str,
+            "model": str,
+            "prompt_hash": str,
+            "raw": float,  # as the judge gave it (1-10), or the stand-in's share of checks passed
+            "quality": float,  # in [0, 1]
+            "rationale": str,
+            "api_call_key": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("trace_id", "traces", "id")],
+    )
+    db["trace_quality"].create_index(["trace_id", "provider", "model", "prompt_hash"], unique=True)
+    db["placement"].create(
+        {"trace_id": int, "problem_id": str, "quality": float, "created_at": str},
+        pk="trace_id",
+        foreign_keys=[("trace_id", "traces", "id")],
+    )
+    db["selections"].create(
+        {
+            "id": int,
+            "dataset": str,
+            "method": str,
+            "top": float,
+            "epoch": int,
+            "state": str,
+            "trace_id": int,
+            "value": float,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["selections"].create_index(["dataset", "method", "top", "epoch", "state"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_initial,
     _m002_run_labels,
@@ -334,6 +394,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m006_strict_answers,
     _m007_grade_tries,
     _m008_grades_in_force,
+    _m009_dmc,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -486,6 +547,9 @@ class Store:
         rows = list(self.db.query("SELECT * FROM problems WHERE id = ?", [problem_id]))
         return Problem.model_validate(rows[0]) if rows else None
 
+    def problems_by_id(self, ids: Iterable[str]) -> list[Problem]:
+        return [Problem.model_validate(r) for r in self._rows_in("SELECT * FROM problems WHERE id IN ({marks})", ids)]
+
     def problems(
         self,
         split: str | None = None,
@@ -575,6 +639,74 @@ class Store:
         if rows:
             with self.transaction():
                 self.db["evals"].upsert_all(rows, pk="attempt_id", alter=False)
+
+    # -- data-model compatibility (app/dmc.py, app/pipeline/score.py) ----------
+
+    def trace_scores(self, state: str, prompt_hash: str, trace_ids: Iterable[int] | None = None) -> dict[int, dict]:
+        """{trace_id: trace_scores row} for one student state and rendering."""
+        rows = self.db.query("SELECT * FROM trace_scores WHERE state = ? AND prompt_hash = ?", [state, prompt_hash])
+        wanted = None if trace_ids is None else set(trace_ids)
+        return {r["trace_id"]: r for r in rows if wanted is None or r["trace_id"] in wanted}
+
+    def put_trace_scores(self, rows: Iterable[dict]) -> None:
+        rows = [{**r, "created_at": now()} for r in rows]
+        if rows:
+            with self.transaction():
+                self.db["trace_scores"].insert_all(rows, replace=True, alter=False)
+
+    def score_states(self, prompt_hash: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT DISTINCT state FROM trace_scores WHERE prompt_hash = ? ORDER BY 1", [prompt_hash]
+        )
+        return [r[0] for r in rows]
+
+    def trace_quality(self, provider: str, model: str, prompt_hash: str) -> dict[int, dict]:
+        """{trace_id: trace_quality row} from one judge (provider, model, prompt)."""
+        rows = self.db.query(
+            "SELECT * FROM trace_quality WHERE provider = ? AND model = ? AND prompt_hash = ?",
+            [provider, model, prompt_hash],
+        )
+        return {r["trace_id"]: r for r in rows}
+
+    def put_trace_quality(self, rows: Iterable[dict]) -> None:
+        rows = [{**r, "created_at": now()} for r in rows]
+        if rows:
+            with self.transaction():
+                self.db["trace_quality"].insert_all(rows, replace=True, alter=False)
+
+    def placement(self) -> dict[int, dict]:
+        """The placement test: {trace_id: row}. Frozen once drawn; never exported."""
+        return {r["trace_id"]: r for r in self.db.query("SELECT * FROM placement ORDER BY trace_id")}
+
+    def set_placement(self, rows: Iterable[dict]) -> None:
+        rows = [{**r, "created_at": now()} for r in rows]
+        with self.transaction():
+            if self.count("placement"):
+                raise StoreError("the placement test is already drawn; it never changes")
+            self.db["placement"].insert_all(rows, alter=False)
+
+    def put_selection(self, dataset: str, method: str, top: float, epoch: int, state: str, chosen: dict) -> None:
+        """What one selection kept: {trace_id: its value}; replaces the same selection's rows."""
+        key = [dataset, method, top, epoch, state]
+        with self.transaction():
+            self.db.execute(
+                "DELETE FROM selections WHERE dataset = ? AND method = ? AND top = ? AND epoch = ? AND state = ?", key
+            )
+            self.db["selections"].insert_all(
+                [
+                    dict(
+                        zip(("dataset", "method", "top", "epoch", "state"), key), trace_id=t, value=v, created_at=now()
+                    )
+                    for t, v in chosen.items()
+                ],
+                alter=False,
+            )
+
+    def selections(self, dataset: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM selections", []
+        if dataset is not None:
+            sql, args = sql + " WHERE dataset = ?", [dataset]
+        return list(self.db.query(sql + " ORDER BY id", args))
 
     # -- grades ---------------------------------------------------------------
 
@@ -913,6 +1045,8 @@ class Store:
             "runs_done": self.count("runs", status="done"),
             "evaluated": one("SELECT count(*) FROM attempts WHERE purpose = 'eval'"),
             "rated": self.count("evals"),
+            "scored": self.count("trace_scores"),
+            "rated_traces": self.count("trace_quality"),
         }
         rows = self.db.execute("SELECT grade, count(*) FROM in_force_grades GROUP BY grade")
         for g, n in rows:

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app import stages
 from app.config import Config, format_validation_error
+from app.dmc import METHODS
 from app.errors import ConfigError
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -60,6 +61,10 @@ class CellKeys(_Strict):
     # adaptive: graded routes (Easy/Medium short, Hard long); blind: routes drawn without
     # grades (the random-sampling ablation); short / long: one teacher style for every item.
     routing: Literal["adaptive", "blind", "short", "long"] = "adaptive"
+    # Export's selection (app/dmc.py): the top `top` % by quality, difficulty, CAR or DMC
+    # for the base student, scored by the score stage; "full" (or unset) keeps every trace.
+    select: Literal[METHODS] | None = None
+    top: float | None = Field(None, gt=0, le=100)
     profile: Literal["acotd", "obryan"] | None = None
     iters: int | None = Field(None, ge=1)
     max_iters: int | None = Field(None, ge=1)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from app import stages as registry
 from app.config import CONFIG_NAME, load_config
+from app.dmc import DEFAULT_TOP
 from app.errors import TailorError
 from app.events import Events
 from app.jobs import MlxJob
@@ -277,6 +278,8 @@ def _cell_stage(
     if stage == "train":
         _train(sweep, cell, store, events, project, datasets, job_cls)
         return
+    if stage == "score" and keys.select in (None, "full"):
+        return  # nothing of this cell's export depends on scores
     # "blind" routes are written into the dataset at sampling; teach follows them like graded ones.
     only = keys.routing if keys.routing in ("short", "long") else None
     for seed, name in datasets.items():
@@ -303,6 +306,8 @@ def _cell_stage(
                 out=default_out_dir(project, name),
                 only=only,
                 valid_fraction=sweep.section.valid_fraction,
+                select=keys.select,
+                top=keys.top or DEFAULT_TOP,
             )
         else:  # teach, and any cell stage that needs only what every cell stage is offered
             res = registry.by_name(stage).run(

@@ -39,6 +39,7 @@ from pathlib import Path
 from app.answers import extract_answer, is_equivalent
 from app.config import Config
 from app.contamination import normalised
+from app.dmc import DEFAULT_TOP
 from app.errors import TailorError
 from app.events import Events
 from app.jobs import MlxJob
@@ -159,8 +160,17 @@ def read_manifest(data_dir: Path | str) -> dict | None:
     return manifest if isinstance(manifest, dict) else None
 
 
-def default_out_dir(project: Path | str, dataset: str, only: str | None = None, intersect: bool = False) -> Path:
+def default_out_dir(
+    project: Path | str,
+    dataset: str,
+    only: str | None = None,
+    intersect: bool = False,
+    select: str | None = None,
+    top: float | None = None,
+) -> Path:
     name = re.sub(r"[^\w.+-]", "_", dataset) + (f"-only-{only}" if only else "") + ("-intersect" if intersect else "")
+    if select:
+        name += f"-{select}" + (f"{top:g}" if select != "full" else "")
     return Path(project) / "runs" / "datasets" / name
 
 
@@ -177,14 +187,18 @@ def export(
     valid_fraction: float = DEFAULT_VALID_FRACTION,
     teachers: dict[str, Sequence[Teacher]] | None = None,
     decontaminate: bool = False,
+    select: str | None = None,
+    top: float = DEFAULT_TOP,
+    adapter: str | None = None,
     measure_tokens: bool = True,
     job_cls=MlxJob,
 ) -> ExportResult:
     """Write train/valid/test JSONL and manifest.json for a dataset; see the module docstring.
 
     The steps: choose one verified trace per slot, filter (the intersect ablation, held-out
-    duplicates, contamination; a selection such as DMC belongs here too), split by
-    problem, render, measure in tokens, write the manifest and the files."""
+    duplicates, contamination, the placement test), select (``select``: the top ``top`` %
+    by quality, difficulty, CAR or DMC; app/dmc.py), split by problem, render, measure in
+    tokens, write the manifest and the files."""
     check_only(only)
     if not 0 < valid_fraction < 1:
         raise ExportError(f"--valid-fraction must be between 0 and 1 (exclusive), not {valid_fraction}")
@@ -192,6 +206,12 @@ def export(
     slots = plan(store, ds, teachers if teachers is not None else configured_teachers(cfg), only)
     chosen = _choose(store, events, ds, slots, only)
     kept = _filter(store, events, ds, slots, chosen, intersect=intersect, decontaminate=decontaminate)
+    if select is not None:
+        from app.pipeline.select import select_traces
+
+        kept.chosen, kept.selection = select_traces(
+            cfg, store, events, ds.name, kept.chosen, select, top, adapter=adapter, project=project
+        )
     train_ids, valid_ids = split_problems([slots[i].problem.id for i in kept.chosen], valid_fraction)
     if not valid_ids:
         events.message("only one problem to export: valid.jsonl is empty (mlx_lm training needs a validation set)")
@@ -226,7 +246,7 @@ def export(
         valid_fraction=valid_fraction,
         decontaminate=decontaminate,
     )
-    out_dir = Path(out) if out is not None else default_out_dir(project, ds.name, only, intersect)
+    out_dir = Path(out) if out is not None else default_out_dir(project, ds.name, only, intersect, select, top)
     paths = {part: out_dir / f"{part}.jsonl" for part in data}
     manifest_path = out_dir / "manifest.json"
     try:
@@ -296,6 +316,9 @@ class _Kept:
     verified_problems: set[str]
     leaked: set[str]
     near: set[str]
+    by_intersect: int = 0
+    placement: set[str] = field(default_factory=set)
+    selection: dict | None = None
 
 
 def _filter(
@@ -326,6 +349,7 @@ def _filter(
             f"--intersect: {len(out)} traces left out (problems not solved by every teacher)",
             "no problem was solved by every teacher (--intersect)",
         )
+    by_intersect = len(verified_problems) - len({slots[i].problem.id for i in chosen})
 
     held_questions = {
         normalised(p.question) for split in ("valid", "test", "placement") for p in store.problems(split=split)
@@ -353,7 +377,15 @@ def _filter(
             f"warning: {len(near)} exported problems overlap a test or benchmark question (exact or "
             f"13-gram); `tailor contamination` lists them, `export --decontaminate` leaves them out"
         )
-    return _Kept(chosen, verified_problems, leaked, near)
+    placement = {r["problem_id"] for r in store.placement().values()}
+    out = slots_of(placement)
+    chosen = drop(
+        out,
+        f"{len({slots[i].problem.id for i in out})} problems left out: they hold the placement test "
+        "(`tailor score`), which is never trained on",
+        "every verified problem holds the placement test",
+    )
+    return _Kept(chosen, verified_problems, leaked, near, by_intersect, placement & verified_problems)
 
 
 @dataclass
@@ -365,6 +397,17 @@ class _Rendered:
     with_reasoning: Counter  # examples whose teacher's reasoning leads the CoT
     trace_ids: list[int]
     consistency_checked: bool
+
+
+def example_messages(student, problem, trace: Trace, keeps_reasoning: bool) -> list[dict]:
+    """One trace as the chat example the student is trained on (and `tailor score` scores):
+    the student prompt, then the normalised CoT as the assistant turn."""
+    messages = student.render(question=problem.question)
+    cot = trace.text or ""
+    if keeps_reasoning and (trace.reasoning or "").strip():
+        cot = f"{trace.reasoning.strip()}\n\n{split_think(cot)[0] or ''}"
+    messages.append({"role": "assistant", "content": format_cot(cot, problem.answer)})
+    return messages
 
 
 def _render(student, slots, chosen: dict[int, Trace], valid_set: set[str]) -> _Rendered:
@@ -383,12 +426,9 @@ def _render(student, slots, chosen: dict[int, Trace], valid_set: set[str]) -> _R
     for i in sorted(chosen, key=lambda i: (slots[i].problem.id, slots[i].teacher.label)):
         s, trace = slots[i], chosen[i]
         part = "valid" if s.problem.id in valid_set else "train"
-        messages = student.render(question=s.problem.question)
-        cot = trace.text or ""
+        messages = example_messages(student, s.problem, trace, s.teacher.keeps_reasoning)
         if s.teacher.keeps_reasoning and (trace.reasoning or "").strip():
-            cot = f"{trace.reasoning.strip()}\n\n{split_think(cot)[0] or ''}"
             r.with_reasoning[s.teacher.label] += 1
-        messages.append({"role": "assistant", "content": format_cot(cot, s.problem.answer)})
         r.examples.append({"messages": messages})
         r.lines[part].append(json.dumps(r.examples[-1], ensure_ascii=False))
         c = r.counts[part]
@@ -445,6 +485,8 @@ def _manifest(
         "intersect": intersect,
         "valid_fraction": valid_fraction,
         "contamination": {"decontaminated": decontaminate, "overlapping_problems": sorted(kept.near)},
+        "placement_problems_left_out": sorted(kept.placement),
+        "selection": kept.selection,
         # Per stratum: what was sampled (with refills), and what verification let through.
         "sampled_by_grade": dict(Counter(item.grade or "ungraded" for item in ds.items)),
         "refill": ds.params.get("refill"),
@@ -456,7 +498,7 @@ def _manifest(
             "items_by_route": dict(Counter(item.route for item in ds.items)),
             "problems_exported": len(train_ids) + len(valid_ids),
             "items_without_verified_trace": len(ds.items) - len(kept.verified_problems),
-            "left_out_by_intersect": len(kept.verified_problems - kept.leaked) - len(train_ids) - len(valid_ids),
+            "left_out_by_intersect": kept.by_intersect,
             "left_out_duplicate_of_held_out": len(kept.leaked),
             "examples": counts["train"]["examples"] + counts["valid"]["examples"],
             "by_grade": dict(counts["train"]["by_grade"] + counts["valid"]["by_grade"]),

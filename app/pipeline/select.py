@@ -1,0 +1,90 @@
+"""Export's selection step: keep the top P % of a dataset's verified traces by quality,
+difficulty, the CAR-style product or DMC (app/dmc.py), for one student state, from what
+`tailor score` stored. What was kept is stored (``selections``) and put in the manifest."""
+
+from __future__ import annotations
+
+from app import dmc
+from app.config import Config
+from app.errors import TailorError
+from app.events import Events
+from app.records import Trace
+from app.store import Store
+
+NEEDS = {"quality": ("quality",), "difficulty": ("difficulty",), "car": ("quality", "difficulty")}
+NEEDS["dmc"] = ("quality", "difficulty", "capability")
+
+
+class SelectError(TailorError):
+    """A selection whose scores are not all there."""
+
+
+def select_traces(
+    cfg: Config,
+    store: Store,
+    events: Events,
+    dataset: str,
+    chosen: dict[int, Trace],
+    method: str,
+    top: float,
+    *,
+    adapter: str | None = None,
+    project=".",
+    epoch: int = 0,
+) -> tuple[dict[int, Trace], dict]:
+    """(the kept part of ``chosen``, the manifest's record of the selection)."""
+    from app.pipeline.grade import judge_of
+    from app.pipeline.score import capability, state_of
+    from app.prompts import load_prompt
+
+    if method not in dmc.METHODS:
+        raise SelectError(f"--select {method!r}: expected one of {', '.join(dmc.METHODS)}")
+    if not 0 < top <= 100:
+        raise SelectError(f"--top {top:g}: expected a percentage in (0, 100]")
+    slots = sorted(chosen)
+    ids = [chosen[i].id for i in slots]
+    record = {"method": method, "top": top, "of": len(ids), "epoch": epoch}
+    if method == "full":
+        record["kept"] = len(ids)
+        return chosen, record
+    state = state_of(cfg, store, project, adapter)
+    judge = judge_of(cfg, load_prompt("quality").hash)
+    need = NEEDS[method]
+    hint = f"run `tailor score --dataset {dataset}" + (f" --adapter {adapter}" if adapter else "") + "` first"
+    q = d = c = None
+    if "quality" in need:
+        rated = store.trace_quality(judge.provider, judge.model, judge.prompt_hash or "")
+        missing = [t for t in ids if t not in rated]
+        if missing:
+            raise SelectError(f"--select {method}: {len(missing)} of {len(ids)} traces have no quality rating; {hint}")
+        q = [rated[t]["quality"] for t in ids]
+    if "difficulty" in need:
+        scores = store.trace_scores(state.key, load_prompt("student_solve").hash, ids)
+        missing = [t for t in ids if t not in scores]
+        if missing:
+            raise SelectError(
+                f"--select {method}: {len(missing)} of {len(ids)} traces are not scored for {state.label}; {hint}"
+            )
+        d = dmc.percentile_ranks([scores[t][cfg.dmc.difficulty] for t in ids])
+    if "capability" in need:
+        got = capability(cfg, store, state.key)
+        if got is None:
+            raise SelectError(f"--select dmc: {state.label} is not measured on the placement test; {hint}")
+        c = got[1]
+        record["capability"] = {"absolute": got[0], "relative": c}
+    n = len(ids)
+    vals = dmc.values(method, q or [0.0] * n, d or [0.0] * n, c, cfg.dmc)
+    kept = dmc.top(ids, vals, top)
+    store.put_selection(dataset, method, top, epoch, state.key, kept)
+    record.update(
+        kept=len(kept),
+        state=state.key,
+        difficulty=cfg.dmc.difficulty if d is not None else None,
+        quality_by=f"{judge.provider} {judge.model}" if q is not None else None,
+        trace_ids=sorted(kept),
+    )
+    events.message(
+        f"--select {method} --top {top:g}: {len(kept)} of {n} traces kept for {state.label}"
+        + (f" (capability {c:.3f})" if c is not None else "")
+    )
+    return {i: chosen[i] for i in slots if chosen[i].id in kept}, record

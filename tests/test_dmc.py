@@ -1,0 +1,161 @@
+"""Data-model compatibility: tailor's metric, `tailor score` on the tiny model, and export's selection."""
+
+import json
+import math
+
+import httpx
+import pytest
+from test_export import cfg, taught  # noqa: F401  (fixtures)
+
+from app import dmc
+from app.config import DmcConfig, parse_config
+from app.events import RecordingEvents
+from app.pipeline.export import export
+from app.pipeline.score import ScoreError, capabilities, parse_quality, score
+from app.pipeline.select import SelectError
+
+D = DmcConfig()
+
+
+def test_phi_runs_from_zero_to_one_and_rises():
+    xs = [i / 20 for i in range(21)]
+    ys = [dmc.phi(x, D.phi_slope, D.phi_mid) for x in xs]
+    assert ys[0] == pytest.approx(0) and ys[-1] == pytest.approx(1) and ys[10] == pytest.approx(0.5)
+    assert all(a < b for a, b in zip(ys, ys[1:]))
+
+
+def test_low_capability_favours_hard_high_capability_moderate():
+    hard, moderate, easy = 1.0, 0.5, 0.0
+    low = [dmc.dmc(0.9, d, 0.0, D) for d in (hard, moderate, easy)]
+    high = [dmc.dmc(0.9, d, 1.0, D) for d in (hard, moderate, easy)]
+    assert low[0] > low[1] > low[2]
+    assert high[1] > high[0] and high[1] > high[2]
+    # quality always helps, at any capability and difficulty
+    assert all(dmc.dmc(0.9, d, c, D) > dmc.dmc(0.3, d, c, D) for d in (0.1, 0.5, 0.9) for c in (0, 0.5, 1))
+
+
+def test_at_zero_capability_dmc_ranks_like_the_car_product():
+    q, d = [0.2, 0.9, 0.5, 0.7], [0.9, 0.1, 0.6, 0.4]
+    car = dmc.values("car", q, d, None, D)
+    low = dmc.values("dmc", q, d, 0.0, D)
+    assert sorted(range(4), key=car.__getitem__) == sorted(range(4), key=low.__getitem__)
+
+
+def test_ranks_and_top():
+    assert dmc.percentile_ranks([3.0, 1.0, 2.0, 2.0]) == [1.0, 0.0, 0.5, 0.5]
+    assert dmc.percentile_ranks([7.0]) == [0.5]
+    assert dmc.top([10, 11, 12, 13, 14, 15, 16, 17], [1, 8, 3, 8, 5, 6, 7, 2], 12.5) == {11: 8}
+    assert list(dmc.top([1, 2, 3], [0.1, 0.3, 0.2], 50)) == [2, 3]  # ceil(1.5) = 2
+    assert dmc.relative_capability(math.log(0.25), None) == pytest.approx(0.25)
+    assert dmc.relative_capability(-1.0, (-3.0, -0.5)) == pytest.approx(0.8)
+    assert dmc.relative_capability(-9.0, (-3.0, -0.5)) == 0.0
+
+
+def test_quality_replies():
+    assert parse_quality('{"score": 8, "rationale": "fine"}').score == 8
+    for bad in ('{"score": 11}', '{"score": 2.5}', "no json", '{"score": true}'):
+        with pytest.raises(ValueError):
+            parse_quality(bad)
+
+
+@pytest.fixture
+def tiny_cfg(cfg, tiny_model_dir):  # noqa: F811
+    cfg.student.model = str(tiny_model_dir)
+    cfg.student.max_batch = 8
+    return cfg
+
+
+def test_score_then_select_with_the_tiny_model(tiny_cfg, store, taught, project):  # noqa: F811
+    with pytest.raises(SelectError, match="no quality rating; run `tailor score --dataset ds` first"):
+        export(tiny_cfg, store, RecordingEvents(), dataset="ds", project=project, select="dmc", measure_tokens=False)
+
+    ev = RecordingEvents()
+    res = score(tiny_cfg, store, ev, dataset="ds", project=project)
+    assert res.pool == 10 and res.rated == 10 and res.failed == 0
+    assert res.placement == 1 and res.placement_drawn  # the top 10 % of 10 rated traces
+    assert res.scored == 10 and res.skipped == 0  # the placement trace is one of the pool's
+    assert res.capability is not None and res.capability < 0 and 0 < res.relative < 1
+    assert "rules judge's stand-in" in res.quality_by
+    rows = store.trace_scores(res_state(store), student_hash())
+    assert len(rows) == 10
+    for r in rows.values():
+        assert r["ifd"] == pytest.approx(r["cppl"] / r["ppl"]) and r["n_tokens"] > 0
+
+    again = score(tiny_cfg, store, RecordingEvents(), dataset="ds", project=project)
+    assert (again.rated, again.scored, again.skipped, again.placement_drawn) == (0, 0, 10, False)
+    assert again.capability == pytest.approx(res.capability)
+    assert [c["traces"] for c in capabilities(tiny_cfg, store)] == [1]
+
+    out = export(tiny_cfg, store, RecordingEvents(), dataset="ds", project=project, select="dmc", top=50)
+    m = json.loads(out.manifest_path.read_text())
+    placed = {r["problem_id"] for r in store.placement().values()}
+    assert m["placement_problems_left_out"] == sorted(placed)
+    sel = m["selection"]
+    assert (sel["method"], sel["top"], sel["of"], sel["kept"]) == ("dmc", 50, 9, 5)
+    assert sel["trace_ids"] == m["trace_ids"] and 0 < sel["capability"]["relative"] < 1
+    assert out.out_dir.name == "ds-dmc50"
+    exported = {
+        row["messages"][1]["content"] for part in ("train", "valid") for row in read(out.out_dir / f"{part}.jsonl")
+    }
+    assert not any(store.get_problem(p).question in q for p in placed for q in exported)
+    assert {s["trace_id"] for s in store.selections("ds")} == set(sel["trace_ids"])
+
+    full = export(tiny_cfg, store, RecordingEvents(), dataset="ds", project=project, measure_tokens=False)
+    assert full.manifest["counts"]["examples"] == 9  # the placement problem is never exported
+
+
+def test_scoring_an_unknown_adapter_is_one_line(tiny_cfg, store, taught, project):  # noqa: F811
+    with pytest.raises(ScoreError, match="--adapter 'nope': no run match"):
+        score(tiny_cfg, store, RecordingEvents(), dataset="ds", project=project, adapter="nope")
+
+
+def test_a_remote_judge_rates_quality_through_the_client(tiny_cfg, store, taught, project):  # noqa: F811
+    remote = parse_config(
+        '[judge]\nprovider = "openai"\nbase_url = "https://judge.test/v1"\nmodel = "j"\n'
+        + "\n".join(
+            f'[teachers.{s}]\nprovider = "openai"\nbase_url = "https://teach.test/v1"\nmodel = "teacher-{x}"'
+            for s, x in (("short", "a"), ("long", "b"))
+        )
+    )
+    remote.student = tiny_cfg.student
+    seen = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append(body["messages"][-1]["content"])
+        n = len(seen)
+        content = "not json" if n == 1 else json.dumps({"score": 1 + n % 10, "rationale": "ok"})
+        return httpx.Response(
+            200,
+            json={
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 5},
+            },
+        )
+
+    res = score(remote, store, RecordingEvents(), dataset="ds", project=project, transport=httpx.MockTransport(reply))
+    assert res.rated == 10 and res.unrated == 0  # the unreadable first reply was repaired
+    assert "openai j (prompt" in res.quality_by
+    rated = store.trace_quality("openai", "j", load_hash("quality"))
+    assert all(0 <= r["quality"] <= 1 and r["quality"] == pytest.approx((r["raw"] - 1) / 9) for r in rated.values())
+    assert all("<<<DATA" in text for text in seen[:10])  # the trace is data inside a fence
+
+
+def read(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def load_hash(name):
+    from app.prompts import load_prompt
+
+    return load_prompt(name).hash
+
+
+def student_hash():
+    return load_hash("student_solve")
+
+
+def res_state(store):
+    return store.score_states(student_hash())[0]
