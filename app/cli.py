@@ -137,6 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print every number as JSON")
 
+    p = sub.add_parser(
+        "dmc",
+        parents=[parent],
+        help="data-model compatibility analysis: does a data feature predict the distillation gain?",
+    )
+    dsub = p.add_subparsers(dest="dmc_command", metavar="ACTION", required=True)
+    d = dsub.add_parser(
+        "fit",
+        parents=[parent],
+        help="Spearman's rho of quality, difficulty, CAR and DMC against each configuration's gain",
+    )
+    stages.problem_set_args(d)
+    d.add_argument("--json", action="store_true", help="print every number as JSON")
+
     p = sub.add_parser("ping", parents=[parent], help="one cheap call per configured endpoint (latency, model, key)")
     p.add_argument("roles", nargs="*", metavar="ROLE", help="judge, teachers.short, teachers.long (default: all)")
 
@@ -542,6 +556,20 @@ def cmd_score(args) -> int:
         )
     print(f"score: {res.summary()}")
     return 130 if res.status == "cancelled" else 0
+
+
+def cmd_dmc(args) -> int:
+    import json
+
+    from app.config import load_config
+    from app.pipeline.dmc_fit import fit, format_fit
+
+    cfg = load_config(args.project)
+    split = None if args.benchmark else (args.split or cfg.eval.split)
+    with _open_store(args.project) as store:
+        out = fit(cfg, store, split=split, benchmark=args.benchmark, project=args.project)
+    print(json.dumps(out, indent=2) if args.json else format_fit(out))
+    return 0
 
 
 def cmd_export(args) -> int:

@@ -159,3 +159,48 @@ def student_hash():
 
 def res_state(store):
     return store.score_states(student_hash())[0]
+
+
+def test_fit_ranks_each_feature_against_the_gain(tiny_cfg, store, taught, project, monkeypatch):  # noqa: F811
+    import hashlib
+
+    import app.results
+    from app.pipeline.dmc_fit import fit, format_fit
+    from app.records import Run
+
+    score(tiny_cfg, store, RecordingEvents(), dataset="ds", project=project)
+    scores = store.trace_scores(res_state(store), student_hash())
+    by_ifd = sorted(scores, key=lambda t: scores[t]["ifd"])
+    rows = []
+    # Four configurations trained on ever harder thirds of the pool, with gains that fall as IFD rises.
+    for k, gain in enumerate((0.3, 0.2, 0.1, 0.0)):
+        ids = by_ifd[k * 2 : k * 2 + 3]
+        d = project / "runs" / "datasets" / f"c{k}"
+        d.mkdir(parents=True)
+        train = b"x\n" * (k + 1)
+        (d / "train.jsonl").write_bytes(train)
+        sha = hashlib.sha256(train).hexdigest()
+        (d / "manifest.json").write_text(
+            json.dumps({"trace_ids": ids, "files": {"train.jsonl": {"sha256": sha}}}), encoding="utf-8"
+        )
+        store.insert_run(
+            Run(id=f"r{k}", label=f"c{k}", seed=0, status="done", config={"data": {"dir": str(d), "train_sha256": sha}})
+        )
+        rows.append({"label": f"c{k}", "tier": "R1", "runs": [f"r{k}"], "delta": gain})
+    monkeypatch.setattr(app.results, "collect", lambda store, split, benchmark=None: {"configurations": rows})
+
+    out = fit(tiny_cfg, store, split="test", project=project)
+    assert [r["label"] for r in out["configurations"]] == ["c0", "c1", "c2", "c3"]
+    assert out["spearman"]["ifd"]["rho"] == pytest.approx(-1.0) and out["spearman"]["ifd"]["n"] == 4
+    assert out["spearman"]["quality"]["rho"] is None  # the rules stand-in rates every trace alike here
+    assert out["capability"] is not None and out["spearman"]["dmc"]["n"] == 4
+    text = format_fit(out)
+    assert "ρ = -1.000" in text and "undefined" in text and "tailor's form of the metric" in text
+
+    # A re-export rewrites the manifest: the run no longer knows what it trained on.
+    (project / "runs" / "datasets" / "c0" / "manifest.json").write_text(
+        json.dumps({"trace_ids": by_ifd, "files": {"train.jsonl": {"sha256": "another"}}}), encoding="utf-8"
+    )
+    again = fit(tiny_cfg, store, split="test", project=project)
+    assert [r["label"] for r in again["configurations"]] == ["c1", "c2", "c3"]
+    assert any("c0: run r0's export was rewritten" in n for n in again["notes"])
