@@ -204,3 +204,44 @@ def test_fit_ranks_each_feature_against_the_gain(tiny_cfg, store, taught, projec
     again = fit(tiny_cfg, store, split="test", project=project)
     assert [r["label"] for r in again["configurations"]] == ["c1", "c2", "c3"]
     assert any("c0: run r0's export was rewritten" in n for n in again["notes"])
+
+
+DMC_SWEEP = """
+[sweep]
+name = "dsel"
+diagnose_limit = 24
+stages = ["diagnose", "grade", "sample", "teach", "verify", "score", "export"]
+[config.student]
+model = "{model}"
+max_tokens = 8
+[defaults]
+strategy = "all"
+[[cell]]
+label = "full"
+[[cell]]
+label = "dmc"
+select = "dmc"
+top = 25
+"""
+
+
+def test_a_sweep_scores_and_selects_per_cell(project, tmp_path, tiny_model_dir):
+    pytest.importorskip("mlx.core")
+    from app.cli import BUNDLED, main
+    from app.config import DB_NAME
+    from app.pipeline.export import read_manifest
+    from app.store import Store
+
+    assert main(["--project", str(project), "import", str(BUNDLED)]) == 0
+    (tmp_path / "dsel.toml").write_text(DMC_SWEEP.format(model=tiny_model_dir))
+    assert main(["--project", str(project), "--batch", str(tmp_path / "dsel.toml")]) == 0
+    root = project / "runs" / "datasets"
+    full, picked = read_manifest(root / "dsel-full"), read_manifest(root / "dsel-dmc")
+    assert full["selection"] is None and picked["selection"]["method"] == "dmc"
+    n = picked["selection"]["of"]
+    assert picked["selection"]["kept"] == math.ceil(n * 0.25) == len(picked["trace_ids"])
+    assert set(picked["trace_ids"]) < set(full["trace_ids"])
+    with Store(project / DB_NAME) as store:
+        placed = set(store.placement())
+        assert store.count("trace_scores") >= n and placed
+    assert placed.isdisjoint(full["trace_ids"])  # drawn before the first cell exported

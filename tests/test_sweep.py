@@ -2,6 +2,7 @@
 
 import pytest
 
+from app import REPO_ROOT
 from app.cli import BUNDLED, main
 from app.config import DB_NAME
 from app.errors import ConfigError
@@ -198,10 +199,8 @@ def test_an_interrupted_two_cell_sweep_resumes_without_repeating_finished_cells(
         assert sorted({a.params["eval_seed"] for a in store.eval_attempts(base_only=True)}) == [0, 1]
 
 
-@pytest.mark.parametrize("name", ["demo", "demo-tiny", "acotd", "obryan", "teachers", "smol", "smol-knobs"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO_ROOT / "examples").glob("*.toml")))
 def test_example_sweeps_are_valid(name):
-    from app import REPO_ROOT
-
     sw = load_sweep(REPO_ROOT / "examples" / f"{name}.toml", {})
     assert sw.cells and sw.name == name
 

@@ -278,8 +278,10 @@ def _cell_stage(
     if stage == "train":
         _train(sweep, cell, store, events, project, datasets, job_cls)
         return
-    if stage == "score" and keys.select in (None, "full"):
-        return  # nothing of this cell's export depends on scores
+    if stage == "score" and all(c.keys.select in (None, "full") for c in sweep.cells):
+        return  # no export of this sweep depends on scores
+    # (When one cell selects, every cell is scored first, so that the placement test is
+    # drawn before any cell exports and no cell trains on it.)
     # "blind" routes are written into the dataset at sampling; teach follows them like graded ones.
     only = keys.routing if keys.routing in ("short", "long") else None
     for seed, name in datasets.items():
