@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 
 from app import dmc
 from app.config import Config
@@ -21,13 +22,22 @@ from app.store import Store
 FEATURES = ("quality", "ppl", "cppl", "ifd", "car", "dmc")
 
 
-def _trained_on(run) -> list[int] | None:
+def _data_dir(project, recorded: str) -> Path:
+    """A run's export directory: as recorded when absolute, else found under this project's
+    runs/ (a relative path was relative to wherever `tailor` was started)."""
+    path = Path(recorded)
+    if path.is_absolute() or "runs" not in path.parts:
+        return path
+    return Path(project).joinpath(*path.parts[path.parts.index("runs") :])
+
+
+def _trained_on(run, project) -> list[int] | None:
     """The trace ids a run trained on, from its export's manifest (None when the export
     was rewritten after the run, or predates trace ids)."""
     from app.pipeline.export import read_manifest
 
     data = run.config.get("data") or {}
-    manifest = read_manifest(data.get("dir", "")) if data.get("dir") else None
+    manifest = read_manifest(_data_dir(project, data["dir"])) if data.get("dir") else None
     if not manifest:
         return None
     if manifest.get("files", {}).get("train.jsonl", {}).get("sha256") != data.get("train_sha256"):
@@ -60,7 +70,7 @@ def fit(cfg: Config, store: Store, *, split: str | None = "test", benchmark: str
     for c in rows:
         ids = set()
         for rid in c["runs"]:
-            got = _trained_on(runs[rid]) if rid in runs else None
+            got = _trained_on(runs[rid], project) if rid in runs else None
             if got is None:
                 notes.append(f"{c['label']}: run {rid}'s export was rewritten or has no trace ids; left out")
             else:
