@@ -544,9 +544,11 @@ def cmd_score(args) -> int:
             return 0
         mapping = "linear in [dmc] capability_bounds" if cfg.dmc.capability_bounds else "exp(mean log-likelihood)"
         print(f"placement test: {n} traces; relative capability = {mapping}")
-        print(f"{'state':<72} {'log-lik/token':>13}  {'relative':>8}")
+        print(f"{'student state':<60} {'log-lik/token':>13}  {'relative':>8}")
         for r in rows:
-            print(f"{r['state']:<72} {r['absolute']:>13.4f}  {r['relative']:>8.4f}")
+            model, _, run = r["state"].partition("+run:")
+            shown = Path(model).name + (f" + run {run}" if run else "")
+            print(f"{shown:<60} {r['absolute']:>13.4f}  {r['relative']:>8.4f}")
         return 0
     if not args.dataset:
         raise TailorError("score: give --dataset NAME (or --capability)")
