@@ -592,6 +592,7 @@ def cmd_export(args) -> int:
             select=args.select,
             top=args.top,
             adapter=args.adapter,
+            rescore_pool=args.rescore_pool,
         )
     print(f"exported {args.dataset}: {res.summary()}")
     print(f"manifest: {res.manifest_path}")

@@ -25,7 +25,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-METHODS = ("full", "quality", "difficulty", "car", "dmc")  # the selections export and sweeps offer
+# The selections export and sweeps offer; dmc-dynamic selects like dmc before the first
+# epoch, then again before every epoch inside training (mlx_backend/reselect.py).
+METHODS = ("full", "quality", "difficulty", "car", "dmc", "dmc-dynamic")
 DEFAULT_TOP = 12.5  # percent: the DMC study's main setting (also 10 and 7.5)
 
 
@@ -79,7 +81,7 @@ def values(method: str, q: Sequence[float], d: Sequence[float], c: float | None,
         return list(d)
     if method == "car":
         return [qi * di for qi, di in zip(q, d)]
-    if method == "dmc":
+    if method in ("dmc", "dmc-dynamic"):
         if c is None:
             raise ValueError("dmc needs the student's capability")
         return [dmc(qi, di, c, cfg) for qi, di in zip(q, d)]

@@ -203,6 +203,12 @@ def _export_options(p) -> None:
     )
     p.add_argument("--adapter", metavar="RUN", help="the student state whose scores --select uses (default: base)")
     p.add_argument(
+        "--rescore-pool",
+        type=float,
+        metavar="Q",
+        help="dmc-dynamic: re-score only the top Q %% of the pool by quality before each epoch (e.g. 20)",
+    )
+    p.add_argument(
         "--intersect", action="store_true", help="ablation: keep only problems every teacher of the style solved"
     )
     p.add_argument("--out", type=Path, help="output directory (default: PROJECT/runs/datasets/NAME)")

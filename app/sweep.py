@@ -65,6 +65,7 @@ class CellKeys(_Strict):
     # for the base student, scored by the score stage; "full" (or unset) keeps every trace.
     select: Literal[METHODS] | None = None
     top: float | None = Field(None, gt=0, le=100)
+    rescore_pool: float | None = Field(None, gt=0, le=100, description="dmc-dynamic: re-score the top Q % by quality")
     profile: Literal["acotd", "obryan"] | None = None
     iters: int | None = Field(None, ge=1)
     max_iters: int | None = Field(None, ge=1)

@@ -327,6 +327,9 @@ class Controller:
         world,
         resume_state: dict | None,
         phash: str,
+        dynamic=None,
+        tokenizer=None,
+        train_rows: list[dict] | None = None,
     ):
         import mlx.core as mx
 
@@ -336,6 +339,7 @@ class Controller:
         self.run_dir, self.events, self.state, self.world = run_dir, events, state, world
         self.rank, self.size = world.rank(), world.size()
         self.phash = phash
+        self.dynamic, self.tokenizer, self.train_rows = dynamic, tokenizer, train_rows
         self.stop_file = run_dir / "stop"
         rs = resume_state or {}
         self.best_val = rs.get("best_val_loss")
@@ -388,6 +392,9 @@ class Controller:
         """What mlx_lm's train() iterates: its own batches, replayed to the resume point."""
         from mlx_lm.tuner.trainer import iterate_batches
 
+        if self.dynamic is not None:
+            yield from self._dynamic_batches(batch_size, max_seq_length, comm_group)
+            return
         base = iterate_batches(
             dataset=dataset,
             batch_size=batch_size,
@@ -404,6 +411,32 @@ class Controller:
             self.mx.random.seed(dropout_seed(self.p["seed"], it + 1))
             batch = rng.next(base)
             yield batch
+            it += 1
+
+    def _dynamic_batches(self, batch_size, max_seq_length, comm_group):
+        """Dynamic DMC (mlx_backend/reselect.py): each epoch its own selection and order."""
+        from mlx_lm.tuner.datasets import CacheDataset, ChatDataset
+        from mlx_lm.tuner.trainer import iterate_batches
+
+        it, epoch, rng, base = self.start_iter, None, None, None
+        while self.boundary(it):
+            e = self.dynamic.epoch_of(it)
+            if e != epoch:
+                rows = self.dynamic.rows_for(e, self.model, self.tokenizer, self.events, it, self.train_rows)
+                data = CacheDataset(ChatDataset(rows, self.tokenizer, mask_prompt=True))
+                base = iterate_batches(
+                    dataset=data,
+                    batch_size=batch_size,
+                    max_seq_length=max_seq_length,
+                    loop=True,
+                    seed=self.p["seed"] + e,
+                    comm_group=comm_group,
+                )
+                rng, epoch = _NumpyRng(), e
+                for _ in range(it - e * self.dynamic.epoch_iters):  # resumed mid-epoch: skip what was trained
+                    rng.next(base)
+            self.mx.random.seed(dropout_seed(self.p["seed"], it + 1))
+            yield rng.next(base)
             it += 1
 
     def stop_requested(self) -> bool:
@@ -550,6 +583,7 @@ class Controller:
                 "trained_tokens": self.trained_tokens,
                 "train_seconds": self.train_seconds,
                 "data_position": it,
+                "dmc": self.dynamic.current if self.dynamic is not None else None,
                 "dropout_seed": f"dropout_seed(seed, iteration) for iteration > {it}",
             },
         )
@@ -784,7 +818,17 @@ def _train(job: dict, events, state: dict) -> int:
             _write_adapter_config(run_dir / d, p, num_layers, info["model"], iters, str(Path(job["train"]).parent))
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
 
+    dynamic = None
+    if job.get("dmc"):
+        from .reselect import DynamicSelection
+
+        if size > 1:
+            raise BadJobError("dynamic DMC re-selects in one process; it cannot run under mlx.launch")
+        dynamic = DynamicSelection(job["dmc"], len(train_set), batch_size, (resume_state or {}).get("dmc"))
     ctl = Controller(
+        dynamic=dynamic,
+        tokenizer=tokenizer,
+        train_rows=train_rows,
         model=model,
         optimizer=optimizer,
         valid_set=valid_set,

@@ -245,3 +245,72 @@ def test_a_sweep_scores_and_selects_per_cell(project, tmp_path, tiny_model_dir):
         placed = set(store.placement())
         assert store.count("trace_scores") >= n and placed
     assert placed.isdisjoint(full["trace_ids"])  # drawn before the first cell exported
+
+
+def test_dynamic_dmc_reselects_every_epoch_and_resumes_exactly(tiny_cfg, store, taught, project):  # noqa: F811
+    import mlx.core as mx
+    from test_train import StopAfter
+
+    from app.pipeline.train import train
+
+    score(tiny_cfg, store, RecordingEvents(), dataset="ds", project=project)
+    out = export(tiny_cfg, store, RecordingEvents(), dataset="ds", project=project, select="dmc-dynamic", top=50)
+    m = out.manifest
+    assert out.out_dir.name == "ds-dmc-dynamic50" and "quality" not in m["selection"]["dynamic"]
+    pool = read(out.out_dir / "pool.jsonl")
+    placed = read(out.out_dir / "placement.jsonl")
+    valid_q = {row["messages"][1]["content"] for row in read(out.valid_path)}
+    assert len(placed) == 1 and len(pool) == 9 - len(valid_q)  # the pool keeps the validation problems out
+    assert not any(row["messages"][1]["content"] in valid_q for row in pool)
+    n_train = m["counts"]["train"]["examples"]
+
+    epoch = n_train  # iterations per epoch at batch 1
+    kw = dict(
+        project=project,
+        data_dir=out.out_dir,
+        profile="obryan",
+        iters=3 * epoch,
+        seeds=[0],
+        overrides={
+            "batch_size": 1,
+            "steps_per_eval": 100,
+            "save_every": 1,
+            "keep_checkpoints": 0,
+            "steps_per_report": 1,
+            "patience": 0,
+            "dropout": 0.1,
+        },
+    )
+    whole = train(tiny_cfg, store, RecordingEvents(), **kw).runs[0]
+    assert whole.status == "done"
+
+    def picked(run_id):
+        rows = [s for s in store.selections("ds") if s["state"] == f"run:{run_id}"]
+        return {e: {s["trace_id"] for s in rows if s["epoch"] == e} for e in (1, 2)}
+
+    by_epoch = picked(whole.run_id)
+    assert all(len(ids) == n_train for ids in by_epoch.values())
+    assert set().union(*by_epoch.values()) <= {row["id"] for row in pool}
+    assert (project / "runs" / whole.run_id / "log").read_text().count('"event": "selection"') == 2
+
+    jobs = []
+
+    def stopping(spec, **k):
+        jobs.append(StopAfter(spec, n=epoch + 3, **k))
+        return jobs[-1]
+
+    cut = train(tiny_cfg, store, RecordingEvents(), job_cls=stopping, **kw).runs[0]
+    assert cut.status == "interrupted"
+    # Resume from the middle of epoch 1, whatever iteration the stop reached: the checkpoint
+    # holds the epoch's selection, so no re-scoring happens and the order is replayed.
+    mid = epoch + epoch // 2
+    ckpts = project / "runs" / cut.run_id / "checkpoints"
+    assert (ckpts / f"{mid:07d}").is_dir()
+    (ckpts / "latest.json").write_text(json.dumps({"dir": f"{mid:07d}", "iter": mid}))
+    assert json.loads((ckpts / f"{mid:07d}" / "state.json").read_text())["dmc"]["epoch"] == 1
+    again = train(tiny_cfg, store, RecordingEvents(), project=project, resume=cut.run_id).runs[0]
+    assert again.status == "done"
+    a = mx.load(str(project / "runs" / whole.run_id / "last" / "adapters.safetensors"))
+    b = mx.load(str(project / "runs" / cut.run_id / "last" / "adapters.safetensors"))
+    assert all(mx.allclose(a[key], b[key], rtol=1e-5, atol=1e-6) for key in a)
+    assert picked(cut.run_id) == by_epoch

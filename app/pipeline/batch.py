@@ -310,6 +310,7 @@ def _cell_stage(
                 valid_fraction=sweep.section.valid_fraction,
                 select=keys.select,
                 top=keys.top or DEFAULT_TOP,
+                rescore_pool=keys.rescore_pool,
             )
         else:  # teach, and any cell stage that needs only what every cell stage is offered
             res = registry.by_name(stage).run(

@@ -190,6 +190,7 @@ def export(
     select: str | None = None,
     top: float = DEFAULT_TOP,
     adapter: str | None = None,
+    rescore_pool: float | None = None,
     measure_tokens: bool = True,
     job_cls=MlxJob,
 ) -> ExportResult:
@@ -206,11 +207,12 @@ def export(
     slots = plan(store, ds, teachers if teachers is not None else configured_teachers(cfg), only)
     chosen = _choose(store, events, ds, slots, only)
     kept = _filter(store, events, ds, slots, chosen, intersect=intersect, decontaminate=decontaminate)
+    pool = kept.chosen
     if select is not None:
         from app.pipeline.select import select_traces
 
         kept.chosen, kept.selection = select_traces(
-            cfg, store, events, ds.name, kept.chosen, select, top, adapter=adapter, project=project
+            cfg, store, events, ds.name, pool, select, top, adapter=adapter, project=project, rescore_pool=rescore_pool
         )
     train_ids, valid_ids = split_problems([slots[i].problem.id for i in kept.chosen], valid_fraction)
     if not valid_ids:
@@ -231,6 +233,12 @@ def export(
             for line in token_lengths.messages(tokens):
                 events.message(line)
     data = {part: "".join(line + "\n" for line in lines).encode("utf-8") for part, lines in r.lines.items()}
+    extra: dict[str, bytes] = {}
+    if kept.selection and "dynamic" in kept.selection:
+        from app.pipeline.select import dynamic_files
+
+        extra = dynamic_files(cfg, store, student, slots, pool, kept.selection, valid_ids)
+        kept.selection["dynamic"]["files"] = {n: hashlib.sha256(b).hexdigest() for n, b in extra.items()}
     manifest = _manifest(
         ds,
         slots,
@@ -252,7 +260,8 @@ def export(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-        _write_atomic({**{paths[part]: data[part] for part in data}, manifest_path: manifest_bytes})
+        files = {**{paths[part]: data[part] for part in data}, **{out_dir / n: b for n, b in extra.items()}}
+        _write_atomic({**files, manifest_path: manifest_bytes})
     except OSError as e:
         raise ExportError(f"{out_dir}: cannot write the export ({e.strerror or e})") from None
     result = ExportResult(

@@ -4,6 +4,8 @@ difficulty, the CAR-style product or DMC (app/dmc.py), for one student state, fr
 
 from __future__ import annotations
 
+import json
+
 from app import dmc
 from app.config import Config
 from app.errors import TailorError
@@ -12,7 +14,8 @@ from app.records import Trace
 from app.store import Store
 
 NEEDS = {"quality": ("quality",), "difficulty": ("difficulty",), "car": ("quality", "difficulty")}
-NEEDS["dmc"] = ("quality", "difficulty", "capability")
+NEEDS["dmc"] = NEEDS["dmc-dynamic"] = ("quality", "difficulty", "capability")
+CONSTANTS = ("quality_power", "moderate", "width", "phi_slope", "phi_mid")  # what the training child ranks with
 
 
 class SelectError(TailorError):
@@ -31,6 +34,7 @@ def select_traces(
     adapter: str | None = None,
     project=".",
     epoch: int = 0,
+    rescore_pool: float | None = None,
 ) -> tuple[dict[int, Trace], dict]:
     """(the kept part of ``chosen``, the manifest's record of the selection)."""
     from app.pipeline.grade import judge_of
@@ -41,9 +45,13 @@ def select_traces(
         raise SelectError(f"--select {method!r}: expected one of {', '.join(dmc.METHODS)}")
     if not 0 < top <= 100:
         raise SelectError(f"--top {top:g}: expected a percentage in (0, 100]")
+    if rescore_pool is not None and (method != "dmc-dynamic" or not top <= rescore_pool <= 100):
+        raise SelectError(f"--rescore-pool {rescore_pool:g}: only with dmc-dynamic, and from --top to 100")
+    if method == "dmc-dynamic" and adapter is not None:
+        raise SelectError("--select dmc-dynamic starts from the base student; give no --adapter")
     slots = sorted(chosen)
     ids = [chosen[i].id for i in slots]
-    record = {"method": method, "top": top, "of": len(ids), "epoch": epoch}
+    record = {"method": method, "top": top, "of": len(ids), "epoch": epoch, "dataset": dataset}
     if method == "full":
         record["kept"] = len(ids)
         return chosen, record
@@ -83,8 +91,45 @@ def select_traces(
         quality_by=f"{judge.provider} {judge.model}" if q is not None else None,
         trace_ids=sorted(kept),
     )
+    if method == "dmc-dynamic":
+        record["dynamic"] = {
+            "rescore_pool": rescore_pool,
+            "difficulty": cfg.dmc.difficulty,
+            "constants": {k: getattr(cfg.dmc, k) for k in CONSTANTS},
+            "capability_bounds": list(cfg.dmc.capability_bounds) if cfg.dmc.capability_bounds else None,
+            "quality": {str(t): v for t, v in zip(ids, q)},
+        }
     events.message(
         f"--select {method} --top {top:g}: {len(kept)} of {n} traces kept for {state.label}"
         + (f" (capability {c:.3f})" if c is not None else "")
     )
     return {i: chosen[i] for i in slots if chosen[i].id in kept}, record
+
+
+def dynamic_files(cfg: Config, store: Store, student, slots, pool: dict[int, Trace], record: dict, valid_ids) -> dict:
+    """{file name: bytes} a dmc-dynamic export adds for the training child: pool.jsonl (every
+    candidate trace outside the fixed validation problems, with its quality) and
+    placement.jsonl (the placement test, rendered the same way)."""
+    from app.pipeline.export import example_messages
+    from app.pipeline.score import placement_items
+
+    quality = record["dynamic"].pop("quality")
+    valid = set(valid_ids)
+
+    def line(trace_id: int, messages: list[dict], **extra) -> str:
+        return json.dumps({"id": trace_id, "messages": messages, **extra}, ensure_ascii=False) + "\n"
+
+    rows = [
+        line(
+            t.id,
+            example_messages(student, slots[i].problem, t, slots[i].teacher.keeps_reasoning),
+            quality=quality[str(t.id)],
+        )
+        for i, t in sorted(pool.items())
+        if slots[i].problem.id not in valid
+    ]
+    placed = [
+        line(it.trace.id, example_messages(student, it.problem, it.trace, it.keeps_reasoning))
+        for it in placement_items(cfg, store, store.placement())
+    ]
+    return {"pool.jsonl": "".join(rows).encode("utf-8"), "placement.jsonl": "".join(placed).encode("utf-8")}

@@ -369,6 +369,25 @@ def _spec(run: Run, *, resume: bool) -> dict:
         "resume": resume,
         "params": params,
         "launch": c.get("launch"),
+        "dmc": c.get("dmc"),
+    }
+
+
+def dynamic_dmc(data_dir: Path) -> dict | None:
+    """The training child's dynamic-DMC job key, for an export made with --select dmc-dynamic."""
+    from app.pipeline.export import read_manifest
+
+    sel = (read_manifest(data_dir) or {}).get("selection") or {}
+    dyn = sel.get("dynamic")
+    if sel.get("method") != "dmc-dynamic" or not dyn:
+        return None
+    keys = ("rescore_pool", "difficulty", "constants", "capability_bounds")
+    return {
+        "pool": str(Path(data_dir).resolve() / "pool.jsonl"),
+        "placement": str(Path(data_dir).resolve() / "placement.jsonl"),
+        "top": sel["top"],
+        "dataset": sel.get("dataset"),
+        **{k: dyn[k] for k in keys},
     }
 
 
@@ -424,6 +443,8 @@ def _drive(store: Store, events: Events, run: Run, *, resume: bool, blas: str | 
             store.update_run(run.id, best_iter=ev["iter"], best_val_loss=ev["val_loss"])
         elif kind == "message":
             events.message(f"{run.id}: {ev.get('text')}")
+        elif kind == "selection":
+            _store_selection(store, events, run, ev)
         elif kind in ("done", "cancelled"):
             last["stats"] = ev.get("stats", {})
 
@@ -463,6 +484,25 @@ def _drive(store: Store, events: Events, run: Run, *, resume: bool, blas: str | 
     with open(run_dir / "log", "a", encoding="utf-8") as f:
         f.write(f"{now()} {json.dumps({'event': 'tailor', 'status': outcome.status, 'error': outcome.error})}\n")
     return outcome
+
+
+def _store_selection(store: Store, events: Events, run: Run, ev: dict) -> None:
+    """Dynamic DMC chose the next epoch's traces: kept per epoch, for the report."""
+    dmc = run.config["dmc"]
+    chosen = dict(zip(ev["trace_ids"], ev["values"]))
+    store.put_selection(dmc["dataset"], "dmc-dynamic", dmc["top"], ev["epoch"], f"run:{run.id}", chosen)
+    before = {
+        s["trace_id"]
+        for s in store.selections(dmc["dataset"])
+        if s["method"] == "dmc-dynamic"
+        and s["epoch"] == ev["epoch"] - 1
+        and (s["epoch"] == 0 or s["state"] == f"run:{run.id}")
+    }
+    changed = f", {len(set(chosen) - before)} new" if before else ""
+    events.message(
+        f"{run.id}: epoch {ev['epoch']}: capability {ev['relative']:.3f} "
+        f"({ev['capability']:.3f} nats/token); {len(chosen)} traces selected{changed}"
+    )
 
 
 def _finish(store: Store, run: Run, outcome: RunOutcome, stats: dict | None) -> None:
@@ -595,6 +635,7 @@ def train(
             "thinking": cfg.student.thinking,
             "run_dir": str(run_dir),
             "data": check.record(),
+            "dmc": dynamic_dmc(check.data_dir),
             "find_stop": find_stop,
             "iters_from_find_stop": from_find_stop,
             "launch": launch,
