@@ -22,9 +22,10 @@ from pathlib import Path
 
 from app.config import OFFLINE_JUDGES
 from app.plots import PLOTS, PlotResult
+from app.selection_report import selection_markdown, selection_summary
 
 DEFAULT_ALPHA = 0.05
-ADDED_KEYS = ("curves", "contamination", "data", "generated_by", "generated_at", "how_to_recompute")
+ADDED_KEYS = ("curves", "contamination", "data", "selection", "generated_by", "generated_at", "how_to_recompute")
 HOW_TO_RECOMPUTE = {
     "units": "accuracies are fractions 0-1; the Markdown shows them x100 (percent, delta in points)",
     "inputs": "each row's comparison.reference.correct and comparison.other.correct: per seed, per problem "
@@ -83,6 +84,7 @@ def build_report(
     report["curves"] = json_safe({r["id"]: _curve(store, r) for r in report.get("runs") or []})
     report["contamination"] = contamination_summary(store)
     report["data"] = data_summary(store, report.get("runs") or [])
+    report["selection"] = selection_summary(store, report.get("runs") or [])
     report["generated_by"] = {"tailor": tailor_version()}
     report["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     report["how_to_recompute"] = dict(HOW_TO_RECOMPUTE)
@@ -533,7 +535,8 @@ def render_markdown(report: dict, plot_results: list[PlotResult]) -> str:
     ]
     out += _plot(plots, "grades")
     out += _headline(report, plots) + _ablations(report) + _cotqs(report) + _tiers(report, plots)
-    out += _categories(report, plots) + _teachers(report) + _data(report) + _runs(report, plots)
+    out += _categories(report, plots) + _teachers(report) + _data(report)
+    out += selection_markdown(report.get("selection") or []) + _runs(report, plots)
     out += _contamination(report)
     return "\n".join(out).rstrip() + "\n"
 

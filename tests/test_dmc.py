@@ -314,3 +314,11 @@ def test_dynamic_dmc_reselects_every_epoch_and_resumes_exactly(tiny_cfg, store, 
     b = mx.load(str(project / "runs" / cut.run_id / "last" / "adapters.safetensors"))
     assert all(mx.allclose(a[key], b[key], rtol=1e-5, atol=1e-6) for key in a)
     assert picked(cut.run_id) == by_epoch
+
+    from app.selection_report import selection_markdown, selection_summary
+
+    rows = selection_summary(store, [{"id": whole.run_id, "label": "dyn"}])
+    assert len(rows) == 1 and rows[0]["epochs"] == 3 and rows[0]["pool"] == len(pool)
+    assert len(rows[0]["capability"]) == 3 and all(c is not None for c in rows[0]["capability"])
+    assert rows[0]["core"] + rows[0]["electives"] + rows[0]["never"] == len(pool)
+    assert "Dynamic DMC" in "\n".join(selection_markdown(rows))

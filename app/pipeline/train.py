@@ -387,6 +387,7 @@ def dynamic_dmc(data_dir: Path) -> dict | None:
         "placement": str(Path(data_dir).resolve() / "placement.jsonl"),
         "top": sel["top"],
         "dataset": sel.get("dataset"),
+        "capability_at_start": (sel.get("capability") or {}).get("relative"),
         **{k: dyn[k] for k in keys},
     }
 
@@ -491,6 +492,7 @@ def _store_selection(store: Store, events: Events, run: Run, ev: dict) -> None:
     dmc = run.config["dmc"]
     chosen = dict(zip(ev["trace_ids"], ev["values"]))
     store.put_selection(dmc["dataset"], "dmc-dynamic", dmc["top"], ev["epoch"], f"run:{run.id}", chosen)
+    store.add_metrics(run.id, ev["iter"], {"dmc_capability": ev["relative"]}, extra={"epoch": ev["epoch"]})
     before = {
         s["trace_id"]
         for s in store.selections(dmc["dataset"])
