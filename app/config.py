@@ -172,6 +172,10 @@ class RulesProvider(_Provider):
 
         return rules_grade(answer_correct)
 
+    def quality_extras(self, problem, text: str) -> dict[str, float]:
+        """What this stand-in adds to DMC's quality checks (app/pipeline/score.py): nothing."""
+        return {}
+
 
 class StepsProvider(_Provider):
     """Judge only: grades from answer correctness and the reference solution's steps the CoT reaches."""
@@ -185,6 +189,12 @@ class StepsProvider(_Provider):
         from app.remote import steps_grade
 
         return steps_grade(problem, cot, answer_correct)
+
+    def quality_extras(self, problem, text: str) -> dict[str, float]:
+        from app.answers import reference_steps, steps_reached
+
+        steps = reference_steps(problem.solution, problem.answer, problem.question)
+        return {"share of reference steps reached": sum(steps_reached(steps, text)) / len(steps)}
 
 
 # Every provider by the name tailor.toml and stored rows use.

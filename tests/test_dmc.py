@@ -322,3 +322,23 @@ def test_dynamic_dmc_reselects_every_epoch_and_resumes_exactly(tiny_cfg, store, 
     assert len(rows[0]["capability"]) == 3 and all(c is not None for c in rows[0]["capability"])
     assert rows[0]["core"] + rows[0]["electives"] + rows[0]["never"] == len(pool)
     assert "Dynamic DMC" in "\n".join(selection_markdown(rows))
+
+
+def test_the_offline_stand_ins_for_quality():
+    from app.pipeline.score import Item, stand_in_quality
+    from app.records import Problem, Trace
+
+    p = Problem(id="p", question="What is 6*7+1?", answer="43", split="train", solution="6*7 = 42. 42+1 = 43.")
+    steps = parse_config('[judge]\nprovider = "steps"\n')
+    rules = parse_config('[judge]\nprovider = "rules"\n')
+
+    def q(judge, text, finish="stop", verified=True):
+        t = Trace(problem_id="p", role="short", provider="x", text=text, finish_reason=finish, verified=verified)
+        return stand_in_quality(judge, Item(t, p, False))
+
+    worked = "First 6*7 = 42, then add one: 42 + 1 = 43. The answer is \\boxed{43}."
+    bare = "I think the result is, after some thought about it all, \\boxed{43} here."
+    assert q(rules, worked)[0] == q(rules, bare)[0] == 1.0  # verified, not cut off, 10+ words
+    assert q(rules, worked, finish="length")[0] == pytest.approx(2 / 3)
+    assert q(steps, worked)[0] > q(steps, bare)[0]  # steps also counts the reference steps reached
+    assert "stand-in" in q(steps, bare)[1] and "reference steps" in q(steps, bare)[1]

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from app import dmc
-from app.answers import reference_steps, steps_reached
 from app.config import Config
 from app.errors import TailorError
 from app.events import Events
@@ -179,13 +178,11 @@ def stand_in_quality(cfg: Config, item: Item) -> tuple[float, str]:
         "not cut off": item.trace.finish_reason != "length",
         f"{cfg.dmc.min_words}-{cfg.dmc.max_words} words": cfg.dmc.min_words <= words <= cfg.dmc.max_words,
     }
-    q = sum(checks.values()) / len(checks)
-    why = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in checks.items())
-    if cfg.judge.provider == "steps":
-        steps = reference_steps(item.problem.solution, item.problem.answer, item.problem.question)
-        reached = sum(steps_reached(steps, text))
-        q = (q * len(checks) + reached / len(steps)) / (len(checks) + 1)
-        why += f", {reached}/{len(steps)} reference steps"
+    extras = cfg.judge.quality_extras(item.problem, text)
+    q = (sum(checks.values()) + sum(extras.values())) / (len(checks) + len(extras))
+    why = ", ".join(
+        [f"{k} {'yes' if v else 'no'}" for k, v in checks.items()] + [f"{k} {v:.2f}" for k, v in extras.items()]
+    )
     return q, f"{cfg.judge.provider} stand-in: {why}"
 
 
