@@ -327,7 +327,8 @@ def _m008_grades_in_force(db: sqlite_utils.Database) -> None:
 
 def _m009_dmc(db: sqlite_utils.Database) -> None:
     """Data-model compatibility: each trace's likelihood scores per student state, its
-    quality per judge, the frozen placement test, and what each selection kept."""
+    quality per judge, the frozen placement test, and what each selection kept. Idempotent,
+    like every migration here: a store whose user_version was lowered re-runs it."""
     db["trace_scores"].create(
         {
             "id": int,
@@ -344,8 +345,9 @@ def _m009_dmc(db: sqlite_utils.Database) -> None:
         },
         pk="id",
         foreign_keys=[("trace_id", "traces", "id")],
+        if_not_exists=True,
     )
-    db["trace_scores"].create_index(["trace_id", "state", "prompt_hash"], unique=True)
+    db["trace_scores"].create_index(["trace_id", "state", "prompt_hash"], unique=True, if_not_exists=True)
     db["trace_quality"].create(
         {
             "id": int,
@@ -361,12 +363,14 @@ def _m009_dmc(db: sqlite_utils.Database) -> None:
         },
         pk="id",
         foreign_keys=[("trace_id", "traces", "id")],
+        if_not_exists=True,
     )
-    db["trace_quality"].create_index(["trace_id", "provider", "model", "prompt_hash"], unique=True)
+    db["trace_quality"].create_index(["trace_id", "provider", "model", "prompt_hash"], unique=True, if_not_exists=True)
     db["placement"].create(
         {"trace_id": int, "problem_id": str, "quality": float, "created_at": str},
         pk="trace_id",
         foreign_keys=[("trace_id", "traces", "id")],
+        if_not_exists=True,
     )
     db["selections"].create(
         {
@@ -381,8 +385,9 @@ def _m009_dmc(db: sqlite_utils.Database) -> None:
             "created_at": str,
         },
         pk="id",
+        if_not_exists=True,
     )
-    db["selections"].create_index(["dataset", "method", "top", "epoch", "state"])
+    db["selections"].create_index(["dataset", "method", "top", "epoch", "state"], if_not_exists=True)
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [

@@ -346,7 +346,9 @@ async def test_evaluate_from_the_pipeline_then_read_the_results(demo):
     app = TailorApp(demo, job_cls=SolveJob)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.press(*["down"] * 8, "r")  # import ... train, evaluate
+        from app.tui.stages import STAGES
+
+        await pilot.press(*["down"] * [st.key for st in STAGES].index("eval"), "r")  # the rows are the registry's
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert app.job.key == "eval" and app.job.status == "done", app.job.log
