@@ -542,7 +542,10 @@ def cmd_score(args) -> int:
         if not rows:
             print("no student state is measured on a placement test yet (`tailor score --dataset NAME`)")
             return 0
-        mapping = "linear in [dmc] capability_bounds" if cfg.dmc.capability_bounds else "exp(mean log-likelihood)"
+        mapping = {"likelihood": "exp(mean log-likelihood)", "states": "linear between the states measured"}
+        mapping = (
+            "linear in [dmc] capability_bounds" if cfg.dmc.capability_bounds else mapping[cfg.dmc.capability_scale]
+        )
         print(f"placement test: {n} traces; relative capability = {mapping}")
         print(f"{'student state':<60} {'log-lik/token':>13}  {'relative':>8}")
         for r in rows:

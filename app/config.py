@@ -464,8 +464,11 @@ class DmcConfig(_Section):
     phi_slope: float = Field(10.0, gt=0, description="steepness of phi(c), the shift from f_low to f_high")
     phi_mid: float = Field(0.5, ge=0, le=1, description="the capability where phi(c) = 1/2")
     # Capability C = mean log-likelihood per token of the placement traces. Mapped to [0, 1]:
-    # linearly between these bounds when set, else exp(C), the per-token likelihood.
+    # linearly between capability_bounds when set; else "likelihood": exp(C), the per-token
+    # likelihood; "states": linearly between the lowest and highest C of the student states
+    # measured in the store (undefined until two states differ).
     capability_bounds: tuple[float, float] | None = None
+    capability_scale: Literal["likelihood", "states"] = "likelihood"
     placement_size: int = Field(100, ge=1)
     placement_top: float = Field(10.0, gt=0, le=100, description="percent of the pool, by quality, it is drawn from")
     seed: int = 0

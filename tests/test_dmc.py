@@ -342,3 +342,20 @@ def test_the_offline_stand_ins_for_quality():
     assert q(rules, worked, finish="length")[0] == pytest.approx(2 / 3)
     assert q(steps, worked)[0] > q(steps, bare)[0]  # steps also counts the reference steps reached
     assert "stand-in" in q(steps, bare)[1] and "reference steps" in q(steps, bare)[1]
+
+
+def test_capability_between_the_measured_states(tiny_cfg, store, taught, project):  # noqa: F811
+    from app.pipeline.score import capability_bounds
+
+    score(tiny_cfg, store, RecordingEvents(), dataset="ds", project=project)
+    tiny_cfg.dmc.capability_scale = "states"
+    with pytest.raises(ScoreError, match="1 student state.s. measured, so the range is undefined"):
+        export(tiny_cfg, store, RecordingEvents(), dataset="ds", project=project, select="dmc", measure_tokens=False)
+    base = res_state(store)
+    (tid, row), *_ = store.trace_scores(base, student_hash(), store.placement()).items()
+    better = {k: row[k] for k in ("cond_logprob", "uncond_logprob", "ppl", "cppl", "ifd", "n_tokens")}
+    better["cond_logprob"] += 1.0
+    store.put_trace_scores([{"trace_id": tid, "state": base + "+run:r1", "prompt_hash": student_hash(), **better}])
+    assert capability_bounds(tiny_cfg, store) == pytest.approx((row["cond_logprob"], row["cond_logprob"] + 1.0))
+    got = {c["state"]: c["relative"] for c in capabilities(tiny_cfg, store)}
+    assert got == {base: 0.0, base + "+run:r1": 1.0}

@@ -349,14 +349,37 @@ def measure(cfg: Config, store: Store, events: Events, items: list[Item], state:
         raise JobError(f"score: {outcome.error}")
 
 
-def capability(cfg: Config, store: Store, state_key: str) -> tuple[float, float, int] | None:
-    """(absolute, relative, traces) of a state on the placement test, None when unmeasured."""
+def _absolute(store: Store, state_key: str) -> tuple[float, int] | None:
+    """(mean log-likelihood per token, traces) of a state on the placement test."""
     placement = store.placement()
     scores = store.trace_scores(state_key, load_prompt("student_solve").hash, placement)
     if not placement or len(scores) < len(placement):
         return None
-    absolute = statistics.fmean(r["cond_logprob"] for r in scores.values())
-    return absolute, dmc.relative_capability(absolute, cfg.dmc.capability_bounds), len(scores)
+    return statistics.fmean(r["cond_logprob"] for r in scores.values()), len(scores)
+
+
+def capability_bounds(cfg: Config, store: Store) -> tuple[float, float] | None:
+    """The linear map's bounds ([dmc] capability_bounds, or the measured states' range with
+    capability_scale = "states"); None: exp(C). Raises ScoreError while "states" is undefined."""
+    if cfg.dmc.capability_bounds is not None:
+        return tuple(cfg.dmc.capability_bounds)
+    if cfg.dmc.capability_scale == "likelihood":
+        return None
+    measured = [got[0] for s in store.score_states(load_prompt("student_solve").hash) if (got := _absolute(store, s))]
+    if len(set(measured)) < 2:
+        raise ScoreError(
+            f'capability_scale = "states": {len(measured)} student state(s) measured, so the range is undefined; '
+            "score another state (`tailor score --adapter RUN`) or set [dmc] capability_bounds"
+        )
+    return min(measured), max(measured)
+
+
+def capability(cfg: Config, store: Store, state_key: str) -> tuple[float, float, int] | None:
+    """(absolute, relative, traces) of a state on the placement test, None when unmeasured."""
+    got = _absolute(store, state_key)
+    if got is None:
+        return None
+    return got[0], dmc.relative_capability(got[0], capability_bounds(cfg, store)), got[1]
 
 
 def capabilities(cfg: Config, store: Store) -> list[dict]:

@@ -38,7 +38,7 @@ def select_traces(
 ) -> tuple[dict[int, Trace], dict]:
     """(the kept part of ``chosen``, the manifest's record of the selection)."""
     from app.pipeline.grade import judge_of
-    from app.pipeline.score import capability, state_of
+    from app.pipeline.score import capability, capability_bounds, state_of
     from app.prompts import load_prompt
 
     if method not in dmc.METHODS:
@@ -96,7 +96,8 @@ def select_traces(
             "rescore_pool": rescore_pool,
             "difficulty": cfg.dmc.difficulty,
             "constants": {k: getattr(cfg.dmc, k) for k in CONSTANTS},
-            "capability_bounds": list(cfg.dmc.capability_bounds) if cfg.dmc.capability_bounds else None,
+            # frozen now: the child maps its capability the same way as this selection did
+            "capability_bounds": list(bounds) if (bounds := capability_bounds(cfg, store)) else None,
             "quality": {str(t): v for t, v in zip(ids, q)},
         }
     events.message(
