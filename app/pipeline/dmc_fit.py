@@ -48,8 +48,7 @@ def _trained_on(run, project) -> list[int] | None:
 def fit(cfg: Config, store: Store, *, split: str | None = "test", benchmark: str | None = None, project=".") -> dict:
     from scipy.stats import spearmanr
 
-    from app.pipeline.grade import judge_of
-    from app.pipeline.score import capability, state_of
+    from app.pipeline.score import capability, quality_key, state_of
     from app.prompts import load_prompt
     from app.results import collect
 
@@ -59,8 +58,7 @@ def fit(cfg: Config, store: Store, *, split: str | None = "test", benchmark: str
     runs = {r.id: r for r in store.runs()}
     state = state_of(cfg, store, project, None)
     scores = store.trace_scores(state.key, load_prompt("student_solve").hash)
-    judge = judge_of(cfg, load_prompt("quality").hash)
-    quality = store.trace_quality(judge.provider, judge.model, judge.prompt_hash or "")
+    quality = store.trace_quality(*quality_key(cfg))
     cap = capability(cfg, store, state.key)
     notes: list[str] = []
     if cap is None:

@@ -169,6 +169,13 @@ def parse_quality(text: str | None) -> QualityReply:
         raise ValueError(f"{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
+def training_text(item: Item) -> str:
+    """The trace as the student is trained on it (export's rendering): what quality rates."""
+    from app.pipeline.export import example_messages
+
+    return example_messages(load_prompt("student_solve"), item.problem, item.trace, item.keeps_reasoning)[-1]["content"]
+
+
 def stand_in_quality(cfg: Config, item: Item) -> tuple[float, str]:
     """(q, rationale) for an offline judge: the share of its checks the trace passes."""
     text = item.trace.text or ""
@@ -186,11 +193,20 @@ def stand_in_quality(cfg: Config, item: Item) -> tuple[float, str]:
     return q, f"{cfg.judge.provider} stand-in: {why}"
 
 
+def quality_key(cfg: Config) -> tuple[str, str, str]:
+    """Whose quality ratings are in force: (provider, model, prompt hash) of the judge, or
+    for a stand-in its checks' settings (a change re-rates)."""
+    judge = judge_of(cfg, load_prompt("quality").hash)
+    if judge.stand_in:
+        return judge.provider, judge.model, f"stand-in words {cfg.dmc.min_words}-{cfg.dmc.max_words}"
+    return judge.provider, judge.model, judge.prompt_hash
+
+
 def rate(cfg: Config, store: Store, events: Events, items: list[Item], result: ScoreResult, transport, retry) -> tuple:
-    """Each trace's quality by the configured judge; returns the judge's key (provider, model, prompt hash)."""
+    """Each trace's quality by the configured judge; returns `quality_key`."""
     prompt = load_prompt("quality")
     judge = judge_of(cfg, prompt.hash)
-    key = (judge.provider, judge.model, judge.prompt_hash or "")
+    key = quality_key(cfg)
     result.quality_by = (
         f"the {judge.provider} judge's stand-in"
         if judge.stand_in
@@ -235,7 +251,7 @@ def rate(cfg: Config, store: Store, events: Events, items: list[Item], result: S
                     messages=prompt.render(
                         question=it.problem.question,
                         reference_answer=it.problem.answer,
-                        solution=(it.trace.text or "").strip() or "(empty)",
+                        solution=training_text(it),
                     ),
                     stage="quality",
                     prompt_hash=prompt.hash,

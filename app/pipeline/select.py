@@ -37,8 +37,7 @@ def select_traces(
     rescore_pool: float | None = None,
 ) -> tuple[dict[int, Trace], dict]:
     """(the kept part of ``chosen``, the manifest's record of the selection)."""
-    from app.pipeline.grade import judge_of
-    from app.pipeline.score import capability, capability_bounds, state_of
+    from app.pipeline.score import capability, capability_bounds, quality_key, state_of
     from app.prompts import load_prompt
 
     if method not in dmc.METHODS:
@@ -56,12 +55,12 @@ def select_traces(
         record["kept"] = len(ids)
         return chosen, record
     state = state_of(cfg, store, project, adapter)
-    judge = judge_of(cfg, load_prompt("quality").hash)
     need = NEEDS[method]
     hint = f"run `tailor score --dataset {dataset}" + (f" --adapter {adapter}" if adapter else "") + "` first"
     q = d = c = None
     if "quality" in need:
-        rated = store.trace_quality(judge.provider, judge.model, judge.prompt_hash or "")
+        judge = quality_key(cfg)
+        rated = store.trace_quality(*judge)
         missing = [t for t in ids if t not in rated]
         if missing:
             raise SelectError(f"--select {method}: {len(missing)} of {len(ids)} traces have no quality rating; {hint}")
@@ -88,7 +87,7 @@ def select_traces(
         kept=len(kept),
         state=state.key,
         difficulty=cfg.dmc.difficulty if d is not None else None,
-        quality_by=f"{judge.provider} {judge.model}" if q is not None else None,
+        quality_by=" ".join(judge) if q is not None else None,
         trace_ids=sorted(kept),
     )
     if method == "dmc-dynamic":
