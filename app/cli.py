@@ -277,6 +277,10 @@ def cmd_status(args) -> int:
         print(f"few-shot answers: {store.count('attempts', purpose='fewshot')}")
         print(f"CoT-quality ratings: {store.count('evals')}")
         print(f"api_calls: {store.count('api_calls')}")
+        print(
+            f"data-model compatibility: {store.count('trace_scores')} likelihood scores, "
+            f"{store.count('trace_quality')} quality ratings, placement test {store.count('placement')} traces"
+        )
         for name in store.sweeps():
             cells = store.cells(name)
             states = ", ".join(
