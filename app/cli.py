@@ -300,6 +300,7 @@ def cmd_diagnose(args) -> int:
     if res.status == "cancelled":
         print(f"diagnose cancelled: {res.generated} attempts kept; run it again to continue")
         return 130
+    print(f"diagnose: {res.summary()}")
     return 0
 
 

@@ -120,3 +120,9 @@ def test_limit_is_a_seeded_draw_stratified_over_categories():
     assert [p.id for p in got] != [p.id for p in probs[:12]]  # random within a category, not its first
     assert spread_limit(probs, 3) != spread_limit(probs, 3, seed=1)
     assert spread_limit(probs, None) == probs and spread_limit(probs, 500) == probs
+
+
+def test_the_cli_says_what_diagnose_did(tiny_project, capsys):
+    assert main(["--project", str(tiny_project), "diagnose", "--limit", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "diagnose: 3 new attempts (" in out and "0 already done" in out

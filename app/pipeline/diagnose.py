@@ -33,6 +33,13 @@ class DiagnoseResult:
     status: str = "done"
     stats: dict = field(default_factory=dict)
 
+    def summary(self) -> str:
+        tps = self.stats.get("tokens_per_s")
+        return (
+            f"{self.generated} new attempts ({self.correct} correct, {self.failed} failed), "
+            f"{self.skipped} already done" + (f", {tps:.0f} tok/s" if tps else "")
+        )
+
 
 def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:20]
@@ -198,9 +205,5 @@ def diagnose(
     result.status, result.stats = outcome.status, outcome.stats
     if outcome.status == "error":
         raise JobError(f"diagnose: {outcome.error}")
-    tps = outcome.stats.get("tokens_per_s")
-    events.done(
-        f"{result.generated} new attempts ({result.correct} correct, {result.failed} failed), "
-        f"{result.skipped} already done" + (f", {tps:.0f} tok/s" if tps else "")
-    )
+    events.done(result.summary())
     return result
