@@ -264,6 +264,10 @@ def export(
         _write_atomic({**files, manifest_path: manifest_bytes})
     except OSError as e:
         raise ExportError(f"{out_dir}: cannot write the export ({e.strerror or e})") from None
+    if kept.selection:
+        from app.pipeline.select import store_selection
+
+        store_selection(store, kept.selection)
     result = ExportResult(
         out_dir=out_dir,
         train_path=paths["train"],

@@ -36,7 +36,8 @@ def select_traces(
     epoch: int = 0,
     rescore_pool: float | None = None,
 ) -> tuple[dict[int, Trace], dict]:
-    """(the kept part of ``chosen``, the manifest's record of the selection)."""
+    """(the kept part of ``chosen``, the manifest's record of the selection). Nothing is
+    stored here: export calls `store_selection` once its files are written."""
     from app.pipeline.score import capability, capability_bounds, quality_key, state_of
     from app.prompts import load_prompt
 
@@ -82,13 +83,13 @@ def select_traces(
     n = len(ids)
     vals = dmc.values(method, q or [0.0] * n, d or [0.0] * n, c, cfg.dmc)
     kept = dmc.top(ids, vals, top)
-    store.put_selection(dataset, method, top, epoch, state.key, kept)
     record.update(
         kept=len(kept),
         state=state.key,
         difficulty=cfg.dmc.difficulty if d is not None else None,
         quality_by=" ".join(judge) if q is not None else None,
         trace_ids=sorted(kept),
+        values={str(t): v for t, v in kept.items()},
     )
     if method == "dmc-dynamic":
         record["dynamic"] = {
@@ -104,6 +105,13 @@ def select_traces(
         + (f" (capability {c:.3f})" if c is not None else "")
     )
     return {i: chosen[i] for i in slots if chosen[i].id in kept}, record
+
+
+def store_selection(store: Store, record: dict | None) -> None:
+    """Keep what an export's selection chose (after its files are written)."""
+    if record and "values" in record:
+        kept = {int(t): v for t, v in record["values"].items()}
+        store.put_selection(record["dataset"], record["method"], record["top"], record["epoch"], record["state"], kept)
 
 
 def dynamic_files(cfg: Config, store: Store, student, slots, pool: dict[int, Trace], record: dict, valid_ids) -> dict:
