@@ -205,7 +205,7 @@ def export(
         raise ExportError(f"--valid-fraction must be between 0 and 1 (exclusive), not {valid_fraction}")
     ds = load_dataset(store, dataset)
     slots = plan(store, ds, teachers if teachers is not None else configured_teachers(cfg), only)
-    chosen = _choose(store, events, ds, slots, only)
+    chosen = choose_traces(store, events, ds, slots, only)
     kept = _filter(store, events, ds, slots, chosen, intersect=intersect, decontaminate=decontaminate)
     pool = kept.chosen
     if select is not None:
@@ -283,7 +283,7 @@ def export(
     return result
 
 
-def _choose(store: Store, events: Events, ds, slots, only: str | None) -> dict[int, Trace]:
+def choose_traces(store: Store, events: Events, ds, slots, only: str | None) -> dict[int, Trace]:
     """{slot index: its trace}: the lowest accepted variant of each slot's teacher."""
     held_out = sorted({(s.problem.id, s.problem.split) for s in slots if s.problem.split != "train"})
     if held_out:

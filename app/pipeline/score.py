@@ -97,11 +97,11 @@ class Item:
 
 def pool(cfg: Config, store: Store, events: Events, dataset: str, only: str | None = None) -> list[Item]:
     """The traces export would choose for a dataset (one verified trace per slot)."""
-    from app.pipeline.export import _choose
+    from app.pipeline.export import choose_traces
 
     ds = load_dataset(store, dataset)
     slots = plan(store, ds, configured_teachers(cfg), only)
-    chosen = _choose(store, events, ds, slots, only)
+    chosen = choose_traces(store, events, ds, slots, only)
     return [Item(t, slots[i].problem, slots[i].teacher.keeps_reasoning) for i, t in sorted(chosen.items())]
 
 
