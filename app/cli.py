@@ -267,9 +267,23 @@ def cmd_import(args) -> int:
 
 
 def cmd_status(args) -> int:
-    with _open_store(args.project) as store:
+    from app.config import DB_NAME, load_config
+    from app.store import Store
+
+    # status reads the store only: a broken tailor.toml is shown, not a reason to refuse
+    try:
+        load_config(args.project)
+        config_error = None
+    except TailorError as e:
+        config_error = str(e)
+    if not (args.project / DB_NAME).exists():
+        raise TailorError(f"{args.project / DB_NAME}: not found (run `tailor init {args.project}` first)")
+    store = Store(args.project / DB_NAME) if config_error else _open_store(args.project)
+    with store:
         counts = store.problem_counts()
         print(f"project {args.project.resolve()}")
+        if config_error:
+            print(f"config: {config_error}")
         print("problems: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
         for table in ("attempts", "grades", "datasets", "traces", "runs"):
             print(f"{table}: {store.count(table)}")

@@ -48,3 +48,17 @@ def test_status_of_an_empty_project(project, capsys):
     lines = _lines(capsys.readouterr().out)
     assert lines["problems"] == "none"
     assert (lines["eval answers"], lines["few-shot answers"], lines["CoT-quality ratings"]) == ("0", "0", "0")
+
+
+def test_status_shows_a_broken_config_and_still_counts(project, capsys):
+    with Store(project / DB_NAME) as store:
+        store.insert_problems([Problem(id="p1", question="q", answer="1", split="train")])
+    (project / "tailor.toml").write_text("[student]\nmax_tokens = 0\n")
+    assert main(["--project", str(project), "status"]) == 0
+    lines = _lines(capsys.readouterr().out)
+    assert "student.max_tokens" in lines["config"] and lines["problems"] == "train 1"
+
+
+def test_status_of_a_missing_project_is_one_line(tmp_path, capsys):
+    assert main(["--project", str(tmp_path / "nowhere"), "status"]) == 1
+    assert "tailor.db: not found (run `tailor init" in capsys.readouterr().err
