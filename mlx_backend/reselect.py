@@ -41,6 +41,11 @@ def _rows(path: str, what: str) -> list[dict]:
     return rows
 
 
+def pool_rows(spec: dict) -> list[dict]:
+    """The pool as chat rows, for measuring their lengths before training."""
+    return [{"messages": r["messages"]} for r in _rows(spec["pool"], "pool")]
+
+
 class DynamicSelection:
     def __init__(self, spec: dict, n_keep: int, batch_size: int, resume: dict | None):
         self.pool = _rows(spec["pool"], "pool")

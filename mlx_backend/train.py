@@ -762,6 +762,11 @@ def _train(job: dict, events, state: dict) -> int:
     train_set = CacheDataset(ChatDataset(train_rows, tokenizer, mask_prompt=True))
     valid_set = CacheDataset(ChatDataset(valid_rows, tokenizer, mask_prompt=True))
     lengths = [len(ds[i][0]) for ds in (train_set, valid_set) for i in range(len(ds))]
+    if job.get("dmc"):  # a later epoch may train on any pool trace: fit and check them too
+        from .reselect import pool_rows
+
+        pool_set = CacheDataset(ChatDataset(pool_rows(job["dmc"]), tokenizer, mask_prompt=True))
+        lengths += [len(pool_set[i][0]) for i in range(len(pool_set))]
     if p["max_seq_length"] is None:
         p["max_seq_length"] = fit_length(lengths, info.get("context"))  # reported in the start event
     too_long = sum(n > p["max_seq_length"] for n in lengths)
