@@ -359,3 +359,23 @@ async def test_evaluate_from_the_pipeline_then_read_the_results(demo):
         assert row[:2] == ["base", "R1"] and row[2] == "50.0"  # test problems p002, p005, p008, p011
     with Store(demo / DB_NAME) as s:
         assert s.count("attempts", purpose="eval") == 4
+
+
+async def test_control_characters_in_model_output_never_reach_the_terminal(demo):
+    from app.tui.widgets.labels import one_line, printable
+
+    assert printable("a\x1b[2Jb\x07\r\n\tc\x7f\x9b") == "a\u241b[2Jb\u2407\u240d\n\tc\u2421\ufffd"
+    assert one_line("x\x1b]0;owned\x07 y", 40) == "x\u241b]0;owned\u2407 y"
+    with Store(demo / DB_NAME) as s:
+        s.db.execute("UPDATE attempts SET text = ? WHERE problem_id = 'p000'", ["think \x1b[2J\x1b]0;owned\x07 done"])
+        s.db.execute("UPDATE problems SET question = ? WHERE id = 'p000'", ["What is 0 times 3?\x1b[31m"])
+        s.db.conn.commit()
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        shown = str(app.screen.query_one("#attempts").render()) + str(app.screen.query_one("#question").render())
+        assert "\x1b" not in shown and "\x07" not in shown
+        assert "\u241b[2J" in shown and "\u241b[31m" in shown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -22,6 +23,7 @@ from textual.widgets import (
 
 from app.records import SPLITS
 from app.tui.stages import STAGES
+from app.tui.widgets.labels import printable
 from app.tui.widgets.stage_row import StageRow
 
 
@@ -120,9 +122,10 @@ class PipelineScreen(Screen):
             log.clear()
             new = len(job.log)
         if new:
-            log.write_lines(list(job.log)[-new:])
+            log.write_lines([printable(line) for line in list(job.log)[-new:]])
         self._logged = job.logged
-        self.query_one("#errors", Static).update("\n".join(job.errors) or "none")
+        # Text, not markup: an error quoting "[...]" from a model is shown as written
+        self.query_one("#errors", Static).update(Text(printable("\n".join(job.errors)) or "none"))
 
     def _show_usage(self) -> None:
         u = self.app.store.tui_usage_totals()

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from app.tui.widgets.labels import GRADE_STYLE, correct_text
+from app.tui.widgets.labels import GRADE_STYLE, correct_text, printable
 
 
 class ProblemScreen(Screen):
@@ -59,10 +59,10 @@ class ProblemScreen(Screen):
             f"  · difficulty {p.difficulty}" if p.difficulty is not None else "",
         )
         self.query_one("#problem-head", Static).update(head)
-        self.query_one("#question", Static).update(_titled("Question", p.question))
-        ref = Text.assemble(("Reference answer: ", "bold"), (p.answer, "bold green"))
+        self.query_one("#question", Static).update(_titled("Question", printable(p.question)))
+        ref = Text.assemble(("Reference answer: ", "bold"), (printable(p.answer), "bold green"))
         if p.solution:
-            ref.append("\n" + p.solution)
+            ref.append("\n" + printable(p.solution))
         self.query_one("#reference", Static).update(ref)
         self._render_grade(store.tui_grade_history(p.id))
         self._render_attempts(store.attempts(problem_id=p.id))
@@ -88,9 +88,9 @@ class ProblemScreen(Screen):
             if j.disagreement:
                 text.append("  ! judge and answer checker disagree", style="bold yellow")
             if j.rationale:
-                text.append(f"\nRationale: {j.rationale}")
+                text.append(f"\nRationale: {printable(j.rationale)}")
             if j.error:
-                text.append(f"\nError: {j.error}", style="red")
+                text.append(f"\nError: {printable(j.error)}", style="red")
         text.append("\n[e] easy  [m] medium  [h] hard — record a manual grade (it wins over the judge)", style="dim")
         self.query_one("#grade-box", Static).update(text)
 
@@ -102,13 +102,13 @@ class ProblemScreen(Screen):
         for a in attempts:
             where = a.purpose + (f" {a.tier}" if a.tier else "") + (f" run {a.run_id}" if a.run_id else "")
             text.append(f"\n— {where} · seed {a.seed} · {a.n_tokens or 0} tokens · extracted: ")
-            text.append(a.extracted if a.extracted is not None else "none", style="bold")
+            text.append(printable(a.extracted) if a.extracted is not None else "none", style="bold")
             text.append(" ")
             text.append_text(correct_text(a.correct))
             if a.error:
-                text.append(f"\n  error: {a.error}", style="red")
+                text.append(f"\n  error: {printable(a.error)}", style="red")
             if a.text:
-                text.append("\n" + a.text.strip() + "\n")
+                text.append("\n" + printable(a.text.strip()) + "\n")
         self.query_one("#attempts", Static).update(text)
 
     def _render_traces(self, traces) -> None:
@@ -126,11 +126,11 @@ class ProblemScreen(Screen):
                     head.append("verified ✓", style="green")
                     cls = "trace verified"
                 else:
-                    head.append(f"rejected: {t.reject_reason or 'no reason'}", style="red")
+                    head.append(f"rejected: {printable(t.reject_reason) or 'no reason'}", style="red")
                     cls = "trace rejected"
                 if t.extracted is not None:
-                    head.append(f" · answer {t.extracted}")
-                widgets.append(Static(Text.assemble(head, "\n", (t.text or "").strip()), classes=cls))
+                    head.append(f" · answer {printable(t.extracted)}")
+                widgets.append(Static(Text.assemble(head, "\n", printable(t.text).strip()), classes=cls))
             if not mine:
                 widgets.append(Static(Text("none", style="dim")))
             column.mount(*widgets)
