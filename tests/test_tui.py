@@ -379,3 +379,19 @@ async def test_control_characters_in_model_output_never_reach_the_terminal(demo)
         shown = str(app.screen.query_one("#attempts").render()) + str(app.screen.query_one("#question").render())
         assert "\x1b" not in shown and "\x07" not in shown
         assert "\u241b[2J" in shown and "\u241b[31m" in shown
+
+
+async def test_escape_leaves_the_search_box(demo):
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        await pilot.press("slash", *"p01", "escape")
+        await pilot.pause()
+        search = app.screen.query_one("#search", Input)
+        assert search.value == "p01" and not search.has_focus
+        assert app.screen.query_one("#problem-table", DataTable).has_focus
+        assert table_ids(app) == ["p010", "p011"]
+        await pilot.press("x")  # a key for the table again, not a letter in the box
+        await pilot.pause()
+        assert search.value == "" and len(table_ids(app)) == 12

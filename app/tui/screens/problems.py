@@ -27,6 +27,8 @@ class ProblemsScreen(Screen):
         Binding("p", "page(-1)", "Prev page"),
         Binding("slash", "focus_search", "Search"),
         Binding("x", "clear_filters", "Clear filters"),
+        # Esc hands the keys back to the table, so n / p / x page and clear instead of typing
+        Binding("escape", "leave_search", "Leave search", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -107,6 +109,11 @@ class ProblemsScreen(Screen):
             self._search_timer = None
         self.row_offset = 0
         self.reload()
+
+    def action_leave_search(self) -> None:
+        if self.query_one("#search", Input).has_focus:
+            self._search_now()
+            self.query_one("#problem-table", DataTable).focus()
 
     def action_focus_search(self) -> None:
         self.query_one("#search", Input).focus()
