@@ -247,8 +247,11 @@ class TeachersConfig(_Section):
     long: TeacherConfig = Field(default_factory=lambda: ReferenceProvider(provider="reference"))
 
 
+STRATEGIES = ("adaptive", "random", "fixed", "all")  # how `tailor sample` draws (app/pipeline/sample.py)
+
+
 class SamplingConfig(_Section):
-    strategy: Literal["adaptive", "random", "fixed", "all"] = "adaptive"
+    strategy: Literal[STRATEGIES] = "adaptive"
     k: int = Field(200, ge=1)
     seed: int = 0
     ratio: str = "6:3:1"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from app.config import STRATEGIES
 from app.dmc import DEFAULT_TOP, METHODS
 from app.records import SPLITS
 
@@ -128,9 +129,7 @@ def _grade_options(p) -> None:
 
 def _sample_options(p) -> None:
     p.add_argument("--name", required=True, help="dataset name (an existing name is an error)")
-    p.add_argument(
-        "--strategy", choices=["adaptive", "random", "fixed", "all"], help="default: [sampling] strategy in tailor.toml"
-    )
+    p.add_argument("--strategy", choices=STRATEGIES, help="default: [sampling] strategy in tailor.toml")
     p.add_argument("--k", type=int, help="dataset size K (default: [sampling] k; ignored by --strategy all)")
     p.add_argument("--ratio", help="E:M:H for --strategy fixed (default: [sampling] ratio)")
     p.add_argument("--seed", type=int, help="sampling seed (default: [sampling] seed)")
@@ -337,8 +336,7 @@ STAGES: tuple[Stage, ...] = (
         _sample_options,
         sweep="cell",
         counts=lambda c: f"{c['sampled']:,} sampled in {c['datasets']} sets",
-        tui=("name",),
-        needs_dataset=True,
+        tui=("name", "strategy", "k", "seed"),
     ),
     Stage(
         "teach",

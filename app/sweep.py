@@ -39,7 +39,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app import stages
-from app.config import Config, format_validation_error
+from app.config import STRATEGIES, Config, format_validation_error
 from app.dmc import METHODS
 from app.errors import ConfigError
 
@@ -54,7 +54,7 @@ class CellKeys(_Strict):
     """What may differ between cells."""
 
     label: str | None = None
-    strategy: Literal["adaptive", "random", "fixed", "all"] | None = None
+    strategy: Literal[STRATEGIES] | None = None
     k: int | None = Field(None, ge=1)
     ratio: str | None = None
     sample_seed: int | None = None

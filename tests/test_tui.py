@@ -274,6 +274,7 @@ async def test_a_failing_stage_reports_its_error(demo):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         app.screen.query_one("#stages").index = 3  # sample, into the existing dataset name "demo"
+        app.screen.query_one("#sample-name", Input).value = "demo"
         await pilot.press("r")
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -395,3 +396,21 @@ async def test_escape_leaves_the_search_box(demo):
         await pilot.press("x")  # a key for the table again, not a letter in the box
         await pilot.pause()
         assert search.value == "" and len(table_ids(app)) == 12
+
+
+async def test_sample_has_its_own_inputs_and_a_fresh_name(demo):
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        name, dataset = screen.query_one("#sample-name", Input), screen.query_one("#dataset", Input)
+        assert (name.value, dataset.value) == ("set-2", "demo")  # the demo holds one set, "demo"
+        screen.query_one("#sample-strategy", Select).value = "all"
+        screen.query_one("#stages").index = 3
+        await pilot.press("r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.job.status == "done", app.job.log
+        with Store(demo / DB_NAME) as s:
+            assert s.get_dataset("set-2").strategy == "all"
+        assert (dataset.value, name.value) == ("set-2", "set-3")  # later stages use the new set

@@ -38,14 +38,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from app.config import Config
+from app.config import STRATEGIES, Config
 from app.errors import TailorError
 from app.events import Events
 from app.records import Dataset, DatasetItem, GradeRecord
 from app.store import Store
 
 STRATA: tuple[str, ...] = ("easy", "medium", "hard")
-STRATEGIES: tuple[str, ...] = ("adaptive", "random", "fixed", "all")
 ROUTINGS: tuple[str, ...] = ("graded", "blind")
 ROUTES = {"easy": "short", "medium": "short", "hard": "long"}
 

@@ -25,12 +25,13 @@ class Stage:
 def _maker(stage: registry.Stage) -> Callable[[dict], Call]:
     def make(o: dict) -> Call:
         def call(cfg, store, events, *, project, job_cls):
-            # The screen's one dataset box names the set sample creates and the set the later stages use.
+            # The dataset box names the set the later stages use; sample has its own boxes.
             given = {
                 "split": o["split"],
                 "dataset": o.get("dataset"),
-                "name": o.get("dataset"),
+                "name": o.get("sample_name"),
                 "tiers": o.get("tiers"),
+                **{k: o.get(k) for k in ("strategy", "k", "seed")},
             }
             options = {k: given[k] for k in stage.tui if given[k] is not None}
             return stage.run(cfg, store, events, project=project, job_cls=job_cls, **options)

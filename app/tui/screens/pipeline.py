@@ -21,10 +21,18 @@ from textual.widgets import (
     Static,
 )
 
+from app.config import STRATEGIES
 from app.records import SPLITS
 from app.tui.stages import STAGES
 from app.tui.widgets.labels import printable
 from app.tui.widgets.stage_row import StageRow
+
+
+def fresh_name(taken: list[str]) -> str:
+    n = len(taken) + 1
+    while f"set-{n}" in taken:
+        n += 1
+    return f"set-{n}"
 
 
 class PipelineScreen(Screen):
@@ -42,6 +50,13 @@ class PipelineScreen(Screen):
             yield Label("dataset", classes="option-label")
             yield Input(placeholder="dataset name", id="dataset", compact=True)
             yield Checkbox("evaluate tiers R1–R6", id="tiers", compact=True)
+        # sample makes a new set, so it has its own name (a fresh one by default) and draw
+        with Horizontal(id="sample-options"):
+            yield Label("sample into", classes="option-label")
+            yield Input(id="sample-name", compact=True)
+            yield Select([(s, s) for s in STRATEGIES], prompt="strategy: config", id="sample-strategy", compact=True)
+            yield Input(placeholder="k: config", id="sample-k", type="integer", compact=True)
+            yield Input(placeholder="seed: config", id="sample-seed", type="integer", compact=True)
         yield Static("", id="usage")
         yield ListView(*(StageRow(s.key, s.title, s.make is not None) for s in STAGES), id="stages")
         with Horizontal(id="pipeline-bottom"):
@@ -57,6 +72,7 @@ class PipelineScreen(Screen):
         names = self.app.store.dataset_names()
         if names:
             self.query_one("#dataset", Input).value = names[-1]
+        self.query_one("#sample-name", Input).value = fresh_name(names)
         # Token and cost counters move while a stage runs; the timer idles otherwise.
         self._ticker = self.set_interval(1.0, self._tick, pause=True)
         self._logged = 0
@@ -67,10 +83,19 @@ class PipelineScreen(Screen):
         self.reload()
 
     def options(self) -> dict:
+        def number(wid: str) -> int | None:
+            text = self.query_one(wid, Input).value.strip()
+            return int(text) if text.lstrip("-").isdigit() else None
+
+        strategy = self.query_one("#sample-strategy", Select)
         return {
             "split": self.query_one("#split", Select).value,
             "dataset": self.query_one("#dataset", Input).value.strip(),
             "tiers": self.query_one("#tiers", Checkbox).value,
+            "sample_name": self.query_one("#sample-name", Input).value.strip(),
+            "strategy": None if strategy.is_blank() else strategy.value,
+            "k": number("#sample-k"),
+            "seed": number("#sample-seed"),
         }
 
     def _selected_key(self) -> str:
@@ -100,7 +125,17 @@ class PipelineScreen(Screen):
     def reload(self) -> None:
         """Re-read the counts (a few aggregate queries) and redraw every row."""
         self._counts = self.app.store.tui_stage_counts()
+        self._follow_new_set()
         self.sync_job()
+
+    def _follow_new_set(self) -> None:
+        """Once sample has made the set named in its box, the later stages use it and the
+        box offers a fresh name: it never holds a name that is taken."""
+        names = self.app.store.dataset_names()
+        box = self.query_one("#sample-name", Input)
+        if box.value.strip() in names:
+            self.query_one("#dataset", Input).value = box.value.strip()
+            box.value = fresh_name(names)
 
     def _tick(self) -> None:
         self.reload()
