@@ -42,3 +42,31 @@ def json_object(text: str | None, prefer_key: str | None = None) -> dict | None:
             if prefer_key in obj:
                 return obj
     return found[0] if found else None
+
+
+def integer_score(v, low: int, high: int) -> int:
+    """A rating field: an integer from low to high (2, 2.0 and "2" count; 2.5 and true do not)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise ValueError(f"expected an integer {low}-{high}, got {v!r}")
+    try:
+        x = float(v)
+    except ValueError:
+        raise ValueError(f"expected an integer {low}-{high}, got {v!r}") from None
+    if not x.is_integer() or not low <= x <= high:
+        raise ValueError(f"expected an integer {low}-{high}, got {v!r}")
+    return int(x)
+
+
+def parse_reply(text: str | None, model, prefer_key: str):
+    """A judge's JSON reply validated as a pydantic ``model``; ValueError with a one-line reason."""
+    from pydantic import ValidationError
+
+    obj = json_object(text or "", prefer_key=prefer_key)
+    if obj is None:
+        raise ValueError("reply is not a JSON object")
+    try:
+        return model.model_validate(obj)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ValueError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None

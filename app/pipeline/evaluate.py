@@ -24,7 +24,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from app.blas import find_blas, hint_once
 from app.config import Config, thinking_params
@@ -37,7 +37,7 @@ from app.pipeline.grade import judge_of
 from app.prompts import Prompt, load_prompt
 from app.records import Attempt, Problem, Run
 from app.remote import ChatRequest, open_client
-from app.replies import json_object
+from app.replies import integer_score, parse_reply
 from app.store import Batched, Store
 
 PURPOSE = "eval"
@@ -422,12 +422,7 @@ class Rating(BaseModel):
     @field_validator("coherence", "completeness", "factual", mode="before")
     @classmethod
     def _score(cls, v):
-        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-            raise ValueError(f"expected an integer 1-5, got {v!r}")
-        x = float(v)
-        if not x.is_integer() or not 1 <= x <= 5:
-            raise ValueError(f"expected an integer 1-5, got {v!r}")
-        return int(x)
+        return integer_score(v, 1, 5)
 
     @property
     def cotqs(self) -> float:
@@ -436,15 +431,7 @@ class Rating(BaseModel):
 
 def parse_rating(text: str | None) -> Rating:
     """The judge's CoT-quality reply; raises ValueError with a one-line reason."""
-    obj = json_object(text or "", prefer_key="coherence")
-    if obj is None:
-        raise ValueError("reply is not a JSON object")
-    try:
-        return Rating.model_validate(obj)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ValueError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None
+    return parse_reply(text, Rating, "coherence")
 
 
 def _rate(

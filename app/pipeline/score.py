@@ -27,7 +27,7 @@ import random
 import statistics
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from app import dmc
 from app.config import Config
@@ -40,7 +40,7 @@ from app.pipeline.teach import configured_teachers, load_dataset, plan
 from app.prompts import load_prompt
 from app.records import Problem, Trace
 from app.remote import ChatRequest, open_client
-from app.replies import json_object
+from app.replies import integer_score, parse_reply
 from app.store import Batched, Store
 
 QUALITY_REPAIR = (
@@ -150,23 +150,11 @@ class QualityReply(BaseModel):
     @field_validator("score", mode="before")
     @classmethod
     def _score(cls, v):
-        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-            raise ValueError(f"expected an integer 1-10, got {v!r}")
-        x = float(v)
-        if not x.is_integer() or not 1 <= x <= 10:
-            raise ValueError(f"expected an integer 1-10, got {v!r}")
-        return int(x)
+        return integer_score(v, 1, 10)
 
 
 def parse_quality(text: str | None) -> QualityReply:
-    obj = json_object(text or "", prefer_key="score")
-    if obj is None:
-        raise ValueError("reply is not a JSON object")
-    try:
-        return QualityReply.model_validate(obj)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise ValueError(f"{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')}") from None
+    return parse_reply(text, QualityReply, "score")
 
 
 def training_text(item: Item) -> str:
