@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -621,12 +621,13 @@ class Store:
     def attempts_by_key(self, keys: Iterable[str]) -> dict[str, Attempt]:
         return {r["key"]: _attempt(r) for r in self._rows_in("SELECT * FROM attempts WHERE key IN ({marks})", keys)}
 
-    def _rows_in(self, sql: str, values: Iterable) -> Iterator[dict]:
-        """Rows of `sql` (with an `IN ({marks})` hole) for many values, asked in chunks."""
+    def _rows_in(self, sql: str, values: Iterable, args: Sequence = ()) -> Iterator[dict]:
+        """Rows of `sql` (``args`` for its other holes, then an `IN ({marks})` hole) for
+        many values, asked in chunks."""
         values = list(values)
         for i in range(0, len(values), 500):
             chunk = values[i : i + 500]
-            yield from self.db.query(sql.format(marks=",".join("?" * len(chunk))), chunk)
+            yield from self.db.query(sql.format(marks=",".join("?" * len(chunk))), [*args, *chunk])
 
     # -- CoT quality ratings of evaluated attempts --------------------------------
 
@@ -649,9 +650,10 @@ class Store:
 
     def trace_scores(self, state: str, prompt_hash: str, trace_ids: Iterable[int] | None = None) -> dict[int, dict]:
         """{trace_id: trace_scores row} for one student state and rendering."""
-        rows = self.db.query("SELECT * FROM trace_scores WHERE state = ? AND prompt_hash = ?", [state, prompt_hash])
-        wanted = None if trace_ids is None else set(trace_ids)
-        return {r["trace_id"]: r for r in rows if wanted is None or r["trace_id"] in wanted}
+        sql, args = "SELECT * FROM trace_scores WHERE state = ? AND prompt_hash = ?", [state, prompt_hash]
+        if trace_ids is None:
+            return {r["trace_id"]: r for r in self.db.query(sql, args)}
+        return {r["trace_id"]: r for r in self._rows_in(sql + " AND trace_id IN ({marks})", trace_ids, args)}
 
     def put_trace_scores(self, rows: Iterable[dict]) -> None:
         rows = [{**r, "created_at": now()} for r in rows]

@@ -157,11 +157,11 @@ def parse_quality(text: str | None) -> QualityReply:
     return parse_reply(text, QualityReply, "score")
 
 
-def training_text(item: Item) -> str:
+def training_text(item: Item, student) -> str:
     """The trace as the student is trained on it (export's rendering): what quality rates."""
     from app.pipeline.export import example_messages
 
-    return example_messages(load_prompt("student_solve"), item.problem, item.trace, item.keeps_reasoning)[-1]["content"]
+    return example_messages(student, item.problem, item.trace, item.keeps_reasoning)[-1]["content"]
 
 
 def stand_in_quality(cfg: Config, item: Item) -> tuple[float, str]:
@@ -232,6 +232,8 @@ def rate(cfg: Config, store: Store, events: Events, items: list[Item], result: S
         store.put_trace_quality(batch)
         result.rated += len(batch)
 
+    student = load_prompt("student_solve")
+
     async def ask() -> None:
         async with open_client(cfg, "judge", store, transport=transport, retry=retry) as client:
             reqs = [
@@ -239,7 +241,7 @@ def rate(cfg: Config, store: Store, events: Events, items: list[Item], result: S
                     messages=prompt.render(
                         question=it.problem.question,
                         reference_answer=it.problem.answer,
-                        solution=training_text(it),
+                        solution=training_text(it, student),
                     ),
                     stage="quality",
                     prompt_hash=prompt.hash,
