@@ -91,8 +91,11 @@ def values(method: str, q: Sequence[float], d: Sequence[float], c: float | None,
 
 
 def top(ids: Sequence[int], vals: Sequence[float], percent: float) -> dict[int, float]:
-    """The top ``percent`` % of ids by value (at least one), ties broken by id for a
-    reproducible cut."""
-    n = max(1, math.ceil(len(ids) * percent / 100))
+    """The top ``percent`` % of ids by value (at least one)."""
+    return top_n(ids, vals, max(1, math.ceil(len(ids) * percent / 100)))
+
+
+def top_n(ids: Sequence[int], vals: Sequence[float], n: int) -> dict[int, float]:
+    """The ``n`` ids of highest value, ties broken by id for a reproducible cut."""
     order = sorted(range(len(ids)), key=lambda i: (-vals[i], ids[i]))
     return {ids[i]: vals[i] for i in order[:n]}

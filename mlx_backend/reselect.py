@@ -99,19 +99,17 @@ class DynamicSelection:
             model.train()
         absolute = statistics.fmean(r["cond_logprob"] for r in placed.values())
         relative = dmc.relative_capability(absolute, tuple(self.bounds) if self.bounds else None)
-        ids = [str(r["id"]) for r in self.candidates]
+        ids = [r["id"] for r in self.candidates]
         q = [r["quality"] for r in self.candidates]
-        d = dmc.percentile_ranks([scored[i][self.difficulty] for i in ids])
-        vals = dmc.values("dmc", q, d, relative, self.cfg)
-        kept = sorted(range(len(ids)), key=lambda k: (-vals[k], ids[k]))[: self.n_keep]
-        chosen = [self.candidates[k]["id"] for k in kept]
+        d = dmc.percentile_ranks([scored[str(i)][self.difficulty] for i in ids])
+        kept = dmc.top_n(ids, dmc.values("dmc", q, d, relative, self.cfg), self.n_keep)
         events.emit(
             "selection",
             epoch=epoch,
             iter=it,
             capability=absolute,
             relative=relative,
-            trace_ids=chosen,
-            values=[vals[k] for k in kept],
+            trace_ids=list(kept),
+            values=list(kept.values()),
         )
-        return {"epoch": epoch, "ids": chosen, "capability": absolute}
+        return {"epoch": epoch, "ids": list(kept), "capability": absolute}
