@@ -523,7 +523,8 @@ def render_markdown(report: dict, plot_results: list[PlotResult]) -> str:
         "",
         (
             f"- problem set: {'benchmark ' + ps['benchmark'] if ps.get('benchmark') else 'split ' + str(ps.get('split'))}, "
-            f"n = {ps.get('n', 0)} problems (comparisons use the problems every side answered; see n per row in the JSON)"
+            f"n = {ps.get('n', 0)} problems, {ps.get('evaluated', 0)} of them evaluated "
+            "(comparisons use the problems every side answered; see n per row in the JSON)"
         ),
         f"- base model: {report.get('base_model') or 'not evaluated yet'}",
         f"- judge: {report.get('judge') or '—'}",

@@ -63,13 +63,12 @@ def collect(
     n_boot: int = N_BOOT,
     alpha: float = ALPHA,
 ) -> dict:
+    # Only the evaluated problems are loaded: a 100,000-problem set is counted in SQL.
+    where = {"source": benchmark} if benchmark else {"split": split}
     if benchmark:
-        problems = store.problems(source=benchmark)
         split = None
-    else:
-        problems = store.problems(split=split)
-    by_id: dict[str, Problem] = {p.id: p for p in problems}
-    attempts = [a for a in store.eval_attempts() if a.problem_id in by_id]
+    attempts = store.eval_attempts(**where)
+    by_id: dict[str, Problem] = {p.id: p for p in store.problems_by_id({a.problem_id for a in attempts})}
     base_model = attempts[-1].model if attempts else None
     attempts = [a for a in attempts if a.model == base_model]
     latest = _latest(attempts)
@@ -142,20 +141,19 @@ def collect(
     adjust(vs_base, primary, alpha)
     adjust(vs_main, primary, alpha)
 
-    grades = store.current_grades(split="train")
     evals = list(ratings.values())
     judge = f"{evals[-1]['provider']} {evals[-1]['model']}" if evals else "none (CoT quality not rated)"
     return {
-        "problem_set": {"split": split, "benchmark": benchmark, "n": len(problems)},
+        "problem_set": {
+            "split": split,
+            "benchmark": benchmark,
+            "n": store.count("problems", **where),
+            "evaluated": len({a.problem_id for a in latest.values()}),
+        },
         "base_model": base_model,
         "judge": judge,
         "alpha": alpha,
-        "grades": {
-            "easy": sum(g.grade == "easy" for g in grades.values()),
-            "medium": sum(g.grade == "medium" for g in grades.values()),
-            "hard": sum(g.grade == "hard" for g in grades.values()),
-            "ungraded": sum(g.grade is None for g in grades.values()),
-        },
+        "grades": store.grade_distribution(split="train"),
         "configurations": vs_base,
         "ablations": vs_main,
         "notes": notes,

@@ -34,6 +34,7 @@ class Stage:
     tui: tuple[str, ...] | None = ()
     needs_dataset: bool = False
     title: str | None = None  # the TUI's label, when it is not the name
+    on_cancel: str = "run it again to continue"  # what the TUI tells a user who cancelled it
 
     @property
     def label(self) -> str:
@@ -385,8 +386,9 @@ STAGES: tuple[Stage, ...] = (
         _train_options,
         sweep="cell",
         counts=lambda c: f"{c['runs_done']} of {c['runs']} runs done",
-        tui=("dataset",),
+        tui=("dataset", "resume"),
         needs_dataset=True,
+        on_cancel="the run is kept at its last checkpoint: resume it from Runs (r)",
     ),
     Stage(
         "eval",

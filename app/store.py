@@ -607,16 +607,23 @@ class Store:
         rows = self.db.query(f"SELECT * FROM attempts {where} ORDER BY id", args)
         return [_attempt(r) for r in rows]
 
-    def eval_attempts(self, run_id: str | None = None, base_only: bool = False) -> list[Attempt]:
-        """Evaluation attempts (purpose "eval"), oldest first; `base_only` = no adapter."""
-        sql = "SELECT * FROM attempts WHERE purpose = 'eval'"
+    def eval_attempts(
+        self, run_id: str | None = None, base_only: bool = False, *, split: str | None = None, source: str | None = None
+    ) -> list[Attempt]:
+        """Evaluation attempts (purpose "eval"), oldest first; `base_only` = no adapter;
+        `split` / `source` keep those of problems in that split or from that source."""
+        sql = "SELECT a.* FROM attempts a WHERE a.purpose = 'eval'"
         args: list = []
         if base_only:
-            sql += " AND run_id IS NULL"
+            sql += " AND a.run_id IS NULL"
         elif run_id is not None:
-            sql += " AND run_id = ?"
+            sql += " AND a.run_id = ?"
             args.append(run_id)
-        return [_attempt(r) for r in self.db.query(sql + " ORDER BY id", args)]
+        where, problem_args = _where(split=split, source=source)
+        if problem_args:
+            sql += f" AND a.problem_id IN (SELECT id FROM problems {where})"
+            args += problem_args
+        return [_attempt(r) for r in self.db.query(sql + " ORDER BY a.id", args)]
 
     def attempts_by_key(self, keys: Iterable[str]) -> dict[str, Attempt]:
         return {r["key"]: _attempt(r) for r in self._rows_in("SELECT * FROM attempts WHERE key IN ({marks})", keys)}
@@ -727,6 +734,20 @@ class Store:
                 self.db["grades"].update(grade.id, row)
                 return grade.id
             return self.db["grades"].insert(row).last_pk
+
+    def grade_distribution(self, split: str | None = None) -> dict[str, int]:
+        """How many problems (of `split`) have each grade in force; "ungraded" counts those
+        whose grading failed. Every grade is a key, zero if none."""
+        where, args = ("WHERE p.split = ?", [split]) if split else ("", [])
+        rows = self.db.execute(
+            f"SELECT g.grade, count(*) FROM in_force_grades g JOIN problems p ON p.id = g.problem_id {where} "
+            "GROUP BY g.grade",
+            args,
+        )
+        out = dict.fromkeys(("easy", "medium", "hard", "ungraded"), 0)
+        for grade, n in rows:
+            out[grade or "ungraded"] += n
+        return out
 
     def current_grades(self, split: str | None = None) -> dict[str, GradeRecord]:
         """Each problem's grade in force: its latest override, else its latest grading."""
@@ -1061,6 +1082,29 @@ class Store:
         for g in ("easy", "medium", "hard", "ungraded"):
             counts.setdefault(g, 0)
         return counts
+
+    def tui_runs(self) -> list[tuple[Run, float | None, float | None]]:
+        """Every run, oldest first, with its last tokens/s and its peak memory (GB)."""
+        rows = self.db.query(
+            """SELECT r.*,
+                      (SELECT m.value FROM metrics m WHERE m.run_id = r.id AND m.kind = 'tokens_per_s'
+                       ORDER BY m.step DESC LIMIT 1) AS _tps,
+                      (SELECT max(m.value) FROM metrics m WHERE m.run_id = r.id AND m.kind = 'peak_memory_gb') AS _peak
+               FROM runs r ORDER BY r.started_at, r.id"""
+        )
+        out = []
+        for r in rows:
+            tps, peak = r.pop("_tps"), r.pop("_peak")
+            out.append((_run(r), tps, peak))
+        return out
+
+    def tui_run_detail(self, run_id: str) -> dict | None:
+        """One run and its curves, as the Runs screen plots them."""
+        run = self.get_run(run_id)
+        if run is None:
+            return None
+        kinds = ("train_loss", "val_loss", "tokens_per_s", "peak_memory_gb")
+        return {"run": run, **{k: self.curve(run_id, k) for k in kinds}}
 
     def tui_grade_history(self, problem_id: str) -> list[GradeRecord]:
         """Every grading of one problem, oldest first (the one in force is the last override, else the last)."""

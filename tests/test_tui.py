@@ -37,6 +37,12 @@ def make_app(project, **kw):
     return TailorApp(project, **kw)
 
 
+def by_label(table: DataTable, row: int) -> dict:
+    """One row of a table as {column label: cell}: columns are sized and dropped to fit."""
+    labels = [str(c.label) for c in table.columns.values()]
+    return dict(zip(labels, table.get_row_at(row), strict=True))
+
+
 def table_ids(app) -> list[str]:
     table = app.screen.query_one("#problem-table", DataTable)
     return [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
@@ -215,12 +221,13 @@ async def test_results_marks_degraded_configuration(demo):
         await pilot.press("4")
         await pilot.pause()
         table = app.screen.query_one("#configs", DataTable)
-        row = table.get_row_at(1)
-        assert str(row[0]) == "random/acotd (degraded)" and "red" in str(row[0].style)
-        assert [str(c) for c in row[8:11]] == ["0.001", "0.002", "DEGRADED"]  # p, adjusted p, verdict
-        assert str(table.get_row_at(0)[4]) == "72.5 ± 3.5" and "green" in str(table.get_row_at(0)[0].style)
-        ablation = table.get_row_at(2)
-        assert str(ablation[1]) == "demo/acotd" and str(ablation[6]) == "-50.0"
+        row = by_label(table, 1)
+        assert str(row["configuration"]) == "random/acotd" and "red" in str(row["configuration"].style)
+        assert [str(row[c]) for c in ("p", "adj p", "verdict")] == ["0.001", "0.002", "DEGRADED"]
+        assert str(by_label(table, 0)["accuracy"]) == "72.5 ± 3.5"
+        assert "green" in str(by_label(table, 0)["configuration"].style)
+        ablation = by_label(table, 2)
+        assert str(ablation["vs"]) == "demo/acotd" and str(ablation["Δ"]) == "-50.0"
 
 
 async def test_settings_shows_validation_error_in_place(demo):
@@ -278,7 +285,7 @@ async def test_a_failing_stage_reports_its_error(demo):
         await pilot.press("r")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert app.job.status == "error"
+        assert app.job.status == "failed"
         assert "already exists" in str(app.screen.query_one("#errors").render())
 
 

@@ -134,7 +134,7 @@ def build_demo(d: Path, n: int = 12) -> Path:
 
 
 DEMO_RESULTS = {
-    "problem_set": {"split": "test", "benchmark": None, "n": 4},
+    "problem_set": {"split": "test", "benchmark": None, "n": 4, "evaluated": 4},
     "base_model": "tiny",
     "judge": "rules",
     "grades": {"easy": 3, "medium": 3, "hard": 2, "ungraded": 0},

@@ -1,4 +1,5 @@
-"""Snapshots of every screen on the fixed demo project (tests/test_tui_demo.py), 120x36.
+"""Snapshots of every screen on the fixed demo project (tests/test_tui_demo.py): 120x36,
+and every screen again at 80x24 (the smallest terminal tailor promises to fit) and 160x48.
 
 Update after an intended change with `pytest tests/test_tui_snapshots.py --snapshot-update`
 and look at the SVGs in tests/__snapshots__/ before accepting them."""
@@ -46,3 +47,17 @@ def test_settings_screen(snap_compare, demo_app):
 
 def test_problems_screen_light_theme(snap_compare, demo_app):
     assert snap_compare(demo_app, press=["t", "2"], terminal_size=SIZE)
+
+
+SCREEN_KEYS = {"pipeline": [], "problems": ["2"], "runs": ["3"], "results": ["4"], "settings": ["5"]}
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+@pytest.mark.parametrize("screen", SCREEN_KEYS)
+def test_every_screen_fits(snap_compare, demo_app, screen, size):
+    async def show(pilot):  # the keys, then every data worker, before the picture
+        await pilot.press(*SCREEN_KEYS[screen])
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(demo_app, run_before=show, terminal_size=size)

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from app.tui.job_state import JobState
+from app.tui.loader import DataCache, load
 from app.tui.runner import StageRun, StageUpdate, run_stage
 from app.tui.stages import BY_KEY, STAGES
 
@@ -66,6 +67,7 @@ class TailorApp(App):
         self.job = JobState()
         self.stage_run: StageRun | None = None
         self._store = None
+        self.data_cache = DataCache()
         self.sub_title = self.project.resolve().name
 
     # -- the UI thread's store (sqlite: one connection per thread) --------------
@@ -78,6 +80,10 @@ class TailorApp(App):
 
             self._store = Store(self.project / DB_NAME)
         return self._store
+
+    def load(self, node, key, fn, done, failed=None) -> bool:
+        """A screen's data off the UI thread, cached until the store changes (app.tui.loader)."""
+        return load(self, node, key, fn, done, failed)
 
     def on_mount(self) -> None:
         self.switch_mode("pipeline")
@@ -108,11 +114,11 @@ class TailorApp(App):
         if stage.make is None:
             self.notify(f"{key}: run `tailor import FILE` in a shell", severity="warning")
             return False
-        if stage.needs_dataset and not opts.get("dataset"):
+        if stage.needs_dataset and not (opts.get("dataset") or opts.get("resume")):
             self.notify(f"{key} needs a dataset name", severity="warning")
             return False
         self.stage_run = run = StageRun(key)
-        self.job.begin(key, self.store.tui_usage_totals())
+        self.job.begin(key, self.store.tui_usage_totals(), stage.on_cancel)
         self._sync_pipeline()
         self.run_worker(
             partial(run_stage, self.project, run, stage.make(opts), self.post_message, self.job_cls),

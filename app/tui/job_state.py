@@ -13,7 +13,7 @@ _ERROR_WORDS = ("error", "failed", "ungraded", "rejected", "unreachable")
 @dataclass
 class JobState:
     key: str | None = None
-    status: str = "idle"  # idle | running | cancelling | done | cancelled | error
+    status: str = "idle"  # idle | running | cancelling | done | cancelled | failed
     phase: str = ""
     total: int | None = None
     n: int = 0
@@ -23,6 +23,7 @@ class JobState:
     log: deque = field(default_factory=lambda: deque(maxlen=200))
     errors: deque = field(default_factory=lambda: deque(maxlen=5))
     logged: int = 0  # lines ever logged, so a view can append only the new ones
+    on_cancel: str = ""
 
     def _log(self, text: str) -> None:
         self.log.append(text)
@@ -32,9 +33,9 @@ class JobState:
     def running(self) -> bool:
         return self.status in ("running", "cancelling")
 
-    def begin(self, key: str, usage: dict) -> None:
+    def begin(self, key: str, usage: dict, on_cancel: str = "run it again to continue") -> None:
         self.key, self.status, self.phase, self.total, self.n, self.summary = key, "running", key, None, 0, ""
-        self.started, self.usage_start = time.monotonic(), dict(usage)
+        self.started, self.usage_start, self.on_cancel = time.monotonic(), dict(usage), on_cancel
 
     def apply(self, kind: str, *, total: int | None, n: int, text: str, status: str) -> None:
         """Fold one StageUpdate into the state."""
@@ -49,14 +50,19 @@ class JobState:
                 self.errors.append(f"{self.key}: {text}")
         elif kind == "done":
             self.summary = text
-            self._log(f"{self.phase}: done" + (f" — {text}" if text else ""))
+            if self.status != "cancelling":  # a stopped stage's summary is what it kept, said below
+                self._log(f"{self.phase}: done" + (f" — {text}" if text else ""))
         elif kind == "finished":
             self.status = status
-            if text and status != "done":
-                self._log(f"{self.key}: {status}: {text}")
+            if status == "cancelled":
+                kept = text or self.summary
+                self._log(
+                    f"{self.key}: cancelled"
+                    + (f" — kept {kept}" if kept else "; finished work is kept")
+                    + f"; {self.on_cancel}"
+                )
+            elif status == "failed":
+                self._log(f"{self.key}: failed: {text}")
+                self.errors.append(f"{self.key}: {text}")
             elif text:
                 self.summary = text
-            if status == "error":
-                self.errors.append(f"{self.key}: {text}")
-            elif status == "cancelled":
-                self._log(f"{self.key}: cancelled; finished work is kept, run it again to continue")

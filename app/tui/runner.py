@@ -128,9 +128,9 @@ def run_stage(
     except StageCancelled:
         status = "cancelled"
     except TailorError as e:
-        status, text = "error", str(e)
+        status, text = "failed", str(e)
     except sqlite3.Error as e:  # a full disk, a lock held too long, a read-only project
-        status, text = "error", failure(e, Path(project) / DB_NAME)
+        status, text = "failed", failure(e, Path(project) / DB_NAME)
     except Exception as e:  # noqa: BLE001 -- a bug in a stage must not take the interface down
-        status, text = "error", f"{type(e).__name__}: {e}"
+        status, text = "failed", f"{type(e).__name__}: {e}"
     post(StageUpdate(run.key, "finished", status=status, text=text))

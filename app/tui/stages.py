@@ -20,6 +20,7 @@ class Stage:
     # opts (split, dataset, tiers) -> the call; None = not runnable from here (import needs a file)
     make: Callable[[dict], Call] | None
     needs_dataset: bool = False
+    on_cancel: str = "run it again to continue"
 
 
 def _maker(stage: registry.Stage) -> Callable[[dict], Call]:
@@ -27,7 +28,8 @@ def _maker(stage: registry.Stage) -> Callable[[dict], Call]:
         def call(cfg, store, events, *, project, job_cls):
             # The dataset box names the set the later stages use; sample has its own boxes.
             given = {
-                "split": o["split"],
+                "split": o.get("split"),
+                "resume": o.get("resume"),
                 "dataset": o.get("dataset"),
                 "name": o.get("sample_name"),
                 "tiers": o.get("tiers"),
@@ -43,7 +45,7 @@ def _maker(stage: registry.Stage) -> Callable[[dict], Call]:
 
 def tui_stages() -> tuple[Stage, ...]:
     return tuple(
-        Stage(s.name, s.label, s.counts, _maker(s) if s.tui is not None else None, s.needs_dataset)
+        Stage(s.name, s.label, s.counts, _maker(s) if s.tui is not None else None, s.needs_dataset, s.on_cancel)
         for s in registry.STAGES
         if s.counts is not None
     )

@@ -49,7 +49,7 @@ class PipelineScreen(Screen):
             yield Select([(s, s) for s in SPLITS], value="train", allow_blank=False, id="split", compact=True)
             yield Label("dataset", classes="option-label")
             yield Input(placeholder="dataset name", id="dataset", compact=True)
-            yield Checkbox("evaluate tiers R1–R6", id="tiers", compact=True)
+            yield Checkbox("tiers R1–R6", id="tiers", compact=True)
         # sample makes a new set, so it has its own name (a fresh one by default) and draw
         with Horizontal(id="sample-options"):
             yield Label("sample into", classes="option-label")
@@ -69,13 +69,12 @@ class PipelineScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        names = self.app.store.dataset_names()
-        if names:
-            self.query_one("#dataset", Input).value = names[-1]
-        self.query_one("#sample-name", Input).value = fresh_name(names)
         # Token and cost counters move while a stage runs; the timer idles otherwise.
         self._ticker = self.set_interval(1.0, self._tick, pause=True)
         self._logged = 0
+        self._counts: dict | None = None
+        self._usage: dict | None = None
+        self._names: list[str] | None = None
         self.reload()
         self.query_one("#stages", ListView).focus()
 
@@ -123,19 +122,30 @@ class PipelineScreen(Screen):
     # -- rendering ------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Re-read the counts (a few aggregate queries) and redraw every row."""
-        self._counts = self.app.store.tui_stage_counts()
+        """Re-read the counts (a few aggregate queries, off the UI thread) and redraw every row."""
+
+        def fetch(store) -> tuple[dict, list[str], dict]:
+            return store.tui_stage_counts(), store.dataset_names(), store.tui_usage_totals()
+
+        self.app.load(self, ("pipeline",), fetch, self._loaded)
+
+    def _loaded(self, data: tuple[dict, list[str], dict]) -> None:
+        first = self._names is None
+        self._counts, self._names, self._usage = data
+        if first:
+            if self._names:
+                self.query_one("#dataset", Input).value = self._names[-1]
+            self.query_one("#sample-name", Input).value = fresh_name(self._names)
         self._follow_new_set()
         self.sync_job()
 
     def _follow_new_set(self) -> None:
         """Once sample has made the set named in its box, the later stages use it and the
         box offers a fresh name: it never holds a name that is taken."""
-        names = self.app.store.dataset_names()
         box = self.query_one("#sample-name", Input)
-        if box.value.strip() in names:
+        if box.value.strip() in self._names:
             self.query_one("#dataset", Input).value = box.value.strip()
-            box.value = fresh_name(names)
+            box.value = fresh_name(self._names)
 
     def _tick(self) -> None:
         self.reload()
@@ -145,7 +155,8 @@ class PipelineScreen(Screen):
         for row in self.query(StageRow):
             stage = next(s for s in STAGES if s.key == row.key)
             active = job.key == row.key and job.status != "idle"
-            row.show(stage.counts(self._counts), job.status if active else "", job.total, job.n, active)
+            counts = "…" if self._counts is None else stage.counts(self._counts)
+            row.show(counts, job.status if active else "", job.total, job.n, active)
         if job.running:
             self._ticker.resume()
         else:
@@ -163,7 +174,10 @@ class PipelineScreen(Screen):
         self.query_one("#errors", Static).update(Text(printable("\n".join(job.errors)) or "none"))
 
     def _show_usage(self) -> None:
-        u = self.app.store.tui_usage_totals()
+        u = self._usage
+        if u is None:
+            self.query_one("#usage", Static).update("loading…")
+            return
         text = (
             f"remote: {u['calls']:,} calls ({u['errors']:,} errors) · "
             f"{u['prompt_tokens']:,} prompt + {u['completion_tokens']:,} completion tokens · ${u['cost']:.4f}"

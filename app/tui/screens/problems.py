@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -11,9 +12,21 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Select
 
 from app.records import SPLITS
+from app.tui.widgets.columns import Col, fill
 from app.tui.widgets.labels import correct_text, grade_text, one_line
 
 PAGE = 100
+QUESTION_CHARS = 400  # more than any terminal shows on one line
+COLUMNS = (
+    Col("id", min=6, max=24),
+    Col("split", min=5, max=5),
+    Col("category", min=6, max=20, drop=2),
+    Col("section", min=5, max=12, drop=1),
+    Col("grade", min=5, max=8),
+    Col("ok", min=2, max=2),
+    Col("!", min=1, max=1),
+    Col("question", min=16, max=QUESTION_CHARS, flex=True, cut="end"),
+)
 SEARCH_DELAY = 0.3  # seconds of no typing before the query runs
 
 GRADES = [("easy", "easy"), ("medium", "medium"), ("hard", "hard"), ("ungraded", "ungraded")]
@@ -32,7 +45,6 @@ class ProblemsScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        store = self.app.store
         yield Header()
         with Horizontal(classes="filters"):
             yield Input(placeholder="/ search question or id", id="search", compact=True)
@@ -41,35 +53,48 @@ class ProblemsScreen(Screen):
             yield Select(CORRECT, prompt="correctness", id="f-correct", compact=True)
         with Horizontal(classes="filters"):
             yield Select(DISAGREE, prompt="judge/checker", id="f-disagreement", compact=True)
-            yield Select([(t, t) for t in store.tui_eval_tiers()], prompt="tier", id="f-tier", compact=True)
-            yield Select(
-                [(c, c) for c in store.tui_distinct("category")], prompt="category", id="f-category", compact=True
-            )
-            yield Select(
-                [(s, s) for s in store.tui_distinct("section")], prompt="section", id="f-section", compact=True
-            )
-        table = DataTable(id="problem-table", cursor_type="row", zebra_stripes=True)
-        table.add_column("id", key="id", width=18)
-        table.add_column("split", width=9)
-        table.add_column("category", width=14)
-        table.add_column("section", width=8)
-        table.add_column("grade", width=9)
-        table.add_column("ok", width=2)
-        table.add_column("!", width=1)
-        table.add_column("question", width=44)
-        yield table
+            # their choices come from the store, loaded with the first page
+            yield Select([], prompt="tier", id="f-tier", compact=True)
+            yield Select([], prompt="category", id="f-category", compact=True)
+            yield Select([], prompt="section", id="f-section", compact=True)
+        yield DataTable(id="problem-table", cursor_type="row", zebra_stripes=True)
         yield Label("", id="page-info")
         yield Footer()
 
     def on_mount(self) -> None:
         self.row_offset, self.total = 0, 0
         self._search_timer = None
+        self._choice_values: dict[str, list[str]] = {}
+        self._choices()
         self.reload()
         self.query_one("#problem-table", DataTable).focus()
 
     def on_screen_resume(self) -> None:
         if hasattr(self, "row_offset"):
+            self._choices()  # a new tier evaluated, new problems imported
             self.reload(keep_cursor=True)  # an override in the detail view changes a row
+
+    def _choices(self) -> None:
+        def fetch(store) -> dict[str, list[str]]:
+            return {
+                "tier": store.tui_eval_tiers(),
+                "category": store.tui_distinct("category"),
+                "section": store.tui_distinct("section"),
+            }
+
+        self.app.load(self, ("problem choices",), fetch, self._set_choices)
+
+    def _set_choices(self, choices: dict[str, list[str]]) -> None:
+        with self.prevent(Select.Changed):
+            for name, values in choices.items():
+                if self._choice_values.get(name) == values:
+                    continue
+                sel = self.query_one(f"#f-{name}", Select)
+                keep = sel.value
+                sel.set_options([(v, v) for v in values])
+                self._choice_values[name] = values
+                if keep in values:
+                    sel.value = keep
 
     # -- filters --------------------------------------------------------------------
 
@@ -135,28 +160,55 @@ class ProblemsScreen(Screen):
     # -- the table ------------------------------------------------------------------
 
     def reload(self, keep_cursor: bool = False) -> None:
-        rows, self.total = self.app.store.tui_problem_page(**self.filters(), limit=PAGE, offset=self.row_offset)
+        filters, offset = self.filters(), self.row_offset
+        key = ("problems", tuple(filters.items()), offset)
+
+        def fetch(store):
+            return store.tui_problem_page(**filters, limit=PAGE, offset=offset)
+
+        if not self.app.load(self, key, fetch, lambda page: self._fill(page, offset, keep_cursor)):
+            self.query_one("#page-info", Label).update("loading…")
+
+    def on_resize(self, event: events.Resize) -> None:
+        if getattr(self, "_page", None):
+            self._fill(*self._page, keep_cursor=True, force=True)
+
+    def _fill(self, page: tuple[list[dict], int], offset: int, keep_cursor: bool, force: bool = False) -> None:
+        shown = getattr(self, "_page", None)
+        if not force and shown is not None and shown[0] is page and shown[1] == offset:
+            self._show_info(offset)  # the cache's answer, unchanged
+            return
+        self._page = (page, offset)
+        rows, self.total = page
         table = self.query_one("#problem-table", DataTable)
         cursor = table.cursor_row
-        table.clear()
-        for r in rows:
-            table.add_row(
-                r["id"],
-                r["split"],
-                r["category"] or "",
-                r["section"] or "",
-                grade_text(r["grade"], bool(r["is_override"])),
-                correct_text(r["correct"]),
-                "!" if r["disagreement"] else "",
-                one_line(r["question"], 44),
-                key=r["id"],
-            )
+        fill(
+            table,
+            COLUMNS,
+            [
+                [
+                    r["id"],
+                    r["split"],
+                    r["category"] or "",
+                    r["section"] or "",
+                    grade_text(r["grade"], bool(r["is_override"])),
+                    correct_text(r["correct"]),
+                    "!" if r["disagreement"] else "",
+                    one_line(r["question"], QUESTION_CHARS),
+                ]
+                for r in rows
+            ],
+            keys=[r["id"] for r in rows],
+        )
         if keep_cursor and rows:
             table.move_cursor(row=min(cursor, len(rows) - 1))
-        last = min(self.row_offset + PAGE, self.total)
+        self._show_info(offset)
+
+    def _show_info(self, offset: int) -> None:
+        last = min(offset + PAGE, self.total)
         pages = max(1, -(-self.total // PAGE))
         info = (
-            f"rows {self.row_offset + 1:,}–{last:,} of {self.total:,} · page {self.row_offset // PAGE + 1:,}/{pages:,}"
+            f"rows {offset + 1:,}–{last:,} of {self.total:,} · page {offset // PAGE + 1:,}/{pages:,}"
             if self.total
             else "no problem matches these filters"
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -18,7 +19,42 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 from textual_plotext import PlotextPlot
 
-from app.tui.widgets.labels import GRADE_STYLE, fill_table
+from app.tui.widgets.columns import Col, fill
+from app.tui.widgets.labels import GRADE_STYLE
+
+MAX_ROWS = 14  # a results table's height (max-height 16, less the header) before it scrolls
+# At 80 columns the verdict and its p stay; the reference and CoTQS columns go first.
+CONFIG_COLUMNS = (
+    Col("configuration", min=10, max=40),
+    Col("vs", min=4, max=24),
+    Col("tier", min=4, max=6),
+    Col("seeds", min=5, max=5, drop=5),
+    Col("accuracy", min=8, max=12),
+    Col("ref", min=4, max=5, drop=6),
+    Col("Δ", min=5, max=6),
+    Col("Δ 95% CI", min=8, max=15, drop=7),
+    Col("p", min=5, max=7),
+    Col("adj p", min=5, max=7),
+    Col("verdict", min=7, max=20),
+    Col("CoTQS", min=5, max=5, drop=8),
+    Col("ref CoTQS", min=5, max=9, drop=9),
+)
+TIER_COLUMNS = (
+    Col("model", min=6, max=30),
+    Col("tier", min=4, max=6),
+    Col("acc %", min=5, max=5),
+    Col("± std", min=5, max=5, drop=1),
+    Col("words", min=5, max=5),
+    Col("n", min=3, max=6),
+)
+CATEGORY_COLUMNS = (
+    Col("model", min=6, max=30),
+    Col("tier", min=4, max=6),
+    Col("category", min=8, max=24),
+    Col("section", min=7, max=16, drop=1),
+    Col("acc %", min=5, max=5),
+    Col("n", min=3, max=6),
+)
 
 
 def pct(x: float | None) -> str:
@@ -64,30 +100,40 @@ class ResultsScreen(Screen):
     def action_reload(self) -> None:
         self.reload()
 
-    def _collect(self) -> dict | None:
+    def reload(self) -> None:
         collect = self.app.collect_results
         if collect is None:
             try:
                 from app.results import collect
             except ImportError:
                 self.query_one("#results-head", Static).update("results are not available in this version of tailor")
-                return None
-        try:
-            return collect(self.app.store, split="test")
-        except Exception as e:  # noqa: BLE001 -- an empty or half-evaluated project must not break the screen
-            self.query_one("#results-head", Static).update(Text(f"no results: {e}", style="yellow"))
-            return None
+                return
+        if not self.app.load(
+            self, ("results",), lambda store: collect(store, split="test"), self._loaded, self._failed
+        ):
+            if getattr(self, "_data", None) is None:
+                self.query_one("#results-head", Static).update(Text("loading results…", style="dim"))
 
-    def reload(self) -> None:
-        data = self._collect()
-        if data is None:
-            return
+    def _failed(self, e: Exception) -> None:
+        # an empty or half-evaluated project must not break the screen
+        self.query_one("#results-head", Static).update(Text(f"no results: {e}", style="yellow"))
+
+    def _loaded(self, data: dict) -> None:
+        if data is not getattr(self, "_data", None):  # the cache's answer, unchanged: nothing to redraw
+            self.show(data)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if getattr(self, "_data", None) is not None:
+            self.show(self._data)
+
+    def show(self, data: dict) -> None:
+        self._data = data
         ps = data.get("problem_set", {})
         head = Text.assemble(
             ("Problem set: ", "bold"),
             f"split {ps.get('split') or '—'}",
             f", benchmark {ps['benchmark']}" if ps.get("benchmark") else "",
-            f", n = {ps.get('n', 0)}",
+            f", {ps.get('n', 0):,} problems, {ps.get('evaluated', 0):,} evaluated",
             ("   Base model: ", "bold"),
             data.get("base_model") or "—",
             ("   Judge: ", "bold"),
@@ -123,34 +169,15 @@ class ResultsScreen(Screen):
                 _num(c.get("cotqs")),
                 _num(c.get("reference_cotqs")),
             ]
-            if c.get("degraded"):
-                cells[0] += " (degraded)"
             rows.append([Text(str(x), style=style) for x in cells])
-        fill_table(
-            self.query_one("#configs", DataTable),
-            [
-                "configuration",
-                "vs",
-                "tier",
-                "seeds",
-                "accuracy",
-                "ref",
-                "Δ",
-                "Δ 95% CI",
-                "p",
-                "adj p",
-                "verdict",
-                "CoTQS",
-                "ref CoTQS",
-            ],
-            rows,
-        )
+        fill(self.query_one("#configs", DataTable), CONFIG_COLUMNS, rows, scrollbar=len(rows) > MAX_ROWS)
 
     def _tiers(self, tiers: list[dict]) -> None:
-        fill_table(
+        fill(
             self.query_one("#tiers", DataTable),
-            ["model", "tier", "acc %", "± std", "words", "n"],
-            [
+            TIER_COLUMNS,
+            scrollbar=len(tiers) > MAX_ROWS,
+            rows=[
                 [t["label"], t["tier"], pct(t["accuracy"]), pct(t.get("std")), f"{t['mean_words']:.0f}", str(t["n"])]
                 for t in tiers
             ],
@@ -176,10 +203,11 @@ class ResultsScreen(Screen):
         self.query_one("#grade-bars", Static).update(text)
 
     def _categories(self, rows: list[dict]) -> None:
-        fill_table(
+        fill(
             self.query_one("#categories", DataTable),
-            ["model", "tier", "category", "section", "acc %", "n"],
-            [
+            CATEGORY_COLUMNS,
+            scrollbar=len(rows) > MAX_ROWS,
+            rows=[
                 [
                     r["label"],
                     r.get("tier") or "",

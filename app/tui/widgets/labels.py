@@ -34,14 +34,3 @@ def printable(text: str | None) -> str:
 def one_line(text: str | None, width: int) -> str:
     text = " ".join(printable(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def fill_table(table, columns: list[str], rows: list[list]) -> None:
-    """Replace a DataTable's columns and rows, each column as wide as its widest cell
-    (DataTable's auto width does not grow when rows arrive after a column reset)."""
-    table.clear(columns=True)
-    for i, col in enumerate(columns):
-        width = max([len(col)] + [len(str(r[i])) for r in rows])
-        table.add_column(col, width=width)
-    for r in rows:
-        table.add_row(*r)

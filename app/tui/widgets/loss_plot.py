@@ -22,6 +22,14 @@ class LossPlot(PlotextPlot):
             plt.plot([s for s, _ in train], [v for _, v in train], label="train", marker="braille")
         if val:
             plt.plot([s for s, _ in val], [v for _, v in val], label="val", marker="braille")
+        # plotext spans -1..1 around a lone point or a flat line: give it a sensible window
+        steps = [s for s, _ in train + val]
+        values = [v for _, v in train + val]
+        if min(steps) == max(steps):
+            plt.xlim(min(steps) - 1, max(steps) + 1)
+        if min(values) == max(values):
+            pad = abs(values[0]) * 0.05 or 0.05
+            plt.ylim(values[0] - pad, values[0] + pad)
         if best_iter is not None:
             plt.vertical_line(best_iter)
             best = [v for s, v in val if s == best_iter]

@@ -12,7 +12,7 @@ STATUS_STYLE = {
     "cancelling": "bold $warning",
     "done": "$success",
     "cancelled": "$warning",
-    "error": "bold $error",
+    "failed": "bold $error",
 }
 
 
@@ -42,12 +42,16 @@ class StageRow(ListItem):
 
     def show(self, counts: str, status: str, total: int | None = None, n: int = 0, active: bool = False) -> None:
         self.query_one(".stage-counts", Label).update(counts)
+        running = status in ("running", "cancelling")
+        label = status
+        if active and not running and total:  # where a finished stage got to
+            label += f" {n:,}/{total:,}"
         style = STATUS_STYLE.get(status)
-        self.query_one(".stage-status", Label).update(f"[{style}]{status}[/]" if style else status)
+        self.query_one(".stage-status", Label).update(f"[{style}]{label}[/]" if style else label)
         bar = self.query_one(".stage-bar", ProgressBar)
-        # Only the running (or last run) stage has a bar; idle ones would only show noise.
-        bar.display = active
-        if active:
+        # Only a running stage has a bar: a finished one's would animate or count down its ETA.
+        bar.display = active and running
+        if bar.display:
             bar.update(total=total, progress=n)
         button = self.query_one(".stage-button", Button)
         if self.runnable:
