@@ -432,9 +432,19 @@ def cmd_report(args) -> int:
 
 
 def cmd_tui(args) -> int:
+    from app.config import CONFIG_NAME, DB_NAME, load_config
+    from app.errors import ConfigError
+    from app.store import Store
     from app.tui import run_app
 
-    _open_store(args.project).close()  # a missing or broken project is a one-line error, not a traceback
+    # A missing project or store is a one-line error; a broken tailor.toml is not: the app
+    # opens at Settings and shows each problem at its line.
+    try:
+        load_config(args.project)
+    except ConfigError:
+        if not (args.project / CONFIG_NAME).exists():
+            raise
+    _reconciled(Store(args.project / DB_NAME), args.project).close()
     return run_app(args.project)
 
 

@@ -6,6 +6,7 @@ No I/O happens at import; `load_config` reads the file.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -522,23 +523,59 @@ def _loc(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if p not in tags)
 
 
+def validation_messages(err: ValidationError) -> list[tuple[str, str]]:
+    """(dotted key, what is wrong with it) for every error, in the file's terms."""
+    out = []
+    for e in err.errors():
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif e["type"] == "union_tag_invalid":
+            msg = f"unknown provider {e['input'].get('provider')!r} (expected {e['ctx']['expected_tags']})"
+        elif e["type"] == "union_tag_not_found":
+            msg = "missing provider = ..."
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            msg = f"{msg} (got {e['input']!r})"
+        out.append((_loc(e["loc"]), msg))
+    return out
+
+
 def format_validation_error(path: Path | str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    key = _loc(first["loc"])
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif first["type"] == "missing":
-        msg = "required key is missing"
-    elif first["type"] == "union_tag_invalid":
-        msg = f"unknown provider {first['input'].get('provider')!r} (expected {first['ctx']['expected_tags']})"
-    elif first["type"] == "union_tag_not_found":
-        msg = "missing provider = ..."
-    else:
-        msg = first["msg"].removeprefix("Value error, ")
-        msg = f"{msg} (got {first['input']!r})"
-    more = len(err.errors()) - 1
-    tail = f" (+{more} more)" if more else ""
+    (key, msg), *rest = validation_messages(err)
+    tail = f" (+{len(rest)} more; `tailor` shows each at its line in Settings)" if rest else ""
     return f"{path}: {key}: {msg}{tail}"
+
+
+def key_line(toml_text: str, dotted: str) -> int | None:
+    """The 1-based line where a dotted key (as an error names it) is set, else where its
+    table starts, if found."""
+    table, best = "", None
+    for i, line in enumerate(toml_text.splitlines(), 1):
+        s = line.strip()
+        if m := re.match(r"^\[([^\[\]]+)\]", s):
+            table = m.group(1).strip()
+            if (dotted == table or dotted.startswith(table + ".")) and best is None:
+                best = i
+        elif m := re.match(r"^([A-Za-z0-9_\-]+)\s*=", s):
+            if (f"{table}.{m.group(1)}" if table else m.group(1)) == dotted:
+                return i
+    return best
+
+
+def config_problems(text: str) -> list[tuple[int | None, str]]:
+    """Every problem with a tailor.toml's text, as (1-based line or None, message); [] if valid."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"at line (\d+)", str(e))
+        return [(int(m.group(1)) if m else None, f"TOML syntax: {e}")]
+    try:
+        Config.model_validate(data)
+    except ValidationError as e:
+        return [(key_line(text, key), f"{key}: {msg}") for key, msg in validation_messages(e)]
+    return []
 
 
 def parse_config(text: str, path: Path | str = CONFIG_NAME) -> Config:

@@ -188,6 +188,10 @@ async def test_start_and_cancel_a_stage(demo):
         row = app.screen.query_one("#stage-diagnose")
         assert "cancelled" in str(row.query_one(".stage-status", Label).render())
         assert str(row.query_one(".stage-counts", Label).render()) == "2 diagnosed"
+        assert not row.query_one(".stage-bar").display  # no ETA counting down after the cancel
+        log = list(app.job.log)
+        assert not any(": done" in line for line in log), log  # it was stopped, not done
+        assert any("cancelled — kept" in line and "run it again" in line for line in log), log
     with Store(demo / DB_NAME) as s:  # the attempts that finished were kept, whole
         assert s.count("attempts", purpose="diagnose") == 2
 
@@ -287,6 +291,9 @@ async def test_a_failing_stage_reports_its_error(demo):
         await pilot.pause()
         assert app.job.status == "failed"
         assert "already exists" in str(app.screen.query_one("#errors").render())
+        row = app.screen.query_one("#stage-sample")
+        assert "failed" in str(row.query_one(".stage-status", Label).render())
+        assert not row.query_one(".stage-bar").display  # no bar animating over a stage that ended
 
 
 async def test_problem_page_query_filters_by_tier_and_escapes_search(demo):
@@ -421,3 +428,91 @@ async def test_sample_has_its_own_inputs_and_a_fresh_name(demo):
         with Store(demo / DB_NAME) as s:
             assert s.get_dataset("set-2").strategy == "all"
         assert (dataset.value, name.value) == ("set-2", "set-3")  # later stages use the new set
+
+
+async def settle(app, pilot) -> None:
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_runs_follows_a_run_that_starts_training_and_resumes_an_interrupted_one(demo):
+    from app.records import Run
+
+    app = make_app(demo)
+    started = []
+    app.start_stage = lambda key, opts: started.append((key, opts)) or True
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await settle(app, pilot)
+        assert app.screen.selected == "run-demo-s0"
+        with Store(demo / DB_NAME) as s:  # a training process starts a run and reports one point
+            s.insert_run(Run(id="run-demo-s1", seed=1, config={}, status="running", started_at="2099-01-01"))
+            s.add_metrics("run-demo-s1", 10, {"train_loss": 2.5})
+        app.screen.reload()
+        await settle(app, pilot)
+        table = app.screen.query_one("#runs-table", DataTable)
+        assert app.screen.selected == "run-demo-s1" and table.cursor_row == 1
+        assert "1 train / 0 val points" in str(app.screen.query_one("#run-stats", Label).render())
+        with Store(demo / DB_NAME) as s:  # the next report arrives: the followed run's plot moves
+            s.add_metrics("run-demo-s1", 20, {"train_loss": 2.1})
+        app.screen.reload()
+        await settle(app, pilot)
+        assert "2 train / 0 val points" in str(app.screen.query_one("#run-stats", Label).render())
+        await pilot.press("c")  # no stage of this app is training it: said, nothing breaks
+        with Store(demo / DB_NAME) as s:  # the process dies; the run is left interrupted
+            s.update_run("run-demo-s1", status="interrupted", stop_reason="interrupted")
+        app.screen.reload()
+        await settle(app, pilot)
+        await pilot.press("r")
+    assert started == [("train", {"resume": "run-demo-s1"})]
+
+
+async def test_resume_reaches_train_from_the_tui_options():
+    from app.tui.stages import BY_KEY
+
+    seen = {}
+
+    def fake_train(cfg, store, events, *, resume=None, dataset=None, project=None, job_cls=None):
+        seen.update(resume=resume, dataset=dataset)
+
+    import app.pipeline.train as train_module
+
+    real, train_module.train = train_module.train, fake_train
+    try:
+        BY_KEY["train"].make({"resume": "run-x"})(None, None, None, project=None, job_cls=None)
+    finally:
+        train_module.train = real
+    assert seen == {"resume": "run-x", "dataset": None}
+
+
+async def test_a_broken_config_opens_at_settings_with_every_problem_at_its_line(demo):
+    (demo / "tailor.toml").write_text(
+        '[student]\nmodel = 3\ntemperature = "hot"\n\n[judge]\nprovider = "rules"\ncolour = 1\n', encoding="utf-8"
+    )
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "SettingsScreen"
+        status = str(app.screen.query_one("#config-status").render())
+        assert "3 problems" in status
+        assert "line 2: student.model" in status and "line 3: student.temperature" in status
+        assert "line 7: judge.colour: unknown key" in status
+    (demo / "tailor.toml").write_text('[student]\nmodel = "m"\ntemperature = \n', encoding="utf-8")
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        status = str(app.screen.query_one("#config-status").render())
+        assert "line 3: TOML syntax" in status, status
+
+
+def test_the_tui_command_opens_on_a_broken_config(demo, monkeypatch):
+    import app.tui
+    from app.cli import main
+
+    opened = []
+    monkeypatch.setattr(app.tui, "run_app", lambda project: opened.append(project) or 0)
+    (demo / "tailor.toml").write_text("[student]\nmodel = 3\n", encoding="utf-8")
+    assert main(["--project", str(demo)]) == 0 and opened
+    (demo / "tailor.toml").unlink()
+    assert main(["--project", str(demo)]) == 1  # no project here: one line, no app

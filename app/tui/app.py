@@ -86,6 +86,14 @@ class TailorApp(App):
         return load(self, node, key, fn, done, failed)
 
     def on_mount(self) -> None:
+        from app.config import load_config
+        from app.errors import ConfigError
+
+        try:
+            load_config(self.project)
+        except ConfigError:  # Settings shows every problem at its line
+            self.switch_mode("settings")
+            return
         self.switch_mode("pipeline")
 
     def on_unmount(self) -> None:

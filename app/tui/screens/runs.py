@@ -117,13 +117,14 @@ class RunsScreen(Screen):
         )
         ids = [r.id for r, _, _ in rows]
         if rows:
-            with self.prevent(DataTable.RowHighlighted):
-                table.move_cursor(row=ids.index(keep) if keep in ids else len(ids) - 1)
+            table.move_cursor(row=ids.index(keep) if keep in ids else len(ids) - 1)
         live = bool(running) or self.app.job.running
         self._timer.resume() if live else self._timer.pause()
         self.show_run(ids[table.cursor_row] if rows else None)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row != event.data_table.cursor_row:
+            return  # posted while the rows were refilled, since overtaken by the cursor
         if event.row_key.value != self.selected:
             self.following = None  # the user chose a row: stop following
             self.show_run(event.row_key.value)

@@ -1,8 +1,7 @@
-"""Settings: the project's tailor.toml as loaded, its validation error in place, endpoint pings."""
+"""Settings: the project's tailor.toml as loaded, every problem with it at its line, endpoint pings."""
 
 from __future__ import annotations
 
-import re
 from typing import ClassVar
 
 from rich.text import Text
@@ -12,22 +11,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TextArea
 
-
-def locate_key(toml_text: str, dotted: str) -> int | None:
-    """The 0-based line where a dotted key (as a ConfigError names it) is set, if found."""
-    table = ""
-    best = None
-    for i, line in enumerate(toml_text.splitlines()):
-        s = line.strip()
-        if m := re.match(r"^\[([^\[\]]+)\]", s):
-            table = m.group(1).strip()
-            if dotted == table or dotted.startswith(table + ".") and best is None:
-                best = i
-        elif m := re.match(r"^([A-Za-z0-9_\-]+)\s*=", s):
-            full = f"{table}.{m.group(1)}" if table else m.group(1)
-            if full == dotted:
-                return i
-    return best
+SHOWN = 6  # problems listed above the file; the editor keeps the rest of the screen
 
 
 class SettingsScreen(Screen):
@@ -53,11 +37,14 @@ class SettingsScreen(Screen):
         self.reload()
 
     def reload(self) -> None:
-        from app.config import CONFIG_NAME, load_config
+        from app.config import CONFIG_NAME, config_problems, load_config
         from app.errors import TailorError
 
         path = self.app.project / CONFIG_NAME
-        text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+        try:
+            text = path.read_text(encoding="utf-8") if path.exists() else ""
+        except UnicodeDecodeError:
+            text = path.read_text(encoding="utf-8", errors="replace")
         area = self.query_one("#config-text", TextArea)
         area.load_text(text)
         status = self.query_one("#config-status", Static)
@@ -65,15 +52,20 @@ class SettingsScreen(Screen):
             self.cfg = load_config(self.app.project)
         except TailorError as e:
             self.cfg = None
-            msg = str(e).replace(str(path), CONFIG_NAME)
-            parts = msg.split(": ")
-            line = locate_key(text, parts[1]) if len(parts) > 2 else None
-            where = f" (line {line + 1})" if line is not None else ""
-            status.update(Text(f"✗ invalid{where}: {msg}"))
+            # every problem at its line, TOML syntax errors included; the file-level ones
+            # (missing, not UTF-8) have no line
+            problems = config_problems(text) if path.exists() and "UTF-8" not in str(e) else []
+            problems = problems or [(None, str(e).replace(str(path), CONFIG_NAME))]
+            lines = [f"line {line}: {msg}" if line else msg for line, msg in problems[:SHOWN]]
+            if len(problems) > SHOWN:
+                lines.append(f"… and {len(problems) - SHOWN} more")
+            head = f"✗ {CONFIG_NAME} is invalid ({len(problems)} problem{'s' * (len(problems) > 1)}):"
+            status.update(Text("\n".join([head, *lines])))
             status.set_classes("invalid")
-            if line is not None:
-                area.move_cursor((line, 0))
-                area.select_line(line)
+            first = next((line for line, _ in problems if line), None)
+            if first is not None:
+                area.move_cursor((first - 1, 0))
+                area.select_line(first - 1)
             return
         status.update(
             Text(
