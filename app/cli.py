@@ -255,10 +255,12 @@ def _cmd_stage(stage, args) -> int:
 
 
 def cmd_import(args) -> int:
+    from app.events import ConsoleEvents
     from app.pipeline.importing import import_file
 
     with _open_store(args.project) as store:
-        res = import_file(store, args.file, args.format, args.split, args.source, resplit=args.resplit)
+        events = ConsoleEvents(summaries=False)  # the result is printed below
+        res = import_file(store, args.file, args.format, args.split, args.source, resplit=args.resplit, events=events)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(store.problem_counts().items()))
     moved = f", {res.moved} moved from another split (--resplit)" if res.moved else ""
     print(f"{res.path}: {res.rows} problems ({res.format}): {res.new} new, {res.present} already present{moved}")

@@ -339,3 +339,29 @@ def test_a_dataset_directory_imports_each_file_with_the_split_its_name_gives(tmp
     with pytest.raises(ImportFileError, match="test-extra.jsonl:1"):
         import_file(store, tmp_path / "hf-dataset", resplit=False)
     assert store.count("problems") == 7
+
+
+def test_a_large_import_reports_progress_and_stays_one_transaction(store, tmp_path, monkeypatch):
+    import app.pipeline.importing as importing
+    from app.events import RecordingEvents
+
+    monkeypatch.setattr(importing, "IMPORT_CHUNK", 7)
+    f = tmp_path / "many.jsonl"
+    f.write_text("".join(json.dumps({"question": f"q{i}?", "answer": str(i)}) + "\n" for i in range(30)))
+    events = RecordingEvents()
+    res = import_file(store, f, events=events)
+    assert res.new == 30 and ("start", "import", 30) in events.log
+    assert [e[1] for e in events.log if e[0] == "advance"] == [7, 7, 7, 7, 2]
+    assert events.log[-1] == ("done", "30 new")
+
+    def fail_late(problems, _real=store.insert_problems):  # the disk fills on the third chunk
+        if problems[0].question == "r14?":
+            raise RuntimeError("disk full")
+        return _real(problems)
+
+    monkeypatch.setattr(store, "insert_problems", fail_late)
+    g = tmp_path / "more.jsonl"
+    g.write_text("".join(json.dumps({"question": f"r{i}?", "answer": str(i)}) + "\n" for i in range(30)))
+    with pytest.raises(RuntimeError):
+        import_file(store, g)
+    assert store.count("problems") == 30  # the chunks before the failure were rolled back

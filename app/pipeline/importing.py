@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import ImportFileError
+from app.events import Events, RecordingEvents
 from app.records import SPLITS, Problem
 from app.store import Store
 
 FORMATS = ("jsonl", "csv", "gsm8k", "math", "math500", "aime")
 MAX_FIELD_CHARS = 100_000
+IMPORT_CHUNK = 5_000  # problems per insert between progress reports
 _CALC = re.compile(r"<<[^<>]*>>")  # GSM8K calculator annotations: 48/2=<<48/2=24>>24
 BOM = "\ufeff"
 # Columns of a plain CSV (header names, case-insensitive), as `to_problem` reads them:
@@ -377,8 +379,10 @@ def import_file(
     split: str | None = None,
     source: str | None = None,
     resplit: bool = False,
+    events: Events | None = None,
 ) -> ImportResult:
     path = Path(path)
+    events = events or RecordingEvents()
     if path.is_dir():  # every file of a dataset directory, each split from its file name; one transaction
         formats, problems = set(), []
         for f in dataset_files(path):
@@ -388,12 +392,19 @@ def import_file(
         fmt = "+".join(sorted(formats))
     else:
         fmt, problems = read_problems(path, fmt, split, source)
+    events.message(f"{path}: {len(problems):,} problems read ({fmt}); checking them against the store")
     moves = cross_split(store.problems(), problems, path, resplit)
-    with store.transaction():
+    events.start("import", len(problems))
+    new = 0
+    with store.transaction():  # chunked for progress, one transaction: all or nothing
         for old_id, new_split in moves.items():
             store.set_split(old_id, new_split)
-        new = store.insert_problems(problems)
-    return ImportResult(path=Path(path), format=fmt, rows=len(problems), new=new, moved=len(moves))
+        for i in range(0, len(problems), IMPORT_CHUNK):
+            new += store.insert_problems(problems[i : i + IMPORT_CHUNK])
+            events.advance(min(IMPORT_CHUNK, len(problems) - i))
+    result = ImportResult(path=Path(path), format=fmt, rows=len(problems), new=new, moved=len(moves))
+    events.done(f"{new:,} new")
+    return result
 
 
 def cross_split(existing: list[Problem], incoming: list[Problem], path: Path, resplit: bool) -> dict[str, str]:

@@ -170,20 +170,25 @@ class TailorApp(App):
     # -- command palette: every binding and every stage -------------------------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        seen = set()
+        builtin = list(super().get_system_commands(screen))
+        yield from builtin
+        # The footer's keys of this app and screen, by their names: not the focused widget's
+        # (a table's cursor moves), not hidden ones, none twice, none Textual already lists.
+        seen = {c.title.lower() for c in builtin}
         for key, active in screen.active_bindings.items():
             b = active.binding
-            if not b.description or (b.action, b.description) in seen:
+            if not (b.description and b.show) or active.node not in (self, screen) or b.action.startswith("show("):
+                continue  # (the screens are listed below as "Go to …")
+            if b.description.lower() in seen:
                 continue
-            seen.add((b.action, b.description))
+            seen.add(b.description.lower())
             yield SystemCommand(
                 b.description,
-                f"{b.action} (key {key})",
+                f"key {key}",
                 partial(self.call_later, self.run_action, b.action, active.node),
             )
-        for name in SCREENS:
-            yield SystemCommand(f"Go to {name}", f"show the {name} screen", partial(self.action_show, name))
+        for n, name in enumerate(SCREENS, 1):
+            yield SystemCommand(f"Go to {name}", f"key {n}", partial(self.action_show, name))
         for stage in STAGES:
             if stage.make is not None:
                 yield SystemCommand(
@@ -191,7 +196,8 @@ class TailorApp(App):
                     f"start `{stage.key}` with the pipeline screen's options",
                     partial(self._run_from_palette, stage.key),
                 )
-        yield SystemCommand("Cancel running stage", "stop the stage; finished work is kept", self.cancel_stage)
+        if "cancel stage" not in seen:  # from any screen, not only the pipeline's key c
+            yield SystemCommand("Cancel stage", "stop the running stage; finished work is kept", self.cancel_stage)
 
     def _run_from_palette(self, key: str) -> None:
         self.action_show("pipeline")
