@@ -390,6 +390,60 @@ def _m009_dmc(db: sqlite_utils.Database) -> None:
     db["selections"].create_index(["dataset", "method", "top", "epoch", "state"], if_not_exists=True)
 
 
+def _m010_model_names(db: sqlite_utils.Database) -> None:
+    """Attempts, runs and likelihood scores name the student model and adapter as
+    app.identity does (relative to the project where they live inside it), so a moved or
+    copied project redoes nothing. The project is the directory holding this store. An
+    attempt's key is re-derived only where its old key is reproduced exactly from its row;
+    any other row keeps its key (and would be redone, never mis-matched). Idempotent."""
+    from app.identity import identity
+    from app.pipeline.diagnose import attempt_key
+
+    file = next((r[2] for r in db.execute("PRAGMA database_list") if r[1] == "main"), "")
+    if not file:  # an in-memory store has no project
+        return
+    project = Path(file).parent
+    names: dict[str | None, str | None] = {}
+
+    def name(value: str | None) -> str | None:
+        if value not in names:
+            names[value] = identity(value, project)
+        return names[value]
+
+    taken = {r[0] for r in db.execute("SELECT key FROM attempts")}
+    rows = db.execute(
+        "SELECT id, key, problem_id, purpose, model, adapter, prompt_hash, params, seed, tier FROM attempts"
+    ).fetchall()
+    for rid, key, pid, purpose, model, adapter, prompt_hash, params, seed, tier in rows:
+        new_model, new_adapter = name(model), name(adapter)
+        if (new_model, new_adapter) == (model, adapter):
+            continue
+        p = json.loads(params)
+        if attempt_key(pid, purpose, model, adapter, prompt_hash, p, seed, tier) != key:
+            continue
+        new_key = attempt_key(pid, purpose, new_model, new_adapter, prompt_hash, p, seed, tier)
+        if new_key in taken:
+            continue
+        db.execute(
+            "UPDATE attempts SET key = ?, model = ?, adapter = ? WHERE id = ?", [new_key, new_model, new_adapter, rid]
+        )
+        taken.add(new_key)
+    for rid, config, adapter_path in db.execute("SELECT id, config, adapter_path FROM runs").fetchall():
+        c = json.loads(config)
+        new_config = {**c, "model": name(c.get("model"))} if "model" in c else c
+        if new_config != c or name(adapter_path) != adapter_path:
+            db.execute(
+                "UPDATE runs SET config = ?, adapter_path = ? WHERE id = ?",
+                [json.dumps(new_config, sort_keys=True), name(adapter_path), rid],
+            )
+    for table in ("trace_scores", "selections"):
+        for (state,) in db.execute(f"SELECT DISTINCT state FROM [{table}]").fetchall():
+            model, sep, run = state.partition("+run:")
+            new_state = name(model) + sep + run
+            if new_state != state:
+                db.execute(f"UPDATE OR IGNORE [{table}] SET state = ? WHERE state = ?", [new_state, state])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_initial,
     _m002_run_labels,
@@ -400,6 +454,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m007_grade_tries,
     _m008_grades_in_force,
     _m009_dmc,
+    _m010_model_names,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

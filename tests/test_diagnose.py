@@ -8,6 +8,7 @@ pytest.importorskip("mlx.core")
 from app.cli import BUNDLED, main
 from app.config import load_config
 from app.events import RecordingEvents
+from app.identity import identity
 from app.jobs import MlxJob
 from app.pipeline.diagnose import diagnose
 from app.pipeline.importing import import_file
@@ -33,7 +34,7 @@ def test_diagnose_stores_one_attempt_per_problem_and_resumes(tiny_project, store
     assert len(rows) == 10 and len({a.problem_id for a in rows}) == 10
     a = rows[0]
     assert a.prompt_hash == load_prompt("student_solve").hash
-    assert a.model == str(tiny_model_dir.resolve())
+    assert a.model == identity(str(tiny_model_dir), tiny_project)  # its path and a fingerprint of its files
     assert a.finish_reason in ("stop", "length") and a.n_tokens and a.n_tokens <= 12
     assert a.correct is not None and a.dtype and a.seed is not None
     assert ("start", "diagnose", 10) in ev.log

@@ -13,6 +13,7 @@ import pytest
 
 from app.cli import BUNDLED, main
 from app.config import DB_NAME
+from app.identity import located
 from app.store import Store
 
 pytest.importorskip("mlx.core")
@@ -47,7 +48,7 @@ def _adapter(project: Path) -> bytes:
     with Store(project / DB_NAME) as store:
         (run,) = store.runs()
         assert run.status == "done"
-        return (Path(run.adapter_path) / "adapters.safetensors").read_bytes()
+        return (Path(located(run.adapter_path, project)) / "adapters.safetensors").read_bytes()
 
 
 def test_a_sweep_killed_while_training_resumes_the_run(project, tmp_path, tiny_model_dir):

@@ -17,6 +17,7 @@ from app.blas import find_blas
 from app.cli import BUNDLED, main
 from app.config import DB_NAME, load_config
 from app.events import RecordingEvents
+from app.identity import located
 from app.jobs import MlxJob
 from app.pipeline.diagnose import diagnose
 from app.pipeline.export import format_cot
@@ -197,7 +198,8 @@ def test_early_stopping_on_a_rising_validation_curve_keeps_the_best_adapter(
     assert (record.best_iter, record.stop_reason, record.valid_disjoint_from_test) == (run.best_iter, "patience", None)
 
     run_dir = project / "runs" / run.run_id
-    assert run.adapter_path == str((run_dir / "adapters").resolve())
+    assert run.adapter_path == f"./runs/{run.run_id}/adapters"  # named relative to the project
+    assert located(run.adapter_path, project) == str((run_dir / "adapters").resolve())
     final = mx.load(str(run_dir / "adapters" / "adapters.safetensors"))
     best_ckpt = mx.load(str(run_dir / "checkpoints" / f"{run.best_iter:07d}" / "adapters.safetensors"))
     last = mx.load(str(run_dir / "last" / "adapters.safetensors"))

@@ -16,6 +16,7 @@ from app.answers import extract_answer, is_equivalent
 from app.blas import find_blas, hint_once
 from app.config import Config, thinking_params
 from app.events import Events
+from app.identity import identity, located
 from app.jobs import JobError, MlxJob
 from app.pipeline.sample import largest_remainder, pick
 from app.prompts import load_prompt
@@ -150,6 +151,8 @@ def diagnose(
     prompt = load_prompt("student_solve")
     model = student_model(cfg, project, events.message)
     adapter = cfg.student.adapter
+    # attempts key on names that survive moving the project; the job loads the paths
+    name, adapter_name = identity(model, project), identity(adapter, project)
     params = {
         "temperature": cfg.student.temperature,
         "top_p": cfg.student.top_p,
@@ -160,7 +163,7 @@ def diagnose(
     todo: dict[str, tuple[Problem, int]] = {}
     for p in problems:
         s = item_seed(seed, p.id)
-        todo[attempt_key(p.id, "diagnose", model, adapter, prompt.hash, params, s)] = (p, s)
+        todo[attempt_key(p.id, "diagnose", name, adapter_name, prompt.hash, params, s)] = (p, s)
     done = store.attempt_keys(todo)
     result = DiagnoseResult(total=len(problems), skipped=len(done))
     items = [
@@ -179,7 +182,7 @@ def diagnose(
     spec = {
         "kind": "generate",
         "model": model,
-        "adapter": adapter,
+        "adapter": located(adapter_name, project),  # a configured "./runs/ID/adapters" is the project's
         "dtype": cfg.student.dtype,
         "thinking": cfg.student.thinking,
         "params": {"temperature": params["temperature"], "top_p": params["top_p"], "max_batch": cfg.student.max_batch},
@@ -192,8 +195,8 @@ def diagnose(
         return Attempt(
             **answer_fields(ev, problem, result),
             purpose="diagnose",
-            model=model,
-            adapter=adapter,
+            model=name,
+            adapter=adapter_name,
             prompt_hash=prompt.hash,
             params=params,
             seed=s,

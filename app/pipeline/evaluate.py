@@ -30,6 +30,7 @@ from app.blas import find_blas, hint_once
 from app.config import Config, thinking_params
 from app.errors import TailorError
 from app.events import Events
+from app.identity import identity, located
 from app.jobs import JobError, MlxJob
 from app.pipeline import fewshot, token_lengths
 from app.pipeline.diagnose import answer_fields, attempt_key, item_seed, spread_limit, stream_attempts, student_model
@@ -57,9 +58,11 @@ class Target:
     """What answers: the base model (run None) or one run's adapter."""
 
     label: str
-    model: str
+    model: str  # what the MLX job loads
     adapter: str | None = None
     run: Run | None = None
+    name: str = ""  # what attempts record and key on (app.identity): survives a moved project
+    adapter_name: str | None = None
 
     @property
     def run_id(self) -> str | None:
@@ -138,19 +141,22 @@ def select_runs(store: Store, *, runs: list[str] | None, sweep: str | None) -> l
 
 def targets_for(cfg: Config, project, selected: list[Run]) -> list[Target]:
     model = student_model(cfg, project)
-    out = [Target("base", model)]
+    name = identity(model, project)
+    out = [Target("base", model, name=name)]
     for run in selected:
         trained_on = run.config.get("model")
-        if trained_on != model:
+        if trained_on != name:
             raise EvalError(
                 f"run {run.id}: its adapter was trained on {trained_on!r} but the configured "
-                f"student is {model!r}; set [student] model to the run's base model"
+                f"student is {name!r}; set [student] model to the run's base model"
             )
         if run.status != "done" or not run.adapter_path:
             raise EvalError(f"run {run.id}: status {run.status}, no adapter to evaluate")
-        if not (Path(run.adapter_path) / "adapters.safetensors").exists():
-            raise EvalError(f"run {run.id}: adapter {run.adapter_path}/adapters.safetensors is missing")
-        out.append(Target(f"{run.configuration} seed {run.seed}", model, run.adapter_path, run))
+        adapter = located(run.adapter_path, project)
+        if not (Path(adapter) / "adapters.safetensors").exists():
+            raise EvalError(f"run {run.id}: adapter {adapter}/adapters.safetensors is missing")
+        label = f"{run.configuration} seed {run.seed}"
+        out.append(Target(label, model, adapter, run, name=name, adapter_name=run.adapter_path))
     return out
 
 
@@ -289,7 +295,7 @@ def _plan(
             params = {**tier_params(cfg, tier, s), **_shot_params(shots)}
             for p in problems:
                 seed = item_seed(s, p.id)
-                key = attempt_key(p.id, purpose, target.model, target.adapter, prompt.hash, params, seed, tier)
+                key = attempt_key(p.id, purpose, target.name, target.adapter_name, prompt.hash, params, seed, tier)
                 plan[key] = (p, tier, params, seed)
     return plan
 
@@ -332,8 +338,8 @@ def _generate(
         return Attempt(
             **answer_fields(ev, problem, result),
             purpose=PURPOSE if shots is None else fewshot.PURPOSE,
-            model=target.model,
-            adapter=target.adapter,
+            model=target.name,
+            adapter=target.adapter_name,
             run_id=target.run_id,
             prompt_hash=prompt.hash,
             params=params,

@@ -33,6 +33,7 @@ from app import dmc
 from app.config import Config
 from app.errors import TailorError
 from app.events import Events
+from app.identity import identity, located
 from app.jobs import JobError, MlxJob
 from app.pipeline.diagnose import student_model
 from app.pipeline.grade import judge_of
@@ -109,13 +110,14 @@ def pool(cfg: Config, store: Store, events: Events, dataset: str, only: str | No
 class State:
     """The student whose likelihoods are measured: the base model, or base + an adapter."""
 
-    model: str
+    model: str  # what the MLX job loads
     adapter: str | None = None
     run_id: str | None = None
+    name: str = ""  # the model's recorded name (app.identity), which scores key on
 
     @property
     def key(self) -> str:
-        return self.model + (f"+run:{self.run_id}" if self.run_id else "")
+        return (self.name or self.model) + (f"+run:{self.run_id}" if self.run_id else "")
 
     @property
     def label(self) -> str:
@@ -124,8 +126,9 @@ class State:
 
 def state_of(cfg: Config, store: Store, project, adapter: str | None) -> State:
     model = student_model(cfg, project)
+    name = identity(model, project)
     if adapter is None:
-        return State(model)
+        return State(model, name=name)
     found = store.find_runs(adapter)
     if len(found) != 1:
         raise ScoreError(
@@ -134,9 +137,9 @@ def state_of(cfg: Config, store: Store, project, adapter: str | None) -> State:
     run = found[0]
     if run.status != "done" or not run.adapter_path:
         raise ScoreError(f"--adapter {run.id}: status {run.status}, no adapter")
-    if run.config.get("model") != model:
-        raise ScoreError(f"--adapter {run.id}: trained on {run.config.get('model')!r}, not the student {model!r}")
-    return State(model, run.adapter_path, run.id)
+    if run.config.get("model") != name:
+        raise ScoreError(f"--adapter {run.id}: trained on {run.config.get('model')!r}, not the student {name!r}")
+    return State(model, located(run.adapter_path, project), run.id, name)
 
 
 # -- quality ------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from app.config import CONFIG_NAME, Config, TrainConfig, format_validation_error
 from app.contamination import normalised
 from app.errors import ConfigError, TailorError
 from app.events import Events
+from app.identity import identity, located
 from app.jobs import JobOutcome, MlxJob
 from app.pipeline.diagnose import student_model
 from app.pipeline.export import read_manifest
@@ -352,7 +353,7 @@ class _SigtermAsInterrupt:
             signal.signal(signal.SIGTERM, self.old)
 
 
-def _spec(run: Run, *, resume: bool) -> dict:
+def _spec(run: Run, *, resume: bool, project: Path) -> dict:
     c = run.config
     # The child's parameter table is the one list: every key it checks is sent, a key an
     # older run lacks (truncate, say) gets the child's default.
@@ -360,7 +361,7 @@ def _spec(run: Run, *, resume: bool) -> dict:
     params["seed"] = run.seed
     return {
         "kind": "train",
-        "model": c["model"],
+        "model": located(c["model"], project),
         "dtype": c.get("dtype", "auto"),
         "thinking": c.get("thinking"),
         "run_dir": c["run_dir"],
@@ -392,7 +393,9 @@ def dynamic_dmc(data_dir: Path) -> dict | None:
     }
 
 
-def _drive(store: Store, events: Events, run: Run, *, resume: bool, blas: str | None, job_cls) -> RunOutcome:
+def _drive(
+    store: Store, events: Events, run: Run, *, resume: bool, blas: str | None, job_cls, project: Path
+) -> RunOutcome:
     """Run one job for `run`, streaming its events into the store; the run never stays 'running'."""
     run_dir = Path(run.config["run_dir"])
     lock = RunLock(run_dir)
@@ -457,7 +460,7 @@ def _drive(store: Store, events: Events, run: Run, *, resume: bool, blas: str | 
             except subprocess.TimeoutExpired:
                 job.proc.kill()
 
-    job = job_cls(_spec(run, resume=resume), blas=blas)
+    job = job_cls(_spec(run, resume=resume, project=project), blas=blas)
     result: JobOutcome | None = None
     try:
         with _SigtermAsInterrupt():
@@ -468,7 +471,7 @@ def _drive(store: Store, events: Events, run: Run, *, resume: bool, blas: str | 
     except BaseException:  # a failure while storing an event: stop the child, mark the run, re-raise
         stop_child()
         outcome.status = "interrupted"
-        _finish(store, run, outcome, None)
+        _finish(store, run, outcome, None, project)
         raise
     finally:
         log.close()
@@ -481,7 +484,7 @@ def _drive(store: Store, events: Events, run: Run, *, resume: bool, blas: str | 
     else:
         outcome.status, outcome.error = "failed", result.error
     outcome.stats = stats
-    _finish(store, run, outcome, stats)
+    _finish(store, run, outcome, stats, project)
     with open(run_dir / "log", "a", encoding="utf-8") as f:
         f.write(f"{now()} {json.dumps({'event': 'tailor', 'status': outcome.status, 'error': outcome.error})}\n")
     return outcome
@@ -507,7 +510,7 @@ def _store_selection(store: Store, events: Events, run: Run, ev: dict) -> None:
     )
 
 
-def _finish(store: Store, run: Run, outcome: RunOutcome, stats: dict | None) -> None:
+def _finish(store: Store, run: Run, outcome: RunOutcome, stats: dict | None, project: Path) -> None:
     stats = stats or {}
     current = store.get_run(run.id)
     outcome.best_iter = stats.get("best_iter", current.best_iter)
@@ -515,7 +518,8 @@ def _finish(store: Store, run: Run, outcome: RunOutcome, stats: dict | None) -> 
     outcome.final_iter = stats.get("final_iter")
     if outcome.status == "done":
         outcome.stop_reason = stats.get("stop_reason")
-        outcome.adapter_path = str(Path(stats["adapter_path"]).resolve()) if stats.get("adapter_path") else None
+        # recorded by name (app.identity): "./runs/ID/adapters" still finds it in a moved project
+        outcome.adapter_path = identity(stats["adapter_path"], project) if stats.get("adapter_path") else None
     elif outcome.status == "interrupted":
         outcome.stop_reason = "interrupted"
     else:
@@ -632,7 +636,7 @@ def train(
         run_dir.mkdir(parents=True)
         config = {
             "params": {**params, "seed": seed},
-            "model": model,
+            "model": identity(model, project),
             "dtype": cfg.student.dtype,
             "thinking": cfg.student.thinking,
             "run_dir": str(run_dir),
@@ -657,7 +661,7 @@ def train(
         )
         store.insert_run(run)
         (run_dir / "run.json").write_text(json.dumps(run.model_dump(), indent=2, sort_keys=True) + "\n", "utf-8")
-        out = _drive(store, events, run, resume=False, blas=blas, job_cls=job_cls)
+        out = _drive(store, events, run, resume=False, blas=blas, job_cls=job_cls, project=project)
         result.runs.append(out)
         events.done(describe(out))
         if out.status == "interrupted":
@@ -683,7 +687,7 @@ def _resume(store: Store, events: Events, project: Path, ref: str, blas: str | N
         if _sha256(Path(data[part])) != data[f"{part}_sha256"]:
             raise TrainError(f"run {run.id}: {data[part]} changed since the run started; start a new run instead")
     store.update_run(run.id, status="running", stop_reason=None, finished_at=None)
-    out = _drive(store, events, run, resume=True, blas=blas, job_cls=job_cls)
+    out = _drive(store, events, run, resume=True, blas=blas, job_cls=job_cls, project=project)
     events.done(describe(out))
     result = TrainResult(
         runs=[out],
