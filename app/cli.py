@@ -259,7 +259,8 @@ def cmd_import(args) -> int:
     from app.pipeline.importing import import_file
 
     with _open_store(args.project) as store:
-        events = ConsoleEvents(summaries=False)  # the result is printed below
+        # progress on a terminal only: piped, a failed import stays one line
+        events = ConsoleEvents(summaries=False) if sys.stderr.isatty() else None
         res = import_file(store, args.file, args.format, args.split, args.source, resplit=args.resplit, events=events)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(store.problem_counts().items()))
     moved = f", {res.moved} moved from another split (--resplit)" if res.moved else ""
