@@ -188,7 +188,7 @@ async def test_start_and_cancel_a_stage(demo):
         row = app.screen.query_one("#stage-diagnose")
         assert "cancelled" in str(row.query_one(".stage-status", Label).render())
         assert str(row.query_one(".stage-counts", Label).render()) == "2 diagnosed"
-        assert not row.query_one(".stage-bar").display  # no ETA counting down after the cancel
+        assert not app.screen.query_one("#progress-row").display  # no ETA counting down after the cancel
         log = list(app.job.log)
         assert not any(": done" in line for line in log), log  # it was stopped, not done
         assert any("cancelled — kept" in line and "run it again" in line for line in log), log
@@ -294,7 +294,7 @@ async def test_a_failing_stage_reports_its_error(demo):
         assert "already exists" in str(app.screen.query_one("#errors").render())
         row = app.screen.query_one("#stage-sample")
         assert "failed" in str(row.query_one(".stage-status", Label).render())
-        assert not row.query_one(".stage-bar").display  # no bar animating over a stage that ended
+        assert not app.screen.query_one("#progress-row").display  # no bar animating after the stage ended
 
 
 async def test_problem_page_query_filters_by_tier_and_escapes_search(demo):

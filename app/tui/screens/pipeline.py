@@ -17,6 +17,7 @@ from textual.widgets import (
     Label,
     ListView,
     Log,
+    ProgressBar,
     Select,
     Static,
 )
@@ -59,6 +60,9 @@ class PipelineScreen(Screen):
             yield Input(placeholder="seed: config", id="sample-seed", type="integer", compact=True)
         yield Static("", id="usage")
         yield ListView(*(StageRow(s.key, s.title, s.make is not None) for s in STAGES), id="stages")
+        with Horizontal(id="progress-row"):
+            yield Label("", id="progress-label")
+            yield ProgressBar(total=None, show_eta=True, id="stage-progress")
         with Horizontal(id="pipeline-bottom"):
             with Vertical(id="log-box"):
                 yield Label("log", classes="section-title")
@@ -75,6 +79,7 @@ class PipelineScreen(Screen):
         self._counts: dict | None = None
         self._usage: dict | None = None
         self._names: list[str] | None = None
+        self.query_one("#progress-row").display = self.app.job.running
         self.reload()
         self.query_one("#stages", ListView).focus()
 
@@ -157,6 +162,11 @@ class PipelineScreen(Screen):
             active = job.key == row.key and job.status != "idle"
             counts = "…" if self._counts is None else stage.counts(self._counts)
             row.show(counts, job.status if active else "", job.total, job.n, active)
+        # Only a running stage has a bar: a finished one's would animate or count down its ETA.
+        self.query_one("#progress-row").display = job.running
+        if job.running:
+            self.query_one("#progress-label", Label).update(job.phase or job.key or "")
+            self.query_one("#stage-progress", ProgressBar).update(total=job.total, progress=job.n)
         if job.running:
             self._ticker.resume()
         else:

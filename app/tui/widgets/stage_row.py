@@ -1,11 +1,12 @@
-"""One pipeline stage as a list row: name, counts, status, progress bar, run/cancel button."""
+"""One pipeline stage as a list row: name, counts, status, run/cancel button. The running
+stage's progress bar is the screen's (one bar, not one per row: the screen opens faster)."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Button, Label, ListItem, ProgressBar
+from textual.widgets import Button, Label, ListItem
 
 STATUS_STYLE = {
     "running": "bold $accent",
@@ -33,7 +34,6 @@ class StageRow(ListItem):
             yield Label(self.title, classes="stage-name")
             yield Label("", classes="stage-counts")
             yield Label("", classes="stage-status")
-            yield ProgressBar(total=None, show_eta=True, classes="stage-bar")
             button = Button(
                 "run" if self.runnable else "—", classes="stage-button", compact=True, disabled=not self.runnable
             )
@@ -42,17 +42,11 @@ class StageRow(ListItem):
 
     def show(self, counts: str, status: str, total: int | None = None, n: int = 0, active: bool = False) -> None:
         self.query_one(".stage-counts", Label).update(counts)
-        running = status in ("running", "cancelling")
         label = status
-        if active and not running and total:  # where a finished stage got to
+        if active and total:  # how far it is, or where a finished stage got to
             label += f" {n:,}/{total:,}"
         style = STATUS_STYLE.get(status)
         self.query_one(".stage-status", Label).update(f"[{style}]{label}[/]" if style else label)
-        bar = self.query_one(".stage-bar", ProgressBar)
-        # Only a running stage has a bar: a finished one's would animate or count down its ETA.
-        bar.display = active and running
-        if bar.display:
-            bar.update(total=total, progress=n)
         button = self.query_one(".stage-button", Button)
         if self.runnable:
             button.label = "cancel" if status in ("running", "cancelling") else "run"
