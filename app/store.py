@@ -1086,12 +1086,23 @@ class Store:
                   FROM ({base}) b LEFT JOIN in_force_grades g ON g.problem_id = b.id
                   {("WHERE " + " AND ".join(outer)) if outer else ""}"""
         all_args = [purpose, *tier_args, *args, *outer_args]
-        if not outer and not where:
-            total = self.count("problems")
-        elif not outer:  # no per-row subquery needed to count
-            total = self.db.execute(f"SELECT count(*) FROM problems p WHERE {' AND '.join(where)}", args).fetchone()[0]
-        else:
+        if outer:  # the per-row filters cost a pass over the matches: count in the same one
+            rows = list(
+                self.db.query(
+                    f"SELECT *, count(*) OVER () AS _total FROM ({sql}) ORDER BY id LIMIT ? OFFSET ?",
+                    [*all_args, limit, offset],
+                )
+            )
+            if rows or not offset:
+                total = rows[0]["_total"] if rows else 0
+                for r in rows:
+                    del r["_total"]
+                return rows, total
             total = self.db.execute(f"SELECT count(*) FROM ({sql})", all_args).fetchone()[0]
+        elif not where:
+            total = self.count("problems")
+        else:  # no per-row subquery needed to count
+            total = self.db.execute(f"SELECT count(*) FROM problems p WHERE {' AND '.join(where)}", args).fetchone()[0]
         rows = list(self.db.query(f"{sql} ORDER BY b.id LIMIT ? OFFSET ?", [*all_args, limit, offset]))
         return rows, total
 
