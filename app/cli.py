@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sqlite3
 import sys
@@ -452,7 +453,7 @@ def cmd_tui(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from app.config import load_config
+    from app.config import DB_NAME, load_config
     from app.doctor import run_doctor
 
     cfg, error = None, None
@@ -464,7 +465,37 @@ def cmd_doctor(args) -> int:
 
     report = run_doctor(cfg, args.project, error, ping=None if args.no_ping else ping)
     print(report.render())
+    if report.probe and (args.project / DB_NAME).exists():
+        _store_limits(args.project, report)
     return 1 if report.problems else 0
+
+
+def _store_limits(project: Path, report) -> None:
+    """Keep what doctor measured in the store, for the roofline fractions; a read-only
+    or locked store only loses the record."""
+    import platform
+
+    from app.config import DB_NAME
+    from app.errors import StoreError
+    from app.store import Store
+
+    info = report.probe
+    shapes = info.get("shapes") or []
+    try:
+        with Store(project / DB_NAME) as store:
+            store.put_machine_limits(
+                {
+                    "host": platform.node(),
+                    "device": info.get("device"),
+                    "blas": info.get("blas"),
+                    "gflops": info.get("gflops_f32"),
+                    "student_gflops": shapes[0][3] if shapes else None,
+                    "bandwidth_gbs": info.get("bandwidth_gbs"),
+                    "probe": json.dumps(info, sort_keys=True),
+                }
+            )
+    except (StoreError, sqlite3.Error) as e:
+        print(f"(the measured limits were not stored: {e})", file=sys.stderr)
 
 
 def cmd_ping(args) -> int:

@@ -18,6 +18,7 @@ from app.blas import INSTALL_HINT, child_env, find_blas
 from app.config import Config
 from app.errors import TailorError
 from app.models import FETCHABLE, converted_dir, fetched_path
+from app.roofline import DTYPE_BYTES, Limits, Shape, decode_tps, prefill_tps, train_tps, weight_bytes
 
 
 @dataclass
@@ -25,6 +26,8 @@ class Report:
     facts: list[tuple[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # blocking
     advice: list[str] = field(default_factory=list)  # worth fixing, not blocking
+    limits: Limits | None = None  # measured, for the store and the benchmarks
+    probe: dict = field(default_factory=dict)
 
     def fact(self, name: str, value: str) -> None:
         self.facts.append((name, value))
@@ -38,11 +41,11 @@ class Report:
         return "\n".join(lines)
 
 
-def probe_mlx(blas: str | None, seconds: float = 1.0) -> dict:
+def probe_mlx(blas: str | None, seconds: float = 1.0, shapes: list[list[int]] | None = None) -> dict:
     """Run mlx_backend.probe in a child with the given BLAS preloaded."""
     env = child_env(blas)
     proc = subprocess.run(
-        [sys.executable, "-m", "mlx_backend.probe", str(seconds)],
+        [sys.executable, "-m", "mlx_backend.probe", str(seconds), json.dumps(shapes or [])],
         capture_output=True,
         text=True,
         env=env,
@@ -52,6 +55,52 @@ def probe_mlx(blas: str | None, seconds: float = 1.0) -> dict:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise TailorError(f"MLX probe failed: {tail}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def student_shape(model: str) -> tuple[Shape, dict] | None:
+    """The student's shape and config.json, when it is a local model directory."""
+    path = Path(model).expanduser() / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+        return Shape.from_config(config), config
+    except (ValueError, KeyError):
+        return None
+
+
+PREFILL_ROWS = 512  # a prompt's rows through the student's MLP: the shape prefill and training run
+DECODE_BATCHES = (1, 8, 16)
+CONTEXT = 256  # tokens of context a decode step attends to, for the roofline line
+
+
+def bytes_per_weight(config: dict, dtype: str) -> float:
+    """What one weight costs a decode step: quantized layers stay quantized whatever the
+    dtype (mlx_backend/model.py), with half-precision scales; dense ones take the planned
+    dtype, else the model's own."""
+    q = config.get("quantization") or {}
+    if q.get("bits"):
+        return weight_bytes("float32", q["bits"], q.get("group_size", 64), 2.0)
+    return DTYPE_BYTES.get(dtype.split()[0]) or DTYPE_BYTES.get(config.get("torch_dtype"), 4.0)
+
+
+def roofline_line(shape: Shape, config: dict, dtype: str, lim: Limits) -> str:
+    """The best tokens/s these limits allow the student: the benchmarks' denominators."""
+    per = bytes_per_weight(config, dtype)
+    decode = " / ".join(f"{decode_tps(shape, lim, b, CONTEXT, per):.0f}" for b in DECODE_BATCHES)
+    return (
+        f"decode {decode} tok/s at batch {' / '.join(map(str, DECODE_BATCHES))} (context {CONTEXT}, "
+        f"{per:g} bytes a weight); prefill {prefill_tps(shape, lim, PREFILL_ROWS):.0f} tok/s; "
+        f"LoRA training {train_tps(shape, lim, PREFILL_ROWS):.0f} tok/s"
+    )
+
+
+def limits_of(info: dict) -> Limits | None:
+    """The roofline's two limits from a probe: the student-shape rate where measured."""
+    rates = [row[3] for row in info.get("shapes") or []] or [info.get("gflops_f32")]
+    if not (rates[0] and info.get("bandwidth_gbs")):
+        return None
+    return Limits(flops=rates[0] * 1e9, bandwidth=info["bandwidth_gbs"] * 1e9)
 
 
 def memory_bytes() -> tuple[int | None, int | None]:
@@ -133,16 +182,8 @@ def run_doctor(
             r.advice.append(INSTALL_HINT)
     else:
         r.fact("BLAS", "system (Accelerate / Metal)")
-    try:
-        info = probe(blas)
-        r.fact(
-            "MLX", f"{info['mlx_version']} on {info['device']}" + (" (Metal available)" if info.get("metal") else "")
-        )
-        r.fact("matmul", f"{info['gflops_f32']} GFLOPS (1024x1024 float32, 1 s probe)")
-        device = info["device"]
-    except (TailorError, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError) as e:
-        r.problems.append(f"MLX does not run here: {e}")
-        device = "unknown"
+    model = shape = None
+    gguf = False
     if cfg:
         model = cfg.student.model
         local = Path(project) / model
@@ -150,8 +191,29 @@ def run_doctor(
             model = str(local)
         gguf = model.lower().endswith(".gguf") or model in FETCHABLE
         model = _gguf_student(r, model, cfg.student.dtype) if gguf else model
+        shape = student_shape(model)
+    shapes = [[PREFILL_ROWS, shape[0].hidden, shape[0].intermediate]] if shape else []
+    try:
+        info = probe(blas, shapes=shapes) if shapes else probe(blas)
+        r.fact(
+            "MLX", f"{info['mlx_version']} on {info['device']}" + (" (Metal available)" if info.get("metal") else "")
+        )
+        r.fact("matmul", f"{info['gflops_f32']} GFLOPS (1024x1024 float32, 1 s probe)")
+        if info.get("bandwidth_gbs"):
+            r.fact("bandwidth", f"{info['bandwidth_gbs']} GB/s (a vector times a 256 MB float32 matrix)")
+        for m, k, n, rate in info.get("shapes") or []:
+            r.fact("matmul", f"{rate} GFLOPS at the student's shape ({m}x{k} @ {k}x{n})")
+        device = info["device"]
+    except (TailorError, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError) as e:
+        r.problems.append(f"MLX does not run here: {e}")
+        device, info = "unknown", {}
+    r.limits, r.probe = limits_of(info), {**info, "blas": blas} if info else {}
+    if cfg:
         r.fact("student", model)
-        r.fact("dtype", planned_dtype(cfg.student.dtype, device, bool(blas)))
+        dtype = planned_dtype(cfg.student.dtype, device, bool(blas))
+        r.fact("dtype", dtype)
+        if shape and r.limits:
+            r.fact("roofline", roofline_line(*shape, dtype, r.limits))
         total, avail = memory_bytes()
         size = model_bytes(model)
         r.fact("memory", f"{_gb(avail)} available of {_gb(total)}; student weights {_gb(size)} on disk")

@@ -444,6 +444,26 @@ def _m010_model_names(db: sqlite_utils.Database) -> None:
                 db.execute(f"UPDATE OR IGNORE [{table}] SET state = ? WHERE state = ?", [new_state, state])
 
 
+def _m011_machine_limits(db: sqlite_utils.Database) -> None:
+    """What `tailor doctor` measured: the matmul rate and memory bandwidth a roofline
+    divides by (app/roofline.py), one row per measurement."""
+    db["machine_limits"].create(
+        {
+            "id": int,
+            "measured_at": str,
+            "host": str,
+            "device": str,
+            "blas": str,
+            "gflops": float,  # 1024x1024 float32
+            "student_gflops": float,  # at the student's prefill shape, when known
+            "bandwidth_gbs": float,
+            "probe": str,  # the probe's whole answer, JSON
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_initial,
     _m002_run_labels,
@@ -455,6 +475,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m008_grades_in_force,
     _m009_dmc,
     _m010_model_names,
+    _m011_machine_limits,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -1026,6 +1047,17 @@ class Store:
     def cells(self, sweep: str) -> dict[str, dict]:
         rows = self.db.query("SELECT * FROM sweep_cells WHERE sweep = ? ORDER BY rowid", [sweep])
         return {r["label"]: {**r, "keys": json.loads(r["keys"])} for r in rows}
+
+    # -- the machine ----------------------------------------------------------
+
+    def put_machine_limits(self, row: dict) -> None:
+        with self.transaction():
+            self.db["machine_limits"].insert({**row, "measured_at": row.get("measured_at") or now()})
+
+    def machine_limits(self) -> dict | None:
+        """The latest measurement `tailor doctor` stored, if any."""
+        rows = list(self.db.query("SELECT * FROM machine_limits ORDER BY id DESC LIMIT 1"))
+        return rows[0] if rows else None
 
     # -- TUI queries ----------------------------------------------------------
     # Read-only queries for app/tui. Each answers one screen's question in SQL and returns
