@@ -1,7 +1,10 @@
 """Generation throughput: our batched generation vs a loop of plain mlx_lm.generate.
 
 Same model, same 32 prompts, same max_tokens; tokens/s counts generated tokens over
-wall time including prompt processing, for every variant. Prints ratios to the loop.
+wall time including prompt processing, for every variant. Prints ratios to the loop, and
+each variant as a fraction of the decode roofline at its batch (app/roofline.py, with the
+bandwidth and matmul rate measured in this run, as `tailor doctor` measures them; the
+wall time includes prefill, so the fraction understates decode alone).
 
     python benchmarks/generation.py [--model DIR] [--max-tokens 64] [--temperature 0]
 """
@@ -50,7 +53,20 @@ def timed(fn):
     return value, time.perf_counter() - tic
 
 
+def as_a_job() -> None:
+    """Re-run this script the way tailor starts an MLX job (the fast BLAS preloaded), so
+    the rates and limits are the ones diagnose and eval get."""
+    import os
+
+    from app.blas import FAST_BLAS_FLAG, child_env, find_blas
+
+    blas = find_blas(None)
+    if blas and not os.environ.get(FAST_BLAS_FLAG):
+        os.execve(sys.executable, [sys.executable, *sys.argv], child_env(blas))
+
+
 def main() -> None:
+    as_a_job()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help="model dir or repo (default: build the ~20M tiny model)")
     p.add_argument("--dtype", default="auto")
@@ -106,16 +122,44 @@ def main() -> None:
         return sum(len(t) for t in out.token_ids)
 
     list(generate(model, tokenizer, items[:2], max_batch=2))  # warm-up
+    roof = roofline(info, sum(map(len, ids)) // len(ids) + a.max_tokens // 2)
 
-    rows = [("mlx_lm.generate loop", plain_loop)]
-    rows += [(f"tailor generate, max_batch {b}", ours(b)) for b in (1, 4, 16)]
-    rows += [("mlx_lm.batch_generate, batch 16", plain_batch)]
+    rows = [("mlx_lm.generate loop", plain_loop, 1)]
+    rows += [(f"tailor generate, max_batch {b}", ours(b), b) for b in (1, 4, 16)]
+    rows += [("mlx_lm.batch_generate, batch 16", plain_batch, 16)]
     base = None
-    for name, fn in rows:
+    for name, fn, batch in rows:
         tokens, seconds = timed(fn)
         tps = tokens / seconds
         base = base or tps
-        print(f"{name:34s} {tokens:6d} tok {seconds:7.2f} s {tps:8.1f} tok/s  {tps / base:5.2f}x")
+        limit = roof(min(batch, len(ids)))
+        print(
+            f"{name:34s} {tokens:6d} tok {seconds:7.2f} s {tps:8.1f} tok/s  {tps / base:5.2f}x"
+            f"   roofline {limit:7.1f} tok/s: {100 * tps / limit:4.0f} %"
+        )
+
+
+def roofline(info: dict, context: int):
+    """batch -> the decode roofline (tok/s) for this model on this machine, measured now."""
+    import json
+
+    from app.doctor import PREFILL_ROWS, bytes_per_weight
+    from app.roofline import Limits, Shape, decode_tps
+    from mlx_backend.probe import bandwidth_gbs, matmul_gflops
+
+    config = json.loads((Path(info["model_path"]) / "config.json").read_text())
+    shape = Shape.from_config(config)
+    lim = Limits(
+        flops=matmul_gflops(PREFILL_ROWS, shape.hidden, shape.intermediate, 1.0) * 1e9,
+        bandwidth=bandwidth_gbs(1.0) * 1e9,
+    )
+    per = bytes_per_weight(config, info["dtype"])
+    print(
+        f"limits measured now: {lim.flops / 1e9:.1f} GFLOPS at {PREFILL_ROWS}x{shape.hidden} @ "
+        f"{shape.hidden}x{shape.intermediate}, {lim.bandwidth / 1e9:.1f} GB/s; {per:g} bytes a weight, "
+        f"context {context}"
+    )
+    return lambda batch: decode_tps(shape, lim, batch, context, per)
 
 
 if __name__ == "__main__":
