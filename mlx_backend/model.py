@@ -163,7 +163,8 @@ def load_model(model: str, adapter_path: str | None = None, dtype: str = "auto",
 
     ``dtype="auto"`` keeps the checkpoint's dtype, except on a CPU device with
     ``TAILOR_FAST_BLAS=1`` (OpenBLAS preloaded by the parent), where float32 goes
-    through BLAS and is many times faster than bf16, which never does.
+    through BLAS and is many times faster than bf16, which never does; there a quantized
+    model takes the faster of float32 scales and dense float32 (mlx_backend/quantized_cpu).
     """
     if dtype not in ("auto", "keep-quantized") and dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r} (use auto, keep-quantized, {', '.join(DTYPES)})")
@@ -184,8 +185,13 @@ def load_model(model: str, adapter_path: str | None = None, dtype: str = "auto",
 
     native = model_dtype(m)
     target = dtype
+    quantized_path = None
     if dtype == "auto":
         target = "float32" if device_name() == "cpu" and _fast_blas() else native
+        if target == "float32" and _quantized_prefixes(m) and device_name() == "cpu":
+            from .quantized_cpu import choose
+
+            quantized_path = choose(m)  # float32 scales, or dense float32 (BLAS): the faster here
     elif dtype == "keep-quantized":
         target = native  # quantized layers are never cast; the rest stays as stored
     if target in DTYPES and target != native:
@@ -199,6 +205,7 @@ def load_model(model: str, adapter_path: str | None = None, dtype: str = "auto",
         "native_dtype": native,
         "device": device_name(),
         "quantized": bool(_quantized_prefixes(m)),
+        "quantized_path": quantized_path,
         "context": context_length(config),
     }
     return m, tokenizer, info
