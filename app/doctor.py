@@ -134,7 +134,7 @@ def planned_dtype(setting: str, device: str, fast_blas: bool) -> str:
     if setting != "auto":
         return setting
     if device == "cpu" and fast_blas:
-        return "float32 (auto: CPU with a fast BLAS; quantized weights stay quantized)"
+        return "float32 (auto: CPU with a fast BLAS; a quantized model: the faster of float32 scales and dense)"
     return "model's own (auto)"
 
 
