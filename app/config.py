@@ -272,8 +272,9 @@ class SamplingConfig(_Section):
 
 # Named hyperparameter sets; a key set in [train] (or with `tailor train --set`) wins.
 # acotd: the ACoTD paper (LoRA r 32, alpha 32, dropout 0.1, lr 1e-5, batch 16, 5 epochs,
-#   cosine with 3 % warmup, weight decay 0.01, validation every 16 steps, checkpoint every
-#   64) plus tailor's early stopping (patience 5 evaluations; the best adapter is kept).
+#   cosine with 3 % warmup, weight decay 0.01, packing, validation every 16 steps,
+#   checkpoint every 64) plus tailor's early stopping (patience 5 evaluations; the best
+#   adapter is kept).
 # obryan: the O'Bryan study's protocol, i.e. `mlx_lm lora`'s defaults (r 8, scale 20, no
 #   dropout, lr 1e-5 constant, batch 4, 16 layers) for a fixed number of iterations (200)
 #   with the last adapter kept and no early stopping; validation every 50 steps so that a
@@ -304,6 +305,7 @@ TRAIN_PROFILES: dict[str, dict] = {
         keep="best",
         seeds=[0],
         truncate=False,
+        packing=True,
     ),
     "obryan": dict(
         rank=8,
@@ -330,6 +332,7 @@ TRAIN_PROFILES: dict[str, dict] = {
         keep="last",
         seeds=[0, 1, 2, 3, 4],
         truncate=False,
+        packing=False,
     ),
 }
 
@@ -354,6 +357,9 @@ class TrainConfig(_Section):
     max_seq_length: int | None = Field(None, ge=8)
     truncate: bool | None = Field(
         None, description="train on examples cut at max_seq_length rather than refuse when more than 1 % are longer"
+    )
+    packing: bool | None = Field(
+        None, description="pack examples into max_seq_length rows, attention confined to each (acotd: on)"
     )
     steps_per_report: int | None = Field(None, ge=1)
     steps_per_eval: int | None = Field(None, ge=1)

@@ -94,6 +94,7 @@ PARAMS: dict[str, tuple[type | tuple, object]] = {
     "keep": (str, "best"),
     "seed": (int, 0),
     "truncate": (bool, False),
+    "packing": (bool, False),  # examples packed into max_seq_length rows (mlx_backend/packing.py)
 }
 # Above this share of examples longer than max_seq_length, training refuses unless told to
 # truncate: cut examples lose their final answer line, the thing the student must learn.
@@ -112,6 +113,7 @@ TRAJECTORY = (
     "max_seq_length",
     "num_layers",
     "seed",
+    "packing",
 )
 
 
@@ -390,19 +392,11 @@ class Controller:
 
     def batches(self, dataset, batch_size, max_seq_length, loop=False, seed=None, comm_group=None):
         """What mlx_lm's train() iterates: its own batches, replayed to the resume point."""
-        from mlx_lm.tuner.trainer import iterate_batches
 
         if self.dynamic is not None:
             yield from self._dynamic_batches(batch_size, max_seq_length, comm_group)
             return
-        base = iterate_batches(
-            dataset=dataset,
-            batch_size=batch_size,
-            max_seq_length=max_seq_length,
-            loop=True,
-            seed=self.p["seed"],
-            comm_group=comm_group,
-        )
+        base = self._iterate(dataset, batch_size, max_seq_length, self.p["seed"], comm_group)
         rng = _NumpyRng()
         for _ in range(self.start_iter):  # same seed, same order: skip what was trained
             rng.next(base)
@@ -416,7 +410,6 @@ class Controller:
     def _dynamic_batches(self, batch_size, max_seq_length, comm_group):
         """Dynamic DMC (mlx_backend/reselect.py): each epoch its own selection and order."""
         from mlx_lm.tuner.datasets import CacheDataset, ChatDataset
-        from mlx_lm.tuner.trainer import iterate_batches
 
         it, epoch, rng, base = self.start_iter, None, None, None
         while self.boundary(it):
@@ -424,20 +417,30 @@ class Controller:
             if e != epoch:
                 rows = self.dynamic.rows_for(e, self.model, self.tokenizer, self.events, it, self.train_rows)
                 data = CacheDataset(ChatDataset(rows, self.tokenizer, mask_prompt=True))
-                base = iterate_batches(
-                    dataset=data,
-                    batch_size=batch_size,
-                    max_seq_length=max_seq_length,
-                    loop=True,
-                    seed=self.p["seed"] + e,
-                    comm_group=comm_group,
-                )
+                base = self._iterate(data, batch_size, max_seq_length, self.p["seed"] + e, comm_group)
                 rng, epoch = _NumpyRng(), e
                 for _ in range(it - e * self.dynamic.epoch_iters):  # resumed mid-epoch: skip what was trained
                     rng.next(base)
             self.mx.random.seed(dropout_seed(self.p["seed"], it + 1))
             yield rng.next(base)
             it += 1
+
+    def _iterate(self, dataset, batch_size, max_seq_length, seed, comm_group):
+        """The training batches of one order: packed rows, or mlx_lm's padded batches."""
+        if self.p["packing"]:
+            from .packing import packed_batches
+
+            return packed_batches(dataset, batch_size, max_seq_length, loop=True, seed=seed)
+        from mlx_lm.tuner.trainer import iterate_batches
+
+        return iterate_batches(
+            dataset=dataset,
+            batch_size=batch_size,
+            max_seq_length=max_seq_length,
+            loop=True,
+            seed=seed,
+            comm_group=comm_group,
+        )
 
     def stop_requested(self) -> bool:
         flag = bool(self.state.get("stop")) or self.events.broken or self.stop_file.exists()
@@ -742,6 +745,7 @@ def _train(job: dict, events, state: dict) -> int:
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
     from .model import load_model
+    from .packing import packed_loss
 
     world = mx.distributed.init()
     rank, size = world.rank(), world.size()
@@ -786,15 +790,24 @@ def _train(job: dict, events, state: dict) -> int:
         )
 
     batch_size = p["batch_size"]
-    if len(train_set) < batch_size:
-        batch_size = len(train_set) - len(train_set) % size or size
-        ev.emit(
-            "message", text=f"only {len(train_set)} training examples: batch size {p['batch_size']} -> {batch_size}"
-        )
+    units = len(train_set)  # what a batch is made of: examples, or packed rows
+    unpacked = "dynamic DMC (its epochs count examples)" if job.get("dmc") else None
+    unpacked = unpacked or (f"{size} distributed processes" if size > 1 else None)
+    if p["packing"] and unpacked:
+        p["packing"] = False
+        ev.emit("message", text=f"packing is off for this run: not supported yet with {unpacked}")
+    if p["packing"]:
+        from .packing import rows_per_epoch
+
+        units = rows_per_epoch(train_set, p["max_seq_length"])
+    if units < batch_size:
+        batch_size = units - units % size or size
+        what = "packed rows" if p["packing"] else "training examples"
+        ev.emit("message", text=f"only {units} {what}: batch size {p['batch_size']} -> {batch_size}")
     if batch_size % size:
         raise BadJobError(f"batch size {batch_size} is not divisible by the {size} distributed processes")
     p["batch_size"] = batch_size
-    iters = plan_iters(p, len(train_set), batch_size)
+    iters = plan_iters(p, units, batch_size)
     n_layers = len(model.layers)
     num_layers = n_layers if p["num_layers"] < 0 else min(p["num_layers"], n_layers)
     phash = params_hash(p)
@@ -889,6 +902,7 @@ def _train(job: dict, events, state: dict) -> int:
             args=args,
             iterate_batches=ctl.batches,
             training_callback=ctl,
+            **({"loss": packed_loss} if p["packing"] else {}),
         )
     ctl.finish()
 
@@ -906,6 +920,10 @@ def _train(job: dict, events, state: dict) -> int:
         "adapter_path": str(keep_dir),
         "keep": p["keep"],
         "trained_tokens": ctl.trained_tokens,
+        # for comparing ablations at equal updates: what one optimizer step saw
+        "updates": (updates := ctl.done_iter // p["grad_accumulation"]),
+        "tokens_per_update": round(ctl.trained_tokens / updates, 1) if updates else None,
+        "packing": p["packing"],
         "tokens_per_s": round(ctl.trained_tokens / ctl.train_seconds, 3) if ctl.train_seconds else 0.0,
         "peak_memory_gb": round(max(ctl.peak_memory, mx.get_peak_memory() / 1e9), 4),
         "max_rss_gb": _max_rss_gb(),

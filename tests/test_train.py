@@ -241,7 +241,8 @@ class Recording(MlxJob):
         return super().run(lambda ev: (self.seen.append(ev), on_event(ev)))
 
 
-def test_interrupted_run_is_marked_and_resume_finishes_it_exactly(project, store, tmp_path, learner_model_dir):
+@pytest.mark.parametrize("packing", [False, True], ids=["padded", "packed"])
+def test_interrupted_run_is_marked_and_resume_finishes_it_exactly(project, store, tmp_path, learner_model_dir, packing):
     import mlx.core as mx
 
     data = early_stop_data(tmp_path / "data")
@@ -253,7 +254,7 @@ def test_interrupted_run_is_marked_and_resume_finishes_it_exactly(project, store
         profile="obryan",
         iters=24,
         seeds=[1],
-        overrides={**FAST, "dropout": 0.1, "steps_per_eval": 8, "save_every": 8},
+        overrides={**FAST, "dropout": 0.1, "steps_per_eval": 8, "save_every": 8, "packing": packing},
     )
     jobs = []
 
@@ -282,8 +283,8 @@ def test_interrupted_run_is_marked_and_resume_finishes_it_exactly(project, store
     again = train(cfg, store, RecordingEvents(), project=project, resume=run_id[:-2], job_cls=recording)
     out = again.runs[0]
     assert (out.run_id, out.status, out.stop_reason, out.final_iter) == (run_id, "done", "max_iters", 24)
-    start = resumed[0].seen[0]
-    assert start["event"] == "start" and start["start_iter"] == k and start["resumed_from"].endswith(f"{k:07d}")
+    start = next(e for e in resumed[0].seen if e["event"] == "start")  # after any batch-size message
+    assert start["start_iter"] == k and start["resumed_from"].endswith(f"{k:07d}")
     progress = [e["done"] for e in resumed[0].seen if e["event"] == "progress"]
     assert progress[0] == k and progress[1] == k + 1 and progress[-1] == 24
     assert store.get_run(run_id).status == "done"
@@ -295,6 +296,8 @@ def test_interrupted_run_is_marked_and_resume_finishes_it_exactly(project, store
     a = mx.load(str(project / "runs" / run_id / "last" / "adapters.safetensors"))
     b = mx.load(str(project / "runs" / whole.run_id / "last" / "adapters.safetensors"))
     assert all(mx.allclose(a[key], b[key], rtol=1e-5, atol=1e-6) for key in a)
+    done = next(e for e in resumed[0].seen if e["event"] == "done")["stats"]
+    assert done["packing"] is packing and done["updates"] == 24 and done["tokens_per_update"] > 0
     with pytest.raises(Exception, match="finished"):
         train(cfg, store, RecordingEvents(), project=project, resume=run_id)
 
