@@ -1,4 +1,4 @@
-"""Training throughput: plain `mlx_lm lora` vs `tailor train`'s job, side by side.
+"""Training throughput: plain `mlx_lm lora` vs `tailor train`'s job, and packed vs padded.
 
 Same model (the ~20M Qwen2-style tiny model, float32 weights), same data (export format:
 the student_solve prompt + the reference CoT, prompt masked), same hyperparameters (LoRA
@@ -10,6 +10,11 @@ tokens/s is what mlx_lm's train() reports (trained tokens over the time spent in
 steps, the same code in both), averaged over the reports after the first (warm-up);
 wall is the whole process, model load and evaluations included. Peak memory is
 mx.get_peak_memory() at the end of each process, plus the maximum RSS.
+
+Then packed vs padded `tailor train` on a mixed export (every other example's CoT cut to
+its final answer line, as short and long CoT mix in ACoTD), both with max_seq_length
+fitted to the longest example: trained (assistant, non-pad) tokens/s, the validation loss
+each reaches (the same padded validation in both), and the updates each takes per epoch.
 
     python benchmarks/training.py [--iters 60] [--repeats 2] [--data DIR] [--model DIR]
 """
@@ -56,8 +61,9 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 REPORT = re.compile(r"^\s*(\d+)\s+([0-9.]+)\s+[▼▲]\s+([0-9,]+)\s+([0-9.]+)k\s*$")
 
 
-def write_data(dest: Path, n_train: int, n_valid: int) -> None:
-    """train/valid JSONL exactly as `tailor export` writes them (bundled train-split problems)."""
+def write_data(dest: Path, n_train: int, n_valid: int, mixed: bool = False) -> None:
+    """train/valid JSONL exactly as `tailor export` writes them (bundled train-split problems);
+    `mixed`: every other example keeps only its final answer line (a short CoT)."""
     from app.pipeline.export import format_cot
     from app.prompts import load_prompt
 
@@ -67,9 +73,10 @@ def write_data(dest: Path, n_train: int, n_valid: int) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name, chunk in (("train", rows[:n_train]), ("valid", rows[n_train : n_train + n_valid])):
         with open(dest / f"{name}.jsonl", "w", encoding="utf-8") as f:
-            for r in chunk:
+            for i, r in enumerate(chunk):
                 messages = prompt.render(question=r["question"])
-                messages.append({"role": "assistant", "content": format_cot(r["solution"], r["answer"])})
+                cot = "" if mixed and i % 2 else r["solution"]
+                messages.append({"role": "assistant", "content": format_cot(cot, r["answer"])})
                 f.write(json.dumps({"messages": messages}) + "\n")
 
 
@@ -145,7 +152,7 @@ def plain(model: str, data: Path, iters: int, env: dict, out: Path) -> dict:
     return {"reports": reports, "peak_gb": float(peak[1]), "rss_gb": rss, "wall": wall}
 
 
-def tailor(model: str, data: Path, iters: int, blas: str | None, out: Path) -> dict:
+def tailor(model: str, data: Path, iters: int, blas: str | None, out: Path, **params) -> dict:
     spec = {
         "kind": "train",
         "model": model,
@@ -163,6 +170,7 @@ def tailor(model: str, data: Path, iters: int, blas: str | None, out: Path) -> d
             "weight_decay": 0.0,
             "val_batches": -1,
             "keep": "best",
+            **params,
         },
     }
     reports = []
@@ -181,6 +189,7 @@ def tailor(model: str, data: Path, iters: int, blas: str | None, out: Path) -> d
         "peak_gb": outcome.stats["peak_memory_gb"],
         "rss_gb": outcome.stats["max_rss_gb"],
         "wall": wall,
+        "stats": outcome.stats,
     }
 
 
@@ -197,6 +206,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--train-examples", type=int, default=64)
     p.add_argument("--valid-examples", type=int, default=16)
+    p.add_argument("--epochs", type=float, default=2.0, help="epochs of the packed / padded comparison")
+    p.add_argument("--packing-only", action="store_true", help="only the packed / padded comparison")
     a = p.parse_args()
 
     blas = find_blas()
@@ -220,6 +231,9 @@ def main() -> None:
     )
     print(f"hyperparameters: {HP}, iters {a.iters}, prompt masked, 2 evaluations on the whole validation set")
 
+    if a.packing_only:
+        packed_vs_padded(model, tmp, a, blas)
+        return
     results = {"mlx_lm": [], "tailor": []}
     for i in range(a.repeats):
         results["mlx_lm"].append(plain(model, data, a.iters, env, tmp / f"plain{i}"))
@@ -247,6 +261,30 @@ def main() -> None:
     print(
         f"tailor / mlx_lm tokens/s: {t_ours / t_plain:.3f} (target >= 0.95); "
         f"wall-clock ratio (mlx_lm / tailor): {med('mlx_lm', 'wall') / med('tailor', 'wall'):.3f}"
+    )
+    packed_vs_padded(model, tmp, a, blas)
+
+
+def packed_vs_padded(model: str, tmp: Path, a, blas: str | None) -> None:
+    data = tmp / "mixed"
+    write_data(data, a.train_examples, a.valid_examples, mixed=True)
+    fitted = {"max_seq_length": None, "epochs": a.epochs, "steps_per_eval": 10**6, "save_every": 10**6}
+    runs = {"padded": [], "packed": []}
+    for i in range(a.repeats):
+        for name in runs:
+            r = tailor(model, data, None, blas, tmp / f"{name}{i}", **fitted, packing=name == "packed")
+            runs[name].append(r)
+            st = r["stats"]
+            print(
+                f"  run {i + 1} {name:7s} {steady_tps(r['reports']):8.1f} trained tok/s  {st['updates']} updates "
+                f"({st['tokens_per_update']:.0f} tokens each)  val loss {st['last_val_loss']:.4f}  wall {r['wall']:6.1f} s"
+            )
+    tps = {n: statistics.median(steady_tps(r["reports"]) for r in rs) for n, rs in runs.items()}
+    val = {n: statistics.median(r["stats"]["last_val_loss"] for r in rs) for n, rs in runs.items()}
+    print(
+        f"packed / padded trained tokens/s on the mixed export: {tps['packed'] / tps['padded']:.3f} "
+        f"(target >= 1.3); validation loss after {a.epochs:g} epochs: padded {val['padded']:.4f}, "
+        f"packed {val['packed']:.4f} (packed takes fewer, fuller updates per epoch)"
     )
 
 

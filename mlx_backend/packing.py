@@ -56,8 +56,7 @@ def pack_row(examples: list[tuple[list[int], int]], row_len: int) -> tuple[np.nd
 def packed_batches(dataset, batch_size: int, row_len: int, loop: bool = False, seed: int | None = None):
     """Batches of packed rows, (tokens, segments, weights), in an order shuffled with
     numpy's global RNG (as mlx_lm's iterate_batches, so a resumed run replays it)."""
-    lengths = [dataset.itemlen(i) if hasattr(dataset, "itemlen") else len(dataset[i][0]) for i in range(len(dataset))]
-    rows = plan(lengths, row_len)
+    rows = plan(token_lengths(dataset), row_len)
     if len(rows) < batch_size:
         raise ValueError(f"{len(rows)} packed rows of {row_len} tokens, fewer than batch_size={batch_size}")
     # the last batch may be smaller: the plan is fixed, so a row left out would never train
@@ -73,8 +72,13 @@ def packed_batches(dataset, batch_size: int, row_len: int, loop: bool = False, s
 
 
 def rows_per_epoch(dataset, row_len: int) -> int:
-    lengths = [dataset.itemlen(i) if hasattr(dataset, "itemlen") else len(dataset[i][0]) for i in range(len(dataset))]
-    return len(plan(lengths, row_len))
+    return len(plan(token_lengths(dataset), row_len))
+
+
+def token_lengths(dataset) -> list[int]:
+    """Each example's length in tokens. Not CacheDataset.itemlen: that is the length of
+    the raw row (its number of keys for a chat row), not of its tokens."""
+    return [len(_example(dataset[i])[0]) for i in range(len(dataset))]
 
 
 def _example(item) -> tuple[list[int], int]:

@@ -85,3 +85,14 @@ def test_packed_batches_cover_the_data_in_a_seeded_order(tiny_model_dir):
     assert sorted(len(batch) for batch in first) == [1, 2]  # the last batch is smaller, not dropped
     seen = sorted(n for batch in first for row in batch for n in [sum(1 for x in row if x)])
     assert sum(seen) == 5 + 7 + 3 + 9 + 4 + 6
+
+
+def test_rows_are_planned_on_token_lengths_not_on_itemlen():
+    from mlx_backend.packing import rows_per_epoch
+
+    class LikeCacheDataset(list):  # mlx_lm's CacheDataset.itemlen is the raw row's len()
+        def itemlen(self, i):
+            return 1
+
+    data = LikeCacheDataset([(list(range(1, 11)), 2)] * 4)
+    assert rows_per_epoch(data, 12) == 4  # 10 tokens each: one per row, not all four in one
