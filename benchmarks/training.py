@@ -229,11 +229,10 @@ def main() -> None:
         f"data: {data} ({sum(1 for _ in open(data / 'train.jsonl'))} train, "
         f"{sum(1 for _ in open(data / 'valid.jsonl'))} valid); BLAS preloaded: {blas or 'none'}"
     )
-    print(f"hyperparameters: {HP}, iters {a.iters}, prompt masked, 2 evaluations on the whole validation set")
-
     if a.packing_only:
         packed_vs_padded(model, tmp, a, blas)
         return
+    print(f"hyperparameters: {HP}, iters {a.iters}, prompt masked, 2 evaluations on the whole validation set")
     results = {"mlx_lm": [], "tailor": []}
     for i in range(a.repeats):
         results["mlx_lm"].append(plain(model, data, a.iters, env, tmp / f"plain{i}"))
@@ -269,6 +268,7 @@ def packed_vs_padded(model: str, tmp: Path, a, blas: str | None) -> None:
     data = tmp / "mixed"
     write_data(data, a.train_examples, a.valid_examples, mixed=True)
     fitted = {"max_seq_length": None, "epochs": a.epochs, "steps_per_eval": 10**6, "save_every": 10**6}
+    print(f"packed vs padded: {HP}, but max_seq_length fitted, {a.epochs:g} epochs, validation at start and end")
     runs = {"padded": [], "packed": []}
     for i in range(a.repeats):
         for name in runs:
