@@ -392,7 +392,6 @@ class Controller:
 
     def batches(self, dataset, batch_size, max_seq_length, loop=False, seed=None, comm_group=None):
         """What mlx_lm's train() iterates: its own batches, replayed to the resume point."""
-
         if self.dynamic is not None:
             yield from self._dynamic_batches(batch_size, max_seq_length, comm_group)
             return

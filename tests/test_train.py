@@ -298,6 +298,7 @@ def test_interrupted_run_is_marked_and_resume_finishes_it_exactly(project, store
     assert all(mx.allclose(a[key], b[key], rtol=1e-5, atol=1e-6) for key in a)
     done = next(e for e in resumed[0].seen if e["event"] == "done")["stats"]
     assert done["packing"] is packing and done["updates"] == 24 and done["tokens_per_update"] > 0
+    assert store.curve(run_id, "updates")[-1] == (24, 24.0)  # recorded with the run (and at the stop)
     with pytest.raises(Exception, match="finished"):
         train(cfg, store, RecordingEvents(), project=project, resume=run_id)
 

@@ -524,6 +524,9 @@ def _finish(store: Store, run: Run, outcome: RunOutcome, stats: dict | None, pro
         outcome.stop_reason = "interrupted"
     else:
         outcome.stop_reason = "error"
+    if stats.get("updates"):  # what ablations are compared at: updates, and what each one saw
+        step = outcome.final_iter or 0
+        store.add_metrics(run.id, step, {k: stats[k] for k in ("updates", "tokens_per_update")})
     store.update_run(
         run.id,
         status=outcome.status,
@@ -719,6 +722,9 @@ def describe(out: RunOutcome) -> str:
     tail = f"; resume with `tailor train --resume {out.run_id}`" if out.status == "interrupted" else ""
     tps = out.stats.get("tokens_per_s")
     speed = f", {tps:.0f} tok/s" if tps else ""
+    if out.stats.get("updates"):
+        packed = "packed" if out.stats.get("packing") else "padded"
+        speed += f", {out.stats['updates']} updates of {out.stats['tokens_per_update']:.0f} tokens ({packed})"
     return f"{out.run_id}: {what} after {out.final_iter if out.final_iter is not None else '?'} iterations, {best}{speed}{tail}"
 
 
