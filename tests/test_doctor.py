@@ -2,6 +2,7 @@ import platform
 from types import SimpleNamespace
 
 import pytest
+from test_roofline import SMOL_CONFIG
 
 from app.cli import main
 from app.config import parse_config
@@ -46,16 +47,6 @@ def test_doctor_on_this_machine(tmp_path, capsys):
     assert "GFLOPS" in out and "MLX" in out
     if platform.system() == "Linux":
         assert out.splitlines()[2].startswith("BLAS")
-
-
-SMOL_CONFIG = {
-    "num_hidden_layers": 30,
-    "hidden_size": 576,
-    "intermediate_size": 1536,
-    "num_attention_heads": 9,
-    "num_key_value_heads": 3,
-    "vocab_size": 49152,
-}
 
 
 def test_doctor_measures_at_the_students_shape_and_prints_its_roofline(tmp_path):

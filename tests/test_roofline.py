@@ -4,16 +4,15 @@ import pytest
 
 from app.roofline import Limits, Shape, decode_bytes, decode_tps, flops_per_token, prefill_tps, train_tps, weight_bytes
 
-SMOL = Shape.from_config(
-    {
-        "num_hidden_layers": 30,
-        "hidden_size": 576,
-        "intermediate_size": 1536,
-        "num_attention_heads": 9,
-        "num_key_value_heads": 3,
-        "vocab_size": 49152,
-    }
-)
+SMOL_CONFIG = {  # SmolLM2-135M-Instruct's config.json, the keys the roofline reads
+    "num_hidden_layers": 30,
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "vocab_size": 49152,
+}
+SMOL = Shape.from_config(SMOL_CONFIG)
 LIM = Limits(flops=64.6e9, bandwidth=8e9)
 
 
