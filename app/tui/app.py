@@ -18,6 +18,7 @@ from app.tui.runner import StageRun, StageUpdate, run_stage
 from app.tui.stages import BY_KEY, STAGES
 
 SCREENS = ("pipeline", "problems", "runs", "results", "settings")
+WARM_AFTER_S = 0.5  # after the first screen has drawn
 
 
 def _lazy(module: str, cls: str) -> Callable[[], Screen]:
@@ -93,8 +94,18 @@ class TailorApp(App):
             load_config(self.project)
         except ConfigError:  # Settings shows every problem at its line
             self.switch_mode("settings")
-            return
-        self.switch_mode("pipeline")
+        else:
+            self.switch_mode("pipeline")
+        self.set_timer(WARM_AFTER_S, self._warm_imports)
+
+    def _warm_imports(self) -> None:
+        """Import the statistics (scipy, ~1 s) while the user reads the first screen, not
+        when they first open Results: an import holds the interpreter wherever it runs."""
+
+        def warm() -> None:
+            import app.results  # noqa: F401
+
+        self.run_worker(warm, thread=True, group="warm", exit_on_error=False)
 
     def on_unmount(self) -> None:
         if self.stage_run:
