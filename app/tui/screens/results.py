@@ -35,7 +35,7 @@ CONFIG_COLUMNS = (
     Col("Δ 95% CI", min=8, max=15, drop=7),
     Col("p", min=5, max=7),
     Col("adj p", min=5, max=7),
-    Col("verdict", min=7, max=20),
+    Col("verdict", min=7, max=26, cut="end"),
     Col("CoTQS", min=5, max=5, drop=8),
     Col("ref CoTQS", min=5, max=9, drop=9),
 )
@@ -66,7 +66,8 @@ def interval(ci) -> str:
 
 
 def p_value(p: float | None) -> str:
-    return "—" if p is None else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
+    # no p: the test is undefined for these data (no pair differs), as the CLI says it
+    return "undef" if p is None else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
 
 
 class ResultsScreen(Screen):

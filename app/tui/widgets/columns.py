@@ -61,12 +61,21 @@ def widths(cols: Sequence[Col], rows: Sequence[Sequence], available: int) -> lis
     def used(idx) -> int:
         return sum((cols[i].min if cols[i].flex else want[i]) + PAD for i in idx)
 
+    dropped = []
     for i in sorted((i for i, c in enumerate(cols) if c.drop), key=lambda i: -cols[i].drop):
         if used(shown) <= available:
             break
         shown.remove(i)
+        dropped.append(i)
     out: list[int | None] = [want[i] if i in shown else None for i in range(len(cols))]
     spare = available - used(shown)
+    # the most useful of them back, narrower, where room is left once the flexible column
+    # has twice its minimum (the question text is what a row is read for)
+    keep = next((c.min for c in cols if c.flex and cols.index(c) in shown), 0)
+    for i in reversed(dropped):
+        if cols[i].min + PAD <= spare - keep:
+            out[i] = min(want[i], spare - keep - PAD)
+            spare -= out[i] + PAD
     flex = [i for i in shown if cols[i].flex]
     if flex:
         out[flex[0]] = max(cols[flex[0]].min, cols[flex[0]].min + spare)
