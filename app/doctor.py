@@ -17,6 +17,7 @@ from pathlib import Path
 from app.blas import INSTALL_HINT, child_env, find_blas
 from app.config import Config
 from app.errors import TailorError
+from app.memory import memory_bytes
 from app.models import FETCHABLE, converted_dir, fetched_path
 from app.roofline import DTYPE_BYTES, Limits, Shape, decode_tps, prefill_tps, train_tps, weight_bytes
 
@@ -26,8 +27,11 @@ class Report:
     facts: list[tuple[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # blocking
     advice: list[str] = field(default_factory=list)  # worth fixing, not blocking
-    limits: Limits | None = None  # measured, for the store and the benchmarks
-    probe: dict = field(default_factory=dict)
+    probe: dict = field(default_factory=dict)  # what the MLX probe measured, for the store
+
+    @property
+    def limits(self) -> Limits | None:
+        return limits_of(self.probe)
 
     def fact(self, name: str, value: str) -> None:
         self.facts.append((name, value))
@@ -101,21 +105,6 @@ def limits_of(info: dict) -> Limits | None:
     if not (rates[0] and info.get("bandwidth_gbs")):
         return None
     return Limits(flops=rates[0] * 1e9, bandwidth=info["bandwidth_gbs"] * 1e9)
-
-
-def memory_bytes() -> tuple[int | None, int | None]:
-    """(total, available) physical memory; available is None where the OS does not say."""
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        total = None
-    available = None
-    meminfo = Path("/proc/meminfo")
-    if meminfo.exists():
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                available = int(line.split()[1]) * 1024
-    return total, available
 
 
 def model_bytes(model: str) -> int | None:
@@ -194,7 +183,7 @@ def run_doctor(
         shape = student_shape(model)
     shapes = [[PREFILL_ROWS, shape[0].hidden, shape[0].intermediate]] if shape else []
     try:
-        info = probe(blas, shapes=shapes) if shapes else probe(blas)
+        info = probe(blas, shapes=shapes)
         r.fact(
             "MLX", f"{info['mlx_version']} on {info['device']}" + (" (Metal available)" if info.get("metal") else "")
         )
@@ -207,7 +196,7 @@ def run_doctor(
     except (TailorError, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError) as e:
         r.problems.append(f"MLX does not run here: {e}")
         device, info = "unknown", {}
-    r.limits, r.probe = limits_of(info), {**info, "blas": blas} if info else {}
+    r.probe = {**info, "blas": blas} if info else {}
     if cfg:
         r.fact("student", model)
         dtype = planned_dtype(cfg.student.dtype, device, bool(blas))

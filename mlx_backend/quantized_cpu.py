@@ -17,7 +17,6 @@ gives exactly the values the quantized matmul uses.
 
 from __future__ import annotations
 
-import os
 import time
 
 import mlx.core as mx
@@ -85,20 +84,6 @@ def dense_bytes(model: nn.Module) -> int:
     return 4 * n
 
 
-def available_bytes() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def choose(model: nn.Module) -> dict:
     """Measure, pick, and apply the faster float32 form; returns what was measured and chosen."""
     from mlx_lm.utils import dequantize_model
@@ -106,7 +91,10 @@ def choose(model: nn.Module) -> dict:
     times = measure(model)
     if not times:
         return {}
-    fits = (avail := available_bytes()) is None or dense_bytes(model) * 1.3 < avail
+    from app.memory import memory_bytes
+
+    avail = memory_bytes()[1]
+    fits = avail is None or dense_bytes(model) * 1.3 < avail
     pick = "dequantized" if fits and times["dequantized"] < times["float32 scales"] else "float32 scales"
     float32_scales(model)  # first for both: dequantized from half-precision scales would round
     if pick == "dequantized":
