@@ -20,6 +20,8 @@ from app.config import STRATEGIES
 from app.dmc import DEFAULT_TOP, METHODS
 from app.records import SPLITS
 
+RERUN = "run it again to continue"  # a cancelled stage's work is kept; a re-run skips it
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -34,7 +36,7 @@ class Stage:
     tui: tuple[str, ...] | None = ()
     needs_dataset: bool = False
     title: str | None = None  # the TUI's label, when it is not the name
-    on_cancel: str = "run it again to continue"  # what the TUI tells a user who cancelled it
+    on_cancel: str = RERUN  # what the TUI tells a user who cancelled it
 
     @property
     def label(self) -> str:

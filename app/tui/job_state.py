@@ -33,7 +33,7 @@ class JobState:
     def running(self) -> bool:
         return self.status in ("running", "cancelling")
 
-    def begin(self, key: str, usage: dict, on_cancel: str = "run it again to continue") -> None:
+    def begin(self, key: str, usage: dict, on_cancel: str) -> None:
         self.key, self.status, self.phase, self.total, self.n, self.summary = key, "running", key, None, 0, ""
         self.started, self.usage_start, self.on_cancel = time.monotonic(), dict(usage), on_cancel
 

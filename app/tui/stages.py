@@ -20,7 +20,7 @@ class Stage:
     # opts (split, dataset, tiers) -> the call; None = not runnable from here (import needs a file)
     make: Callable[[dict], Call] | None
     needs_dataset: bool = False
-    on_cancel: str = "run it again to continue"
+    on_cancel: str = registry.RERUN
 
 
 def _maker(stage: registry.Stage) -> Callable[[dict], Call]:
