@@ -102,16 +102,15 @@ class ResultsScreen(Screen):
         self.reload()
 
     def reload(self) -> None:
-        collect = self.app.collect_results
-        if collect is None:
-            try:
+        given = self.app.collect_results
+
+        def fetch(store) -> dict:
+            collect = given
+            if collect is None:  # imported here, in the worker: app.results brings scipy (~1 s)
                 from app.results import collect
-            except ImportError:
-                self.query_one("#results-head", Static).update("results are not available in this version of tailor")
-                return
-        if not self.app.load(
-            self, ("results",), lambda store: collect(store, split="test"), self._loaded, self._failed
-        ):
+            return collect(store, split="test")
+
+        if not self.app.load(self, ("results",), fetch, self._loaded, self._failed):
             if getattr(self, "_data", None) is None:
                 self.query_one("#results-head", Static).update(Text("loading results…", style="dim"))
 
