@@ -45,6 +45,15 @@ def identity(model: str | None, project: Path | str) -> str | None:
     return f"{path}{_MARK}{fingerprint(path) if path.is_dir() else 'file'}"
 
 
+def shown(name: str | None) -> str | None:
+    """A recorded name as a person reads it: a directory outside the project by its last
+    component and fingerprint (the full path is in the store and in reports)."""
+    if name is None:
+        return None
+    path, mark, tag = name.rpartition(_MARK)
+    return f"{Path(path).name}{_MARK}{tag}" if mark and Path(path).is_absolute() else name
+
+
 def located(name: str | None, project: Path | str) -> str | None:
     """What a recorded name loads from in this project."""
     if name is None:

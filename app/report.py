@@ -23,6 +23,7 @@ from pathlib import Path
 from app.config import OFFLINE_JUDGES
 from app.plots import PLOTS, PlotResult
 from app.selection_report import selection_markdown, selection_summary
+from app.verdicts import DEGRADED
 
 DEFAULT_ALPHA = 0.05
 ADDED_KEYS = ("curves", "contamination", "data", "selection", "generated_by", "generated_at", "how_to_recompute")
@@ -183,7 +184,7 @@ def _alpha(c: dict) -> float:
 def verdict(c: dict) -> str:
     a, v = _alpha(c), c.get("verdict")
     tag = " (exploratory)" if c.get("exploratory") else ""
-    if v == "DEGRADED":
+    if v == DEGRADED:
         return f"⚠ DEGRADED (adjusted p < {a:g}){tag}"
     if v == "better":
         return f"better (adjusted p < {a:g}){tag}"

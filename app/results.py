@@ -29,10 +29,10 @@ from app.config import is_offline
 from app.records import Attempt, Problem, Run
 from app.stats import StatsError, benjamini_hochberg, holm
 from app.store import Store
+from app.verdicts import BETTER, DEGRADED, NO_DIFFERENCE
 
 N_BOOT = 2000
 ALPHA = 0.05
-BETTER, DEGRADED, NO_DIFFERENCE = "better", "DEGRADED", "no significant difference"
 
 # A side of a comparison: one entry per run, (run, the eval seed it was evaluated at, {problem id: attempt}).
 Seeded = list[tuple[Run, int, dict[str, Attempt]]]

@@ -10,7 +10,7 @@ import shutil
 from app.cli import main
 from app.config import DB_NAME, load_config
 from app.events import RecordingEvents
-from app.identity import identity, located
+from app.identity import identity, located, shown
 from app.jobs import JobOutcome
 from app.pipeline.diagnose import attempt_key, diagnose
 from app.pipeline.evaluate import targets_for
@@ -140,3 +140,14 @@ def test_a_model_outside_the_project_is_named_by_path_and_contents(tmp_path):
     (outside / "config.json").write_text('{"hidden_size": 8}')  # other weights at the same path
     assert identity(str(outside), tmp_path / "proj") != first
     assert identity("mlx-community/Some-Model", tmp_path) == "mlx-community/Some-Model"
+
+
+def test_a_name_is_shown_by_its_last_component_and_fingerprint(tmp_path):
+    outside = tmp_path / "models" / "SmolLM2-float32"
+    outside.mkdir(parents=True)
+    (outside / "config.json").write_text("{}")
+    name = identity(str(outside), tmp_path / "proj")
+    assert shown(name) == "SmolLM2-float32#" + name.rsplit("#", 1)[1]
+    assert shown("./runs/r1/adapters") == "./runs/r1/adapters"
+    assert shown("mlx-community/Some-Model") == "mlx-community/Some-Model"
+    assert shown("org/repo#tag") == "org/repo#tag"  # a repo id with a mark is not a path

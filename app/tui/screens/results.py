@@ -19,8 +19,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 from textual_plotext import PlotextPlot
 
-from app.tui.widgets.columns import Col, fill
+from app.identity import shown
+from app.tui.widgets.columns import Col, fill, middle
 from app.tui.widgets.labels import GRADE_STYLE
+from app.verdicts import BETTER, DEGRADED, NO_DIFFERENCE
 
 MAX_ROWS = 14  # a results table's height (max-height 16, less the header) before it scrolls
 # At 80 columns the verdict and its p stay; the reference and CoTQS columns go first.
@@ -33,7 +35,7 @@ CONFIG_COLUMNS = (
     Col("ref", min=4, max=5, drop=6),
     Col("Δ", min=5, max=6),
     Col("Δ 95% CI", min=8, max=15, drop=7),
-    Col("p", min=5, max=7),
+    Col("p", min=5, max=7, drop=4),  # the verdict follows the adjusted p, kept
     Col("adj p", min=5, max=7),
     Col("verdict", min=7, max=26, cut="end"),
     Col("CoTQS", min=5, max=5, drop=8),
@@ -129,16 +131,23 @@ class ResultsScreen(Screen):
     def show(self, data: dict) -> None:
         self._data = data
         ps = data.get("problem_set", {})
-        head = Text.assemble(
-            ("Problem set: ", "bold"),
-            f"split {ps.get('split') or '—'}",
-            f", benchmark {ps['benchmark']}" if ps.get("benchmark") else "",
-            f", {ps.get('n', 0):,} problems, {ps.get('evaluated', 0):,} evaluated",
-            ("   Base model: ", "bold"),
-            data.get("base_model") or "—",
-            ("   Judge: ", "bold"),
-            data.get("judge") or "—",
-        )
+        room = max(self.size.width - 4, 30)
+        head = Text()
+        for part in (
+            Text.assemble(
+                ("Problem set: ", "bold"),
+                f"split {ps.get('split') or '—'}",
+                f", benchmark {ps['benchmark']}" if ps.get("benchmark") else "",
+                f", {ps.get('n', 0):,} problems, {ps.get('evaluated', 0):,} evaluated",
+            ),
+            # shortened in the middle to fit: two bases that differ only in their
+            # fingerprint still read apart
+            Text.assemble(("Base model: ", "bold"), middle(shown(data.get("base_model")) or "—", room - 12)),
+            Text.assemble(("Judge: ", "bold"), data.get("judge") or "—"),
+        ):  # side by side where they fit, else a line each
+            line = len(head.plain) - (head.plain.rfind("\n") + 1)
+            head.append("" if not head else "   " if line + 3 + len(part) <= room else "\n")
+            head.append_text(part)
         if not data.get("configurations"):
             head.append("\nNo evaluated configuration yet: run evaluate after training.", style="dim")
         self.query_one("#results-head", Static).update(head)
@@ -151,7 +160,8 @@ class ResultsScreen(Screen):
         rows = []
         for c in configs:
             verdict = c.get("verdict") or "—"
-            style = {"DEGRADED": "bold red", "better": "green"}.get(verdict, "")
+            style = {DEGRADED: "bold red", BETTER: "green"}.get(verdict, "")
+            verdict = "not significant" if verdict == NO_DIFFERENCE else verdict  # the same, in fewer cells
             mean = f"{pct(c['mean'])} ± {pct(c['std'])}" if c.get("std") is not None else pct(c.get("mean"))
             delta = f"{100 * c['delta']:+.1f}" if c.get("delta") is not None else "—"
             cells = [

@@ -7,6 +7,7 @@ the selected interrupted run from its last checkpoint, as `tailor train --resume
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -150,7 +151,7 @@ class RunsScreen(Screen):
         if mem:
             parts.append(f"peak {max(v for _, v in mem):.2f} GB")
         if run.dtype or run.blas:
-            parts.append(f"{run.dtype or ''} {run.blas or ''}".strip())
+            parts.append(f"{run.dtype or ''} {Path(run.blas).name if run.blas else ''}".strip())
         if run.status in ("interrupted", "failed"):
             parts.append("r: resume")
         elif run.status == "running":
