@@ -442,7 +442,8 @@ async def test_runs_follows_a_run_that_starts_training_and_resumes_an_interrupte
 
     app = make_app(demo)
     started = []
-    app.start_stage = lambda key, opts: started.append((key, opts)) or True
+    # as the real one: the job is running when it returns
+    app.start_stage = lambda key, opts: started.append((key, opts)) or app.job.begin(key, {}, "") or True
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
         await settle(app, pilot)
@@ -466,7 +467,32 @@ async def test_runs_follows_a_run_that_starts_training_and_resumes_an_interrupte
         app.screen.reload()
         await settle(app, pilot)
         await pilot.press("r")
+        await settle(app, pilot)
+        assert app.screen._timer._active.is_set()  # noqa: SLF001 -- polls again: the resumed run moves on screen
     assert started == [("train", {"resume": "run-demo-s1"})]
+
+
+async def test_runs_shows_the_iteration_of_the_run_training_and_that_a_cancel_waits_for_it(demo):
+    from app.records import Run
+
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        with Store(demo / DB_NAME) as s:
+            s.insert_run(Run(id="run-demo-s1", seed=1, config={}, status="running", started_at="2099-01-01"))
+        app.job.begin("train", {}, "")
+        app.job.apply("start", total=6, n=0, text="train run-demo-s1", status="")
+        app.job.apply("advance", total=None, n=2, text="", status="")
+        await pilot.press("3")
+        await settle(app, pilot)
+        stats = lambda: str(app.screen.query_one("#run-stats", Label).render())  # noqa: E731
+        assert "iteration 2/6" in stats() and "c: cancel" in stats()
+        app.job.status = "cancelling"  # as cancel_stage leaves it until the process stops
+        app.screen.reload()
+        await settle(app, pilot)
+        assert "stopping after this iteration" in stats()
+        await pilot.press("r")  # said why not yet, nothing started
+        await settle(app, pilot)
+        assert app.job.status == "cancelling"
 
 
 async def test_resume_reaches_train_from_the_tui_options():

@@ -16,8 +16,8 @@ from textual.widgets import (
     Input,
     Label,
     ListView,
-    Log,
     ProgressBar,
+    RichLog,
     Select,
     Static,
 )
@@ -66,7 +66,7 @@ class PipelineScreen(Screen):
         with Horizontal(id="pipeline-bottom"):
             with Vertical(id="log-box"):
                 yield Label("log", classes="section-title")
-                yield Log(id="log", max_lines=500)
+                yield RichLog(id="log", max_lines=500, wrap=True)  # a long path wraps, not cut
             with Vertical(id="errors-box"):
                 yield Label("last errors", classes="section-title")
                 yield Static("none", id="errors")
@@ -172,13 +172,14 @@ class PipelineScreen(Screen):
         else:
             self._ticker.pause()
         self._show_usage()
-        log = self.query_one("#log", Log)
+        log = self.query_one("#log", RichLog)
         new = job.logged - self._logged
         if new > len(job.log):  # more than the deque kept: redraw what is left
             log.clear()
             new = len(job.log)
         if new:
-            log.write_lines([printable(line) for line in list(job.log)[-new:]])
+            for line in list(job.log)[-new:]:
+                log.write(Text(printable(line)))  # Text, not markup, like the errors
         self._logged = job.logged
         # Text, not markup: an error quoting "[...]" from a model is shown as written
         self.query_one("#errors", Static).update(Text(printable("\n".join(job.errors)) or "none"))

@@ -29,7 +29,7 @@ COLUMNS = (
     Col("status", min=6, max=11),
     Col("best iter", min=4, max=9, drop=3),
     Col("best val", min=6, max=8),
-    Col("stop", min=4, max=10, drop=2),
+    Col("stop", min=4, max=11, drop=2),
     Col("tok/s", min=5, max=7, drop=4),
     Col("peak GB", min=5, max=7, drop=5),
 )
@@ -75,15 +75,19 @@ class RunsScreen(Screen):
 
     def action_cancel(self) -> None:
         self.app.cancel_stage()
+        self.reload()  # says it is stopping
 
     def action_resume(self) -> None:
         run = next((r for r, _, _ in self._rows if r.id == self.selected), None)
         if run is None:
             self.notify("no run selected")
+        elif run.status == "running" and self.app.job.status == "cancelling":
+            self.notify(f"run {run.id} is still stopping: it saves a checkpoint at the end of its iteration")
         elif run.status not in ("interrupted", "failed"):
             self.notify(f"run {run.id} is {run.status}; only an interrupted run can be resumed", severity="warning")
         elif self.app.start_stage("train", {"resume": run.id}):
             self.following = run.id
+            self.reload()  # polls again while the resumed run trains
 
     def reload(self) -> None:
         self.app.load(self, ("runs",), lambda store: store.tui_runs(), self._fill)
@@ -155,5 +159,9 @@ class RunsScreen(Screen):
         if run.status in ("interrupted", "failed"):
             parts.append("r: resume")
         elif run.status == "running":
-            parts.append("c: cancel")
+            job = self.app.job
+            if job.running and run.id in job.phase and job.total:  # the stage's own count of updates
+                parts.append(f"iteration {job.n:,}/{job.total:,}")
+            # a stop takes effect at the end of the iteration, which saves the checkpoint resume starts from
+            parts.append("stopping after this iteration…" if job.status == "cancelling" else "c: cancel")
         self.query_one("#run-stats", Label).update(" · ".join(parts))
