@@ -17,7 +17,9 @@ def test_wide_terminal_shows_everything_and_gives_the_question_the_rest():
 
 
 def test_narrow_terminal_drops_section_then_category():
-    assert widths(COLS, ROWS, 60) == [16, 17, None, 60 - 16 - 17 - 3 * PAD]
+    assert widths(COLS, ROWS, 72) == [16, 17, None, 72 - 16 - 17 - 3 * PAD]
+    # the question is owed twice its minimum first; the category comes back in what is left
+    assert widths(COLS, ROWS, 60) == [16, 6, None, 2 * 16]
     assert widths(COLS, ROWS, 50) == [16, None, None, 50 - 16 - 2 * PAD]
 
 

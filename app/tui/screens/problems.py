@@ -20,7 +20,7 @@ QUESTION_CHARS = 400  # more than any terminal shows on one line
 COLUMNS = (
     Col("id", min=6, max=24),
     Col("split", min=5, max=9),  # "placement" (DMC's held-out test) whole
-    Col("category", min=6, max=28, drop=1),
+    Col("category", min=10, max=28, drop=1),  # narrower, "ari…etic" says less than no column
     Col("section", min=5, max=12, drop=2),  # goes first at 80 columns: the category says more
     Col("grade", min=5, max=8),
     Col("ok", min=2, max=2),
