@@ -45,15 +45,19 @@ class Report:
         return "\n".join(lines)
 
 
-def probe_mlx(blas: str | None, seconds: float = 1.0, shapes: list[list[int]] | None = None) -> dict:
-    """Run mlx_backend.probe in a child with the given BLAS preloaded."""
+def probe_mlx(
+    blas: str | None, seconds: float = 1.0, shapes: list[list[int]] | None = None, student: dict | None = None
+) -> dict:
+    """Run mlx_backend.probe in a child with the given BLAS preloaded; with `student`
+    ({"model", "dtype"}) it also loads the student and times its decode."""
     env = child_env(blas)
+    args = [str(seconds), json.dumps(shapes or [])] + ([json.dumps(student)] if student else [])
     proc = subprocess.run(
-        [sys.executable, "-m", "mlx_backend.probe", str(seconds), json.dumps(shapes or [])],
+        [sys.executable, "-m", "mlx_backend.probe", *args],
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=600 if student else 120,  # a student of a few GB takes a while to load
     )
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -76,6 +80,8 @@ def student_shape(model: str) -> tuple[Shape, dict] | None:
 PREFILL_ROWS = 512  # a prompt's rows through the student's MLP: the shape prefill and training run
 DECODE_BATCHES = (1, 8, 16)
 CONTEXT = 256  # tokens of context a decode step attends to, for the roofline line
+PROBE_CONTEXT = 64  # about the prompt + tokens of the probe's own decode (mlx_backend/probe.py)
+FAR_BELOW = 0.3  # of the roofline: below this, a configuration problem rather than noise
 
 
 def bytes_per_weight(config: dict, dtype: str) -> float:
@@ -97,6 +103,37 @@ def roofline_line(shape: Shape, config: dict, dtype: str, lim: Limits) -> str:
         f"{per:g} bytes a weight); prefill {prefill_tps(shape, lim, PREFILL_ROWS):.0f} tok/s; "
         f"LoRA training {train_tps(shape, lim, PREFILL_ROWS):.0f} tok/s"
     )
+
+
+def measured_bytes_per_weight(config: dict, decode: dict) -> float:
+    """What one weight cost the probe's decode, in the form the student was loaded in."""
+    q = config.get("quantization") or {}
+    if decode.get("quantized") and q.get("bits"):
+        scales = 4.0 if decode.get("quantized_path") == "float32 scales" else 2.0
+        return weight_bytes("float32", q["bits"], q.get("group_size", 64), scales)
+    return DTYPE_BYTES.get(decode.get("dtype"), 4.0)
+
+
+def decode_check(r: Report, shape: Shape, config: dict, lim: Limits, decode: dict, fast_blas: bool) -> None:
+    """The student's measured decode against its roofline; advice when far below it."""
+    per = measured_bytes_per_weight(config, decode)
+    roof = decode_tps(shape, lim, 1, PROBE_CONTEXT, per)
+    form = decode["dtype"] + (f", quantized ({decode['quantized_path'] or 'as stored'})" if decode["quantized"] else "")
+    share = decode["tps"] / roof
+    r.fact(
+        "decode", f"{decode['tps']:.1f} tok/s at batch 1, {100 * share:.0f} % of its {roof:.1f} tok/s roofline ({form})"
+    )
+    if share >= FAR_BELOW:
+        return
+    if decode["quantized"] and r.probe.get("device") == "cpu":
+        why = 'quantized matmul bypasses BLAS on a CPU: dtype = "auto" dequantizes when that is faster and fits'
+    elif decode["dtype"] in ("bfloat16", "float16") and r.probe.get("device") == "cpu":
+        why = f'{decode["dtype"]} never goes through BLAS on a CPU: use dtype = "auto" or "float32"'
+    elif not fast_blas and platform.system() == "Linux":
+        why = "no fast BLAS (see the BLAS hint)"
+    else:
+        why = "another process may be using the cores; run doctor again on a quiet machine"
+    r.advice.append(f"the student decodes at {100 * share:.0f} % of this machine's limit: {why}")
 
 
 def limits_of(info: dict) -> Limits | None:
@@ -182,8 +219,9 @@ def run_doctor(
         model = _gguf_student(r, model, cfg.student.dtype) if gguf else model
         shape = student_shape(model)
     shapes = [[PREFILL_ROWS, shape[0].hidden, shape[0].intermediate]] if shape else []
+    student = {"model": model, "dtype": cfg.student.dtype} if shape else None
     try:
-        info = probe(blas, shapes=shapes)
+        info = probe(blas, shapes=shapes, **({"student": student} if student else {}))
         r.fact(
             "MLX", f"{info['mlx_version']} on {info['device']}" + (" (Metal available)" if info.get("metal") else "")
         )
@@ -203,6 +241,8 @@ def run_doctor(
         r.fact("dtype", dtype)
         if shape and r.limits:
             r.fact("roofline", roofline_line(*shape, dtype, r.limits))
+            if info.get("decode"):
+                decode_check(r, *shape, r.limits, info["decode"], bool(blas))
         total, avail = memory_bytes()
         size = model_bytes(model)
         r.fact("memory", f"{_gb(avail)} available of {_gb(total)}; student weights {_gb(size)} on disk")

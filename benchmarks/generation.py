@@ -1,12 +1,19 @@
-"""Generation throughput: our batched generation vs a loop of plain mlx_lm.generate.
+"""Generation throughput: tailor's diagnose path vs plain mlx_lm, and against the roofline.
 
-Same model, same 32 prompts, same max_tokens; tokens/s counts generated tokens over
-wall time including prompt processing, for every variant. Prints ratios to the loop, and
-each variant as a fraction of the decode roofline at its batch (app/roofline.py, with the
-bandwidth and matmul rate measured in this run, as `tailor doctor` measures them; the
-wall time includes prefill, so the fraction understates decode alone).
+Same model, the same prompts (the bundled problems through the student_solve prompt, as
+diagnose sends them), same max_tokens; tokens/s counts generated tokens over wall time
+including prompt processing, for every variant: a loop of plain mlx_lm.generate,
+tailor's generate at max_batch 1 / 8 / 16, and plain mlx_lm.batch_generate at 8 / 16.
+Prints ratios to the loop and to batch_generate at the same batch, and each variant as a
+fraction of the decode roofline at its batch (app/roofline.py, with the bandwidth and
+matmul rate measured in this run, as `tailor doctor` measures them; the wall time
+includes prefill, so the fraction understates decode alone).
 
-    python benchmarks/generation.py [--model DIR] [--max-tokens 64] [--temperature 0]
+Then prefill: 16 prompts through tailor's path (BatchGenerator's prompt tokens/s) and
+one forward of the 16 prompts padded to one batch, each as a fraction of the compute
+roofline for prompts of that length.
+
+    python benchmarks/generation.py [--model DIR] [--prompts 32] [--max-tokens 64] [--temperature 0]
 """
 
 from __future__ import annotations
@@ -24,17 +31,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # A Qwen2-style model of ~20.5M parameters (close to the 22.7M one in DESIGN.md).
 MODEL_20M = dict(hidden_size=384, num_layers=8, intermediate_size=1536, num_heads=6, num_kv_heads=2, vocab_size=8192)
 
-_SUBJECTS = ["apples", "marbles", "books", "coins", "tickets", "pencils", "stamps", "cookies"]
 
+def messages(n: int = 32) -> list[list[dict]]:
+    """The first n bundled problems as diagnose renders them (student_solve)."""
+    import json
 
-def prompts(n: int = 32) -> list[str]:
-    """Deterministic math questions of varied length (so bucketing matters)."""
-    out = []
-    for i in range(n):
-        a, b, s = 3 + 7 * i, 5 + 3 * i, _SUBJECTS[i % len(_SUBJECTS)]
-        q = f"Maria has {a} {s} and buys {b} more. How many {s} does she have now?"
-        out.append(q + " Explain every step carefully, then give the final answer." * (i % 4))
-    return out
+    from app.prompts import load_prompt
+
+    prompt = load_prompt("student_solve")
+    with (Path(__file__).resolve().parents[1] / "data" / "problems.jsonl").open(encoding="utf-8") as f:
+        questions = [json.loads(line)["question"] for line, _ in zip(f, range(n))]
+    return [prompt.render(question=q) for q in questions]
 
 
 def model_dir(path: str | None) -> str:
@@ -83,10 +90,9 @@ def main() -> None:
     from mlx_backend.model import chat_prompt, load_model
 
     model, tokenizer, info = load_model(model_dir(a.model), dtype=a.dtype)
-    questions = prompts(a.prompts)
-    messages = [[{"role": "user", "content": q}] for q in questions]
-    ids = [chat_prompt(tokenizer, m) for m in messages]
-    items = [{"id": str(i), "messages": m, "max_tokens": a.max_tokens, "seed": i} for i, m in enumerate(messages)]
+    msgs = messages(a.prompts)
+    ids = [chat_prompt(tokenizer, m) for m in msgs]
+    items = [{"id": str(i), "messages": m, "max_tokens": a.max_tokens, "seed": i} for i, m in enumerate(msgs)]
     sampler = make_sampler(a.temperature, a.top_p)
     print(
         f"model {info['model_path']} ({info['dtype']}, {info['device']}), {len(ids)} prompts "
@@ -108,39 +114,77 @@ def main() -> None:
             for r in generate(model, tokenizer, items, temperature=a.temperature, top_p=a.top_p, max_batch=batch)
         )
 
-    def plain_batch():
-        out = batch_generate(
-            model,
-            tokenizer,
-            ids,
-            max_tokens=a.max_tokens,
-            sampler=sampler,
-            completion_batch_size=16,
-            prefill_batch_size=16,
-            return_token_ids=True,
-        )
-        return sum(len(t) for t in out.token_ids)
+    def plain_batch(batch):
+        def run():
+            out = batch_generate(
+                model,
+                tokenizer,
+                ids,
+                max_tokens=a.max_tokens,
+                sampler=sampler,
+                completion_batch_size=batch,
+                prefill_batch_size=batch,
+                return_token_ids=True,
+            )
+            return sum(len(t) for t in out.token_ids)
+
+        return run
 
     list(generate(model, tokenizer, items[:2], max_batch=2))  # warm-up
-    roof = roofline(info, sum(map(len, ids)) // len(ids) + a.max_tokens // 2)
+    roof, shape, lim = roofline(info, sum(map(len, ids)) // len(ids) + a.max_tokens // 2)
 
     rows = [("mlx_lm.generate loop", plain_loop, 1)]
-    rows += [(f"tailor generate, max_batch {b}", ours(b), b) for b in (1, 4, 16)]
-    rows += [("mlx_lm.batch_generate, batch 16", plain_batch, 16)]
-    base = None
+    for b in (1, 8, 16):
+        rows.append((f"tailor generate, max_batch {b}", ours(b), b))
+        if b > 1:
+            rows.append((f"mlx_lm.batch_generate, batch {b}", plain_batch(b), b))
+    base, tailor_at = None, {}
     for name, fn, batch in rows:
         tokens, seconds = timed(fn)
         tps = tokens / seconds
         base = base or tps
         limit = roof(min(batch, len(ids)))
         print(
-            f"{name:34s} {tokens:6d} tok {seconds:7.2f} s {tps:8.1f} tok/s  {tps / base:5.2f}x"
+            f"{name:34s} {tokens:6d} tok {seconds:7.2f} s {tps:8.1f} tok/s  {tps / base:5.2f}x loop"
             f"   roofline {limit:7.1f} tok/s: {100 * tps / limit:4.0f} %"
         )
+        if name.startswith("tailor"):
+            tailor_at[batch] = tps
+        else:
+            if batch in tailor_at:  # tailor's row at this batch ran just before
+                print(f"{'':34s} tailor / batch_generate at batch {batch}: {tailor_at[batch] / tps:.2f}x")
+    prefill(model, tokenizer, items[:16], ids[:16], shape, lim)
+
+
+def prefill(model, tokenizer, items, ids, shape, lim) -> None:
+    """Prompt tokens/s at batch len(ids), tailor's path and one padded forward, vs compute."""
+    import mlx.core as mx
+
+    from app.roofline import prefill_tps
+    from mlx_backend.generate import generate
+
+    mean = sum(map(len, ids)) // len(ids)
+    limit = prefill_tps(shape, lim, mean)
+    stats: dict = {}
+    one = [dict(it, max_tokens=1) for it in items]
+    list(generate(model, tokenizer, one, max_batch=len(one), stats=stats))
+    list(generate(model, tokenizer, one, max_batch=len(one), stats=stats))  # the second: warm
+    print(
+        f"prefill, {len(ids)} prompts of mean {mean} tokens: roofline {limit:.0f} tok/s\n"
+        f"  tailor generate (BatchGenerator)   {stats['prompt_tps']:8.1f} tok/s: {100 * stats['prompt_tps'] / limit:4.0f} %"
+    )
+    width = max(map(len, ids))
+    batch = mx.array([p + [0] * (width - len(p)) for p in ids])
+    mx.eval(model(batch))  # warm
+    tokens, seconds = timed(lambda: mx.eval(model(batch)) or batch.size)
+    print(
+        f"  one padded forward [{len(ids)} x {width}] {tokens / seconds:8.1f} tok/s: {100 * tokens / seconds / limit:4.0f} %"
+        f" (padding included; {sum(map(len, ids)) / tokens:.0%} of it real)"
+    )
 
 
 def roofline(info: dict, context: int):
-    """batch -> the decode roofline (tok/s) for this model on this machine, measured now."""
+    """(batch -> the decode roofline in tok/s, shape, limits) for this model, measured now."""
     import json
 
     from app.doctor import PREFILL_ROWS, bytes_per_weight
@@ -159,7 +203,7 @@ def roofline(info: dict, context: int):
         f"{shape.hidden}x{shape.intermediate}, {lim.bandwidth / 1e9:.1f} GB/s; {per:g} bytes a weight, "
         f"context {context}"
     )
-    return lambda batch: decode_tps(shape, lim, batch, context, per)
+    return (lambda batch: decode_tps(shape, lim, batch, context, per)), shape, lim
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+import json
 import platform
 from types import SimpleNamespace
 
@@ -57,7 +58,7 @@ def test_doctor_measures_at_the_students_shape_and_prints_its_roofline(tmp_path)
     (student / "config.json").write_text(json.dumps(SMOL_CONFIG))
     asked = []
 
-    def probe(blas, shapes=None):
+    def probe(blas, shapes=None, student=None):
         asked.append(shapes)
         return {**FAKE_PROBE(blas), "bandwidth_gbs": 8.0, "shapes": [[*shapes[0], 64.6]]}
 
@@ -80,3 +81,33 @@ def test_doctor_stores_what_it_measured(tmp_path, capsys):
     with Store(tmp_path / DB_NAME) as store:
         row = store.machine_limits()
     assert row["gflops"] > 0 and row["bandwidth_gbs"] > 0 and row["device"] in ("cpu", "gpu")
+
+
+@pytest.mark.parametrize(
+    ("decode", "share", "advice"),
+    [
+        ({"tps": 10.0, "dtype": "float32", "quantized": False, "quantized_path": None}, "68 %", None),
+        ({"tps": 0.6, "dtype": "float32", "quantized": True, "quantized_path": "float32 scales"}, "%", "quantized"),
+        ({"tps": 1.0, "dtype": "bfloat16", "quantized": False, "quantized_path": None}, "%", "bfloat16 never"),
+    ],
+)
+def test_doctor_times_the_students_decode_against_its_roofline(tmp_path, decode, share, advice):
+    student = tmp_path / "student"
+    student.mkdir()
+    config = dict(SMOL_CONFIG, quantization={"bits": 4, "group_size": 32}) if decode["quantized"] else SMOL_CONFIG
+    (student / "config.json").write_text(json.dumps(config))
+    loaded = []
+
+    def probe(blas, shapes=None, student=None):
+        loaded.append(student)
+        return {**FAKE_PROBE(blas), "bandwidth_gbs": 8.0, "shapes": [[*shapes[0], 64.6]], "decode": decode}
+
+    cfg = parse_config('[student]\nmodel = "student"\ndtype = "auto"\n')
+    report = run_doctor(cfg, tmp_path, probe=probe)
+    assert loaded == [{"model": str(tmp_path / "student"), "dtype": "auto"}]  # loaded as a job loads it
+    fact = dict(report.facts)["decode"]
+    # float32 at context 64: 8 GB/s over 537.9 MB of weights + 3 MB of KV cache = 14.8 tok/s
+    assert fact.startswith(f"{decode['tps']:.1f} tok/s at batch 1, ") and share in fact
+    far = [a for a in report.advice if "of this machine's limit" in a]
+    assert (not far) if advice is None else (advice in far[0])
+    assert not report.problems  # advice, never blocking
