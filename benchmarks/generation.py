@@ -108,10 +108,18 @@ def main() -> None:
             n += r.generation_tokens - (r.finish_reason == "stop")
         return n
 
-    def ours(batch):
+    def ours(batch, share_prefix=True):
         return lambda: sum(
             r["n_tokens"]
-            for r in generate(model, tokenizer, items, temperature=a.temperature, top_p=a.top_p, max_batch=batch)
+            for r in generate(
+                model,
+                tokenizer,
+                items,
+                temperature=a.temperature,
+                top_p=a.top_p,
+                max_batch=batch,
+                share_prefix=share_prefix,
+            )
         )
 
     def plain_batch(batch):
@@ -134,16 +142,18 @@ def main() -> None:
     roof, shape, lim = roofline(info, sum(map(len, ids)) // len(ids) + a.max_tokens // 2)
 
     rows = [("mlx_lm.generate loop", plain_loop, 1)]
-    for b in (1, 8, 16):
+    for b in (1, 8, 16, 32):
         rows.append((f"tailor generate, max_batch {b}", ours(b), b))
         if b > 1:
             rows.append((f"mlx_lm.batch_generate, batch {b}", plain_batch(b), b))
+        if b == 16:
+            rows.append(("  the same, prefix not shared", ours(b, share_prefix=False), -b))
     base, tailor_at = None, {}
     for name, fn, batch in rows:
         tokens, seconds = timed(fn)
         tps = tokens / seconds
         base = base or tps
-        limit = roof(min(batch, len(ids)))
+        limit = roof(min(abs(batch), len(ids)))
         print(
             f"{name:34s} {tokens:6d} tok {seconds:7.2f} s {tps:8.1f} tok/s  {tps / base:5.2f}x loop"
             f"   roofline {limit:7.1f} tok/s: {100 * tps / limit:4.0f} %"
@@ -165,14 +175,17 @@ def prefill(model, tokenizer, items, ids, shape, lim) -> None:
 
     mean = sum(map(len, ids)) // len(ids)
     limit = prefill_tps(shape, lim, mean)
-    stats: dict = {}
     one = [dict(it, max_tokens=1) for it in items]
-    list(generate(model, tokenizer, one, max_batch=len(one), stats=stats))
-    list(generate(model, tokenizer, one, max_batch=len(one), stats=stats))  # the second: warm
-    print(
-        f"prefill, {len(ids)} prompts of mean {mean} tokens: roofline {limit:.0f} tok/s\n"
-        f"  tailor generate (BatchGenerator)   {stats['prompt_tps']:8.1f} tok/s: {100 * stats['prompt_tps'] / limit:4.0f} %"
-    )
+    print(f"prefill, {len(ids)} prompts of mean {mean} tokens: roofline {limit:.0f} tok/s")
+    for share in (False, True):
+        stats: dict = {}
+        list(generate(model, tokenizer, one, max_batch=len(one), share_prefix=share))  # warm
+        _, seconds = timed(
+            lambda: list(generate(model, tokenizer, one, max_batch=len(one), stats=stats, share_prefix=share))
+        )
+        tps = sum(map(len, ids)) / seconds  # every prompt token, over the wall time of prefill + 1 token
+        name = f"shared prefix of {stats['shared_prefix_tokens']} tokens" if share else "each prompt whole"
+        print(f"  tailor generate, {name:28s} {tps:8.1f} prompt tok/s: {100 * tps / limit:4.0f} %")
     width = max(map(len, ids))
     batch = mx.array([p + [0] * (width - len(p)) for p in ids])
     mx.eval(model(batch))  # warm

@@ -193,6 +193,28 @@ def tailor(model: str, data: Path, iters: int, blas: str | None, out: Path, **pa
     }
 
 
+TRAIN_CONTEXT = 256  # tokens a trained row attends over, for the roofline's attention term
+
+
+def roofline(model: str, blas: str | None) -> float:
+    """The LoRA training tokens/s this machine allows the model (app/roofline.py), with the
+    matmul rate measured now at the model's prefill shape, as `tailor doctor` measures it."""
+    from app.doctor import PREFILL_ROWS, limits_of, probe_mlx
+    from app.roofline import Shape, train_tps
+
+    shape = Shape.from_config(json.loads((Path(model) / "config.json").read_text()))
+    lim = limits_of(probe_mlx(blas, 1.0, [[PREFILL_ROWS, shape.hidden, shape.intermediate]]))
+    roof = train_tps(shape, lim, TRAIN_CONTEXT)
+    print(
+        f"limits measured now: {lim.flops / 1e9:.1f} GFLOPS at the model's shape; LoRA training roofline {roof:.0f} tok/s"
+    )
+    return roof
+
+
+def of(tps: float, roof: float) -> str:
+    return f"{100 * tps / roof:.0f} % of the roofline"
+
+
 def steady_tps(reports: list) -> float:
     rates = [r[2] for r in reports[1:]] or [r[2] for r in reports]
     return statistics.mean(rates)
@@ -229,8 +251,9 @@ def main() -> None:
         f"data: {data} ({sum(1 for _ in open(data / 'train.jsonl'))} train, "
         f"{sum(1 for _ in open(data / 'valid.jsonl'))} valid); BLAS preloaded: {blas or 'none'}"
     )
+    roof = roofline(model, blas)
     if a.packing_only:
-        packed_vs_padded(model, tmp, a, blas)
+        packed_vs_padded(model, tmp, a, blas, roof)
         return
     print(f"hyperparameters: {HP}, iters {a.iters}, prompt masked, 2 evaluations on the whole validation set")
     results = {"mlx_lm": [], "tailor": []}
@@ -250,21 +273,21 @@ def main() -> None:
 
     t_plain, t_ours = med("mlx_lm", "tps"), med("tailor", "tps")
     print(
-        f"mlx_lm lora   {t_plain:8.1f} tok/s   peak {med('mlx_lm', 'peak_gb'):.3f} GB   "
+        f"mlx_lm lora   {t_plain:8.1f} tok/s ({of(t_plain, roof)})   peak {med('mlx_lm', 'peak_gb'):.3f} GB   "
         f"max RSS {med('mlx_lm', 'rss_gb'):.3f} GB   wall {med('mlx_lm', 'wall'):.1f} s"
     )
     print(
-        f"tailor train  {t_ours:8.1f} tok/s   peak {med('tailor', 'peak_gb'):.3f} GB   "
+        f"tailor train  {t_ours:8.1f} tok/s ({of(t_ours, roof)})   peak {med('tailor', 'peak_gb'):.3f} GB   "
         f"max RSS {med('tailor', 'rss_gb'):.3f} GB   wall {med('tailor', 'wall'):.1f} s"
     )
     print(
         f"tailor / mlx_lm tokens/s: {t_ours / t_plain:.3f} (target >= 0.95); "
         f"wall-clock ratio (mlx_lm / tailor): {med('mlx_lm', 'wall') / med('tailor', 'wall'):.3f}"
     )
-    packed_vs_padded(model, tmp, a, blas)
+    packed_vs_padded(model, tmp, a, blas, roof)
 
 
-def packed_vs_padded(model: str, tmp: Path, a, blas: str | None) -> None:
+def packed_vs_padded(model: str, tmp: Path, a, blas: str | None, roof: float) -> None:
     data = tmp / "mixed"
     write_data(data, a.train_examples, a.valid_examples, mixed=True)
     fitted = {"max_seq_length": None, "epochs": a.epochs, "steps_per_eval": 10**6, "save_every": 10**6}
@@ -281,6 +304,9 @@ def packed_vs_padded(model: str, tmp: Path, a, blas: str | None) -> None:
             )
     tps = {n: statistics.median(steady_tps(r["reports"]) for r in rs) for n, rs in runs.items()}
     val = {n: statistics.median(r["stats"]["last_val_loss"] for r in rs) for n, rs in runs.items()}
+    print(
+        f"trained tokens/s: padded {tps['padded']:.1f} ({of(tps['padded'], roof)}), packed {tps['packed']:.1f} ({of(tps['packed'], roof)})"
+    )
     print(
         f"packed / padded trained tokens/s on the mixed export: {tps['packed'] / tps['padded']:.3f} "
         f"(target >= 1.3); validation loss after {a.epochs:g} epochs: padded {val['padded']:.4f}, "

@@ -9,15 +9,23 @@ mlx[cpu] wheel, float32 and bfloat16; tests/test_mlx_generate.py asserts it). On
 Metal or with OpenBLAS, kernels chosen by batch shape can round differently, so two
 batch compositions may then diverge at a near-tie; ``max_batch=1`` makes an item's
 text depend only on (model, prompt, seed, max_tokens, temperature, top_p) everywhere.
+
+Shared prefix: the prompts of one call (diagnose's, evaluate's) start with the same
+instructions, often most of each prompt. Their KV cache is computed once and each item
+starts from a copy, prefilling only its own tail. Chunked prefill is bit-identical to
+one pass on the mlx[cpu] BLAS (as batching is) and may round differently with OpenBLAS
+or Metal, so ``max_batch=1`` (the strict guarantee above) prefills each prompt whole.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import mlx.core as mx
 from mlx_lm.generate import BatchGenerator
+from mlx_lm.models.cache import make_prompt_cache
 from mlx_lm.sample_utils import apply_top_p
 
 from .model import chat_prompt
@@ -26,6 +34,8 @@ DEFAULT_MAX_BATCH = 16
 # KV-cache tokens (prompt + max_tokens, summed over the running batch) admitted at once;
 # ~1 GB of bf16 KV for a 1.5B Qwen2.5, far less for smaller students.
 DEFAULT_MAX_BATCH_TOKENS = 32768
+# Below this many shared tokens a cache copy per item saves less than it costs.
+MIN_SHARED_PREFIX = 16
 
 
 class Cancelled(Exception):
@@ -53,6 +63,26 @@ def item_sampler(seed: int, temperature: float, top_p: float):
         return mx.random.categorical(logprobs * (1.0 / temperature), key=sub)
 
     return sample
+
+
+def shared_prefix(prompts: list[list[int]]) -> int:
+    """How many leading tokens every prompt shares, leaving each at least one of its own
+    (the tail whose last position gives the first logits); 0 when too few to pay."""
+    if len(prompts) < 2:
+        return 0
+    lo, hi = min(prompts), max(prompts)  # the set's common prefix is theirs
+    n, limit = 0, min(map(len, prompts)) - 1
+    while n < limit and lo[n] == hi[n]:
+        n += 1
+    return n if n >= MIN_SHARED_PREFIX else 0
+
+
+def prefix_cache(model, tokens: list[int]) -> list:
+    """The model's KV cache after `tokens`, computed once, to be copied per item."""
+    cache = make_prompt_cache(model)
+    model(mx.array(tokens)[None], cache=cache)
+    mx.eval([c.state for c in cache])
+    return cache
 
 
 def _prepare(model, tokenizer, raw: dict, limit: int | None, context: int | None, default_seed: int):
@@ -101,6 +131,7 @@ def generate(
     seed: int = 0,
     should_stop: Callable[[], bool] = lambda: False,
     stats: dict | None = None,
+    share_prefix: bool = True,
 ) -> Iterator[dict]:
     """Yield one result dict per item, in the order items finish.
 
@@ -108,7 +139,8 @@ def generate(
     ``n_tokens`` (generated, without the stop token), ``prompt_tokens``,
     ``finish_reason`` ("stop" at EOS, "length" at max_tokens or the context end) and
     ``seed``; an item that cannot run gets ``{"id", "error"}`` and the rest continue.
-    ``context`` defaults to the model's max_position_embeddings.
+    ``context`` defaults to the model's max_position_embeddings. ``share_prefix``: prefill
+    the prompts' common prefix once (not at ``max_batch`` 1).
     """
     if context is None:
         context = getattr(getattr(model, "args", None), "max_position_embeddings", None)
@@ -125,6 +157,8 @@ def generate(
     # Shortest first: items admitted together have similar lengths, so little padding.
     pending.sort(key=lambda it: len(it.prompt))
     pending.reverse()  # pop() from the end
+    shared = shared_prefix([it.prompt for it in pending]) if share_prefix and max_batch > 1 else 0
+    head = prefix_cache(model, pending[0].prompt[:shared]) if shared else None
 
     gen = BatchGenerator(
         model,
@@ -147,7 +181,13 @@ def generate(
                         break
                     it = pending.pop()
                     sampler = item_sampler(it.seed, temperature, top_p) if temperature > 0 else None
-                    (uid,) = gen.insert([it.prompt], [it.max_tokens], samplers=[sampler])
+                    (uid,) = gen.insert(
+                        [it.prompt[shared:]],
+                        [it.max_tokens],
+                        caches=[copy.deepcopy(head)] if head else None,
+                        all_tokens=[it.prompt[:shared]] if head else None,
+                        samplers=[sampler],
+                    )
                     active[uid] = it
                     kv_tokens += need
                 for r in gen.next_generated():
@@ -170,7 +210,8 @@ def generate(
         gen.close()
         if stats is not None and "batch_stats" in locals():
             stats.update(
-                prompt_tokens=batch_stats.prompt_tokens,
+                prompt_tokens=batch_stats.prompt_tokens,  # prefilled: the shared prefix once is not counted
+                shared_prefix_tokens=shared,
                 generation_tokens=batch_stats.generation_tokens,
                 prompt_tps=batch_stats.prompt_tps,
                 generation_tps=batch_stats.generation_tps,

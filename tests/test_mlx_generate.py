@@ -181,3 +181,41 @@ def test_bad_job_file_is_an_error_event(tmp_path):
     assert proc.returncode == 2
     (event,) = [json.loads(line) for line in proc.stdout.splitlines()]
     assert event["event"] == "error" and "not valid JSON" in event["message"]
+
+
+def test_shared_prefix_is_the_common_start_leaving_each_prompt_a_token():
+    from mlx_backend.generate import MIN_SHARED_PREFIX, shared_prefix
+
+    head = list(range(40))
+    assert shared_prefix([head + [1, 2], head + [3], head + [1, 5, 6]]) == 40
+    assert shared_prefix([head, head + [7]]) == 39  # the shorter keeps its last token to prefill
+    assert shared_prefix([head + [1]]) == 0  # one prompt: nothing to share
+    short = list(range(MIN_SHARED_PREFIX - 1))
+    assert shared_prefix([short + [1], short + [2]]) == 0  # too short to pay for the copies
+    assert shared_prefix([[9] + head, head]) == 0
+
+
+def test_sharing_the_prompt_prefix_changes_no_text(tiny):
+    """The instructions every diagnose prompt starts with are prefilled once; on this BLAS
+    the texts are then exactly those of prefilling each prompt whole."""
+    from app.prompts import load_prompt
+    from mlx_backend.generate import generate
+
+    model, tokenizer, _ = tiny
+    prompt = load_prompt("student_solve")
+    items = [
+        {"id": f"q{i}", "messages": prompt.render(question=q), "max_tokens": 12, "seed": i}
+        for i, q in enumerate(QUESTIONS)
+    ]
+    runs = {}
+    for share in (True, False):
+        stats: dict = {}
+        out = generate(
+            model, tokenizer, items, temperature=1.0, top_p=0.95, max_batch=4, stats=stats, share_prefix=share
+        )
+        runs[share] = ({r["id"]: r["text"] for r in out}, stats)
+    (shared_texts, shared_stats), (whole_texts, whole_stats) = runs[True], runs[False]
+    assert shared_texts == whole_texts
+    assert shared_stats["shared_prefix_tokens"] >= 16 and whole_stats["shared_prefix_tokens"] == 0
+    # the prefix was prefilled once, not once per prompt
+    assert shared_stats["prompt_tokens"] == whole_stats["prompt_tokens"] - 4 * shared_stats["shared_prefix_tokens"]
