@@ -40,3 +40,8 @@ def test_ids_are_shortened_in_the_middle_and_prose_at_the_end():
     a, b = "demo-only-long-s0-20261201-230531", "demo-only-long-s1-20261201-230548"
     assert middle(a, 12) != middle(b, 12) and len(middle(a, 12)) == 12
     assert shorten("What is the answer to this?", 10, "end") == "What is t…"
+
+
+def test_short_text_in_the_flexible_column_leaves_its_room_to_the_others():
+    cols = (Col("id", min=6, max=24), Col("label", min=6, max=60, drop=1), Col("q", min=16, max=400, flex=True))
+    assert widths(cols, [["abcdef", "l" * 30, "short q"]], 50) == [6, 22, 16]  # no owed 32 for 7 characters

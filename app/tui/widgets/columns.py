@@ -58,22 +58,24 @@ def widths(cols: Sequence[Col], rows: Sequence[Sequence], available: int) -> lis
         want.append(max(c.min, min(c.max, max(content, len(c.label)))))
     shown = list(range(len(cols)))
 
-    def used(idx, flex_share: int = 1) -> int:
-        return sum((flex_share * cols[i].min if cols[i].flex else want[i]) + PAD for i in idx)
+    # the flexible column is owed twice its minimum (or all its text, if shorter) before
+    # any droppable one is shown: the question text is what a row is read for
+    owed = {i: min(2 * c.min, want[i]) for i, c in enumerate(cols) if c.flex}
+
+    def used(idx, owing: bool = False) -> int:
+        return sum(((owed[i] if owing else cols[i].min) if cols[i].flex else want[i]) + PAD for i in idx)
 
     dropped = []
-    # the flexible column is owed twice its minimum before any droppable one is shown
-    # (the question text is what a row is read for)
     for i in sorted((i for i, c in enumerate(cols) if c.drop), key=lambda i: -cols[i].drop):
-        if used(shown, flex_share=2) <= available:
+        if used(shown, owing=True) <= available:
             break
         shown.remove(i)
         dropped.append(i)
     out: list[int | None] = [want[i] if i in shown else None for i in range(len(cols))]
     spare = available - used(shown)
     # the most useful of them back, narrower, where room is left once the flexible column
-    # has twice its minimum
-    keep = next((c.min for c in cols if c.flex and cols.index(c) in shown), 0)
+    # has what it is owed
+    keep = next((owed[i] - cols[i].min for i in shown if cols[i].flex), 0)
     for i in reversed(dropped):
         if cols[i].min + PAD <= spare - keep:
             out[i] = min(want[i], spare - keep - PAD)
