@@ -654,10 +654,12 @@ def _write_adapter_config(directory: Path, p: dict, num_layers: int, model: str,
     )
 
 
-def plan_iters(p: dict, n_train: int, batch_size: int) -> int:
+def plan_iters(p: dict, n_train: int, batch_size: int, keep_last: bool = False) -> int:
+    """Iterations for `epochs` over `n_train` units. mlx_lm's padded batches drop a last
+    partial batch; packed ones keep it (`keep_last`), so an epoch takes it too."""
     if p["iters"] is not None:
         return p["iters"]
-    per_epoch = max(1, n_train // batch_size)
+    per_epoch = max(1, -(-n_train // batch_size) if keep_last else n_train // batch_size)
     return max(1, int(round(p["epochs"] * per_epoch)))
 
 
@@ -806,7 +808,7 @@ def _train(job: dict, events, state: dict) -> int:
     if batch_size % size:
         raise BadJobError(f"batch size {batch_size} is not divisible by the {size} distributed processes")
     p["batch_size"] = batch_size
-    iters = plan_iters(p, units, batch_size)
+    iters = plan_iters(p, units, batch_size, keep_last=p["packing"])
     n_layers = len(model.layers)
     num_layers = n_layers if p["num_layers"] < 0 else min(p["num_layers"], n_layers)
     phash = params_hash(p)

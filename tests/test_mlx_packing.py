@@ -96,3 +96,14 @@ def test_rows_are_planned_on_token_lengths_not_on_itemlen():
 
     data = LikeCacheDataset([(list(range(1, 11)), 2)] * 4)
     assert rows_per_epoch(data, 12) == 4  # 10 tokens each: one per row, not all four in one
+
+
+def test_an_epoch_of_packed_rows_takes_the_last_smaller_batch_too():
+    from mlx_backend.train import plan_iters
+
+    p = {"iters": None, "epochs": 1}
+    # 3 rows in batches of 2: packed_batches yields 2 batches (the last of 1 row), and an
+    # epoch must take both, or one batch of the fixed plan would be skipped every epoch
+    assert plan_iters(p, 3, 2, keep_last=True) == 2
+    assert plan_iters(p, 3, 2) == 1  # mlx_lm's padded batches drop a last partial batch
+    assert plan_iters({"iters": None, "epochs": 2}, 14, 4, keep_last=True) == 8
