@@ -114,6 +114,21 @@ def packed_logits(model, tokens: mx.array, segments: mx.array) -> mx.array:
     return model(tokens, cache=[_MaskOnly(mask) for _ in range(layers)])
 
 
+def padded_loss(model, batch: mx.array, lengths: mx.array):
+    """mlx_lm's default_loss for padded batches without its off-by-one: mlx_lm 0.32 keeps
+    targets up to and including step == length, one past each row's last token, so every
+    example is also trained to predict the padding id after it. That extra, easy target
+    lowers a padded run's training and validation loss and makes it incomparable with a
+    packed run's, which never has it; here a target is a token of the example."""
+    inputs, targets = batch[:, :-1], batch[:, 1:]
+    logits = model(inputs)
+    steps = mx.arange(1, targets.shape[1] + 1)
+    mask = mx.logical_and(steps >= lengths[:, 0:1], steps < lengths[:, 1:])
+    ce = nn.losses.cross_entropy(logits, targets) * mask
+    ntoks = mask.sum()
+    return ce.astype(mx.float32).sum() / ntoks, ntoks
+
+
 def packed_loss(model, tokens: mx.array, segments: mx.array, weights: mx.array):
     """mlx_lm's loss contract, (mean loss, tokens counted), for a packed batch."""
     logits = packed_logits(model, tokens[:, :-1], segments[:, :-1])

@@ -516,6 +516,8 @@ class Controller:
     def evaluate(self, it: int) -> None:
         from mlx_lm.tuner.trainer import evaluate
 
+        from .packing import padded_loss
+
         mx = self.mx
 
         def check():
@@ -530,6 +532,7 @@ class Controller:
             num_batches=self.p["val_batches"],
             max_seq_length=self.p["max_seq_length"],
             iterate_batches=self.eval_batches,
+            loss=padded_loss,  # packed or not, validation is padded and counts the same targets
             progress_callback=check,
         )
         self.model.train()
@@ -746,7 +749,7 @@ def _train(job: dict, events, state: dict) -> int:
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
     from .model import load_model
-    from .packing import packed_loss
+    from .packing import packed_loss, padded_loss
 
     world = mx.distributed.init()
     rank, size = world.rank(), world.size()
@@ -903,7 +906,7 @@ def _train(job: dict, events, state: dict) -> int:
             args=args,
             iterate_batches=ctl.batches,
             training_callback=ctl,
-            **({"loss": packed_loss} if p["packing"] else {}),
+            loss=packed_loss if p["packing"] else padded_loss,
         )
     ctl.finish()
 

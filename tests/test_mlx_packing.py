@@ -107,3 +107,23 @@ def test_an_epoch_of_packed_rows_takes_the_last_smaller_batch_too():
     assert plan_iters(p, 3, 2, keep_last=True) == 2
     assert plan_iters(p, 3, 2) == 1  # mlx_lm's padded batches drop a last partial batch
     assert plan_iters({"iters": None, "epochs": 2}, 14, 4, keep_last=True) == 8
+
+
+def test_padded_and_packed_losses_count_the_same_targets(model):
+    """mlx_lm 0.32's default_loss also counts one padding target after every row; the
+    padded loss tailor trains and validates with counts the example's own tokens, as the
+    packed loss does, so the two agree on the same examples."""
+    from mlx_lm.tuner.trainer import default_loss
+
+    from mlx_backend.packing import pack_row, packed_loss, padded_loss
+
+    width = 1 + max(len(t) for t, _ in EXAMPLES)  # padded, as mlx_lm pads every batch
+    batch = mx.array([t + [0] * (width - len(t)) for t, _ in EXAMPLES])
+    lengths = mx.array([[offset, len(t)] for t, offset in EXAMPLES])
+    loss, n = padded_loss(model, batch, lengths)
+    rows = [pack_row(EXAMPLES[:2], 16), pack_row(EXAMPLES[2:], 16)]
+    tokens, segments, weights = (mx.array(np.stack(p)) for p in zip(*rows, strict=True))
+    packed, m = packed_loss(model, tokens, segments, weights)
+    assert n.item() == m.item() == (6 - 3) + (9 - 4) + (4 - 1)
+    assert loss.item() == pytest.approx(packed.item(), rel=1e-5)
+    assert default_loss(model, batch, lengths)[1].item() == n.item() + len(EXAMPLES)  # mlx_lm's extra target a row
