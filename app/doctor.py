@@ -84,13 +84,13 @@ PROBE_CONTEXT = 64  # about the prompt + tokens of the probe's own decode (mlx_b
 FAR_BELOW = 0.3  # of the roofline: below this, a configuration problem rather than noise
 
 
-def bytes_per_weight(config: dict, dtype: str) -> float:
+def bytes_per_weight(config: dict, dtype: str, scale_bytes: float = 2.0) -> float:
     """What one weight costs a decode step: quantized layers stay quantized whatever the
-    dtype (mlx_backend/model.py), with half-precision scales; dense ones take the planned
-    dtype, else the model's own."""
+    dtype (mlx_backend/model.py), with half-precision scales unless told; dense ones take
+    the planned dtype, else the model's own."""
     q = config.get("quantization") or {}
     if q.get("bits"):
-        return weight_bytes("float32", q["bits"], q.get("group_size", 64), 2.0)
+        return weight_bytes("float32", q["bits"], q.get("group_size", 64), scale_bytes)
     return DTYPE_BYTES.get(dtype.split()[0]) or DTYPE_BYTES.get(config.get("torch_dtype"), 4.0)
 
 
@@ -107,11 +107,10 @@ def roofline_line(shape: Shape, config: dict, dtype: str, lim: Limits) -> str:
 
 def measured_bytes_per_weight(config: dict, decode: dict) -> float:
     """What one weight cost the probe's decode, in the form the student was loaded in."""
-    q = config.get("quantization") or {}
-    if decode.get("quantized") and q.get("bits"):
+    if decode.get("quantized"):
         scales = 4.0 if decode.get("quantized_path") == "float32 scales" else 2.0
-        return weight_bytes("float32", q["bits"], q.get("group_size", 64), scales)
-    return DTYPE_BYTES.get(decode.get("dtype"), 4.0)
+        return bytes_per_weight(config, decode["dtype"], scales)
+    return DTYPE_BYTES.get(decode.get("dtype"), 4.0)  # dense, dequantized or not
 
 
 def decode_check(r: Report, shape: Shape, config: dict, lim: Limits, decode: dict, fast_blas: bool) -> None:

@@ -63,14 +63,16 @@ def decode_rate(model: str, dtype: str, tokens: int = DECODE_TOKENS) -> dict:
 
     m, tokenizer, info = load_model(model, dtype=dtype)
     prompt = chat_prompt(tokenizer, [{"role": "user", "content": DECODE_PROMPT}])
-    rates = []
-    for _ in range(2):  # the first run compiles kernels and grows the caches
-        last = None
+    for _ in range(2):  # the second run is timed: the first compiles kernels and grows the caches
         for last in stream_generate(m, tokenizer, prompt, max_tokens=tokens):
             pass
-        rates.append(last.generation_tps)
     path = (info.get("quantized_path") or {}).get("path")
-    return {"tps": round(rates[-1], 2), "dtype": info["dtype"], "quantized": info["quantized"], "quantized_path": path}
+    return {
+        "tps": round(last.generation_tps, 2),
+        "dtype": info["dtype"],
+        "quantized": info["quantized"],
+        "quantized_path": path,
+    }
 
 
 def main() -> int:
