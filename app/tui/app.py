@@ -65,7 +65,7 @@ class TailorApp(App):
         # Mounting a screen allocates tens of thousands of short-lived objects; at
         # Python's default gen-0 threshold (700) the collector runs hundreds of times
         # over the whole heap while a screen draws. Ten first screens on 100k problems,
-        # interleaved: median 0.81 s at the default, 0.67 s at this threshold (a one-off
+        # interleaved: median 0.81 s at the default, 0.68 s at this threshold (a one-off
         # script, not in benchmarks/); the app holds no large cyclic data.
         gc.set_threshold(max(gc.get_threshold()[0], GC_GEN0), *gc.get_threshold()[1:])
         super().__init__()
